@@ -1,0 +1,102 @@
+"""Overhead of ``lmn_core.connectivity_matrix`` over the forward-pass floor, and against the oracle.
+
+For a NumPy MLP head 100 -> 100 -> 31 with SiLU (random weights) it prints, per dtype
+and N, the median wall time of:
+
+a. ``connectivity_matrix(f, X)``;
+b. the literal oracle of ``tests/oracle.py`` (N = 200 only: it is slow);
+c. the floor: ``f`` alone on the same total number of rows, in blocks of the same size;
+
+and the ratios a/c (the core's overhead) and b/a (speed-up over the oracle).
+Run it on an idle machine: ``../shared/tools/when-idle python benchmarks/bench_core.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+import lmn_core
+from lmn_core.measure import DEFAULT_MEMORY_BUDGET, DEFAULT_N_POINTS, pairs_per_block
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from oracle import oracle_connectivity
+
+WIDTH, HIDDEN, OUTPUTS = 100, 100, 31
+
+
+def make_head(dtype: type, seed: int = 0) -> Callable[[np.ndarray], np.ndarray]:
+    """A random MLP head ``Linear(100, 100) -> SiLU -> Linear(100, 31)`` in ``dtype``."""
+    rng = np.random.default_rng(seed)
+    w1 = (rng.normal(size=(WIDTH, HIDDEN)) / np.sqrt(WIDTH)).astype(dtype)
+    b1 = rng.normal(size=HIDDEN).astype(dtype) * dtype(0.1)
+    w2 = (rng.normal(size=(HIDDEN, OUTPUTS)) / np.sqrt(HIDDEN)).astype(dtype)
+    b2 = rng.normal(size=OUTPUTS).astype(dtype) * dtype(0.1)
+
+    def head(x: np.ndarray) -> np.ndarray:
+        h = x @ w1 + b1
+        h *= 1.0 / (1.0 + np.exp(-h))
+        return h @ w2 + b2
+
+    return head
+
+
+def floor_time(head: Callable[[np.ndarray], np.ndarray], X: np.ndarray) -> float:
+    """Seconds for ``head`` alone on the rows ``connectivity_matrix`` evaluates, in its blocks."""
+    n_samples = X.shape[0]
+    n_pairs = n_samples * (n_samples - 1) // 2
+    n_interior = DEFAULT_N_POINTS - 2
+    block = min(n_pairs, pairs_per_block(X[0].nbytes, OUTPUTS, DEFAULT_N_POINTS, DEFAULT_MEMORY_BUDGET))
+    rows = np.random.default_rng(1).normal(size=(block * n_interior, WIDTH)).astype(X.dtype)
+    start = time.perf_counter()
+    head(X)
+    for first in range(0, n_pairs, block):
+        head(rows[: min(block, n_pairs - first) * n_interior])
+    return time.perf_counter() - start
+
+
+def timed(run: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[200, 500, 961])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--oracle-size", type=int, default=200)
+    args = parser.parse_args()
+
+    print(f"{'dtype':8} {'N':>5} {'a core s':>9} {'b oracle s':>10} {'c floor s':>9} {'a/c':>6} {'b/a':>7}")
+    for dtype in (np.float32, np.float64):
+        head = make_head(dtype)
+        lmn_core.connectivity_matrix(head, np.zeros((3, WIDTH), dtype))  # compile outside the timing
+        for n_samples in args.sizes:
+            X = np.random.default_rng(n_samples).normal(size=(n_samples, WIDTH)).astype(dtype)
+            core, floor = [], []
+            for _ in range(args.repeats):  # interleaved, so drift hits both alike
+                core.append(timed(lambda X=X, head=head: lmn_core.connectivity_matrix(head, X)))
+                floor.append(floor_time(head, X))
+            a, c = statistics.median(core), statistics.median(floor)
+            if n_samples == args.oracle_size:
+                b = timed(lambda X=X, head=head: oracle_connectivity(head, X))
+                oracle_cells = f"{b:10.3f}"
+                ratio_cell = f"{b / a:7.1f}"
+            else:
+                oracle_cells, ratio_cell = f"{'-':>10}", f"{'-':>7}"
+            name = np.dtype(dtype).name
+            print(
+                f"{name:8} {n_samples:5d} {a:9.3f} {oracle_cells} {c:9.3f} {a / c:6.3f} {ratio_cell}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()

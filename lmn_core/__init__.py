@@ -1,0 +1,17 @@
+"""The linear mapping number (LMN): how non-linear a function is on a set of samples.
+
+``lmn_core`` needs only NumPy and Numba; it never imports a deep-learning framework.
+"""
+
+from lmn_core.measure import LMNResult, connectivity_matrix, lmn
+from lmn_core.spectrum import Spectrum, lmn_from_connectivity, nonlinear_complexity, spectrum
+
+__all__ = [
+    "LMNResult",
+    "Spectrum",
+    "connectivity_matrix",
+    "lmn",
+    "lmn_from_connectivity",
+    "nonlinear_complexity",
+    "spectrum",
+]
