@@ -212,8 +212,8 @@ def connectivity_matrix(
     const_rtol, const_atol : float
         An output dimension whose spread along a segment is at most
         ``const_rtol * scale + const_atol`` counts as constant, hence linear
-        (r² = 1). ``scale`` is that dimension's largest magnitude over ``f(X)`` and
-        the segment. The default ``const_rtol`` is 32 machine epsilons of ``f``'s
+        (r² = 1). ``scale`` is the larger of that dimension's largest magnitude over
+        ``f(X)`` and ``|y(0)| + max_t |y(λ_t) - y(0)|`` on the segment. The default ``const_rtol`` is 32 machine epsilons of ``f``'s
         output dtype, so float32 rounding does not turn a constant into a random r².
     progress : bool
         Show a tqdm progress bar over pairs.
