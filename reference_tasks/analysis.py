@@ -1,0 +1,136 @@
+"""Phases of a run, Pearson coefficients, and the run summary, from metrics rows alone.
+
+Phases (DESIGN.md section 2): *memorizing* until the first evaluated step with train
+accuracy 100% (the memorization step), *generalizing* from there until the first
+evaluated step with test accuracy 100% (the generalization step; ``None`` if it never
+comes, and then the phase lasts to the end of the run), *finalizing* after it.
+
+The LMN at a phase point is the value at the first step at or after the phase step
+where that LMN was measured (checkpoints are sparser than evaluations); ``init`` is
+the first measured value, ``end`` the last one. The Pearson coefficients are taken
+over the rows of the generalizing phase, both ends included, where ``lmn_hidden1``
+was measured (the same rows for LMN and for the L2 norm, so they compare).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from reference_tasks.runs import Row
+
+HEADLINE_COLUMN = "lmn_hidden1"
+
+
+@dataclass(frozen=True)
+class Phases:
+    """Steps where the training phases end; ``None`` where a phase never ends."""
+
+    memorization_step: int | None
+    generalization_step: int | None
+
+
+def _first_step(rows: Sequence[Row], column: str) -> int | None:
+    return next((int(row["step"]) for row in rows if row[column] == 1.0), None)
+
+
+def phases(rows: Sequence[Row]) -> Phases:
+    """Memorization step (train accuracy first 100%) and generalization step (test accuracy)."""
+    return Phases(_first_step(rows, "train_acc"), _first_step(rows, "test_acc"))
+
+
+def measured(rows: Sequence[Row], column: str) -> list[Row]:
+    """The rows where ``column`` holds a finite value."""
+    return [row for row in rows if row[column] is not None and math.isfinite(row[column])]
+
+
+def row_at_or_after(rows: Sequence[Row], column: str, step: int | None) -> Row | None:
+    """The first row at a step ``>= step`` where ``column`` was measured (``None`` if none)."""
+    if step is None:
+        return None
+    return next((row for row in measured(rows, column) if row["step"] >= step), None)
+
+
+def generalizing_rows(rows: Sequence[Row], column: str = HEADLINE_COLUMN) -> list[Row]:
+    """Rows of the generalizing phase (ends included) where ``column`` and test loss were measured."""
+    phase = phases(rows)
+    if phase.memorization_step is None:
+        return []
+    stop = phase.generalization_step if phase.generalization_step is not None else math.inf
+    return [
+        row
+        for row in measured(measured(rows, column), "test_loss")
+        if phase.memorization_step <= row["step"] <= stop
+    ]
+
+
+def pearson(x: Sequence[float], y: Sequence[float]) -> float | None:
+    """Pearson correlation of ``x`` and ``y``; ``None`` with fewer than 3 points or no spread."""
+    a = np.asarray(x, dtype=np.float64)
+    b = np.asarray(y, dtype=np.float64)
+    if a.size != b.size:
+        raise ValueError(f"pearson needs equally long sequences, got {a.size} and {b.size}")
+    if a.size < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return None
+    a = a - a.mean()
+    b = b - b.mean()
+    denominator = math.sqrt(float(a @ a) * float(b @ b))
+    if denominator == 0.0:
+        return None
+    return float(np.clip((a @ b) / denominator, -1.0, 1.0))
+
+
+def build_summary(
+    rows: Sequence[Row],
+    *,
+    task: str,
+    framework: str,
+    seed: int,
+    steps: int,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The run summary (``summary.json``) from its metrics rows.
+
+    Keys: ``task, framework, seed, steps, memorization_step, generalization_step,
+    max_test_acc, final_train_acc, final_test_acc, lmn_n_samples``,
+    ``lmn_hidden1_{init,memorization,generalization,end}`` with the steps they were
+    read at in ``lmn_hidden1_steps``, ``pearson_lmn_test_loss``,
+    ``pearson_l2_test_loss`` and ``pearson_n_points``, then ``extra``'s items.
+    """
+    phase = phases(rows)
+    lmn_rows = measured(rows, HEADLINE_COLUMN)
+    points = {
+        "init": row_at_or_after(lmn_rows, HEADLINE_COLUMN, 0),
+        "memorization": row_at_or_after(lmn_rows, HEADLINE_COLUMN, phase.memorization_step),
+        "generalization": row_at_or_after(lmn_rows, HEADLINE_COLUMN, phase.generalization_step),
+        "end": lmn_rows[-1] if lmn_rows else None,
+    }
+    window = generalizing_rows(rows)
+    test_loss = [row["test_loss"] for row in window]
+    test_accuracies = [row["test_acc"] for row in measured(rows, "test_acc")]
+    summary: dict[str, Any] = {
+        "task": task,
+        "framework": framework,
+        "seed": seed,
+        "steps": steps,
+        "memorization_step": phase.memorization_step,
+        "generalization_step": phase.generalization_step,
+        "max_test_acc": max(test_accuracies, default=None),
+        "final_train_acc": rows[-1]["train_acc"] if rows else None,
+        "final_test_acc": rows[-1]["test_acc"] if rows else None,
+        "lmn_n_samples": lmn_rows[-1]["lmn_n_samples"] if lmn_rows else None,
+    }
+    for name, row in points.items():
+        summary[f"{HEADLINE_COLUMN}_{name}"] = None if row is None else row[HEADLINE_COLUMN]
+    summary[f"{HEADLINE_COLUMN}_steps"] = {
+        name: None if row is None else row["step"] for name, row in points.items()
+    }
+    summary["pearson_lmn_test_loss"] = pearson([row[HEADLINE_COLUMN] for row in window], test_loss)
+    summary["pearson_l2_test_loss"] = pearson([row["l2_norm"] for row in window], test_loss)
+    summary["pearson_n_points"] = len(window)
+    summary.update(extra or {})
+    return summary

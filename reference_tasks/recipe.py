@@ -1,0 +1,132 @@
+"""The paper's training recipe and measurement schedule, shared by every trainer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from reference_tasks.datasets import DEFAULT_TRAIN_FRACTION
+from reference_tasks.runs import PROBES
+
+DTYPES = ("float32", "float64")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a reference run (DESIGN.md section 2 by default).
+
+    Attributes
+    ----------
+    task, task_options
+        Task registry name and its options (see ``reference_tasks.datasets``).
+    seed
+        Seeds the train/test split, the initial weights and the LMN subset.
+    train_fraction
+        Share of all pairs used for training.
+    steps
+        Optimizer steps; step ``s`` is measured after ``s`` updates (0 to ``steps``).
+    learning_rate, weight_decay
+        AdamW settings.
+    embedding_dim, hidden_dim, shared_embedding
+        Model shape; one embedding table for both operands or one each.
+    dtype, device
+        ``"float32"`` or ``"float64"``; a framework device name.
+    eval_every, dense_eval_steps
+        Losses, accuracies and the L2 norm are measured at every step below
+        ``dense_eval_steps``, every ``eval_every`` steps, at the last step and at
+        every LMN checkpoint.
+    n_checkpoints, checkpoint_steps
+        LMN is measured at ``checkpoint_steps`` if given, else at about
+        ``n_checkpoints`` steps from :func:`checkpoint_schedule`.
+    probes
+        Layers whose LMN (to the logits) is measured, a subset of ``runs.PROBES``.
+    lmn_samples
+        ``N`` for the LMN: a seeded subset of all pairs of the task (train and test);
+        ``None`` uses all of them.
+    lmn_points
+        Points per segment ``T``.
+    progress
+        Show a progress bar.
+    """
+
+    task: str = "modadd"
+    task_options: dict[str, int] = field(default_factory=dict)
+    seed: int = 0
+    train_fraction: float = DEFAULT_TRAIN_FRACTION
+    steps: int = 20000
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.2
+    embedding_dim: int = 32
+    hidden_dim: int = 100
+    shared_embedding: bool = True
+    dtype: str = "float32"
+    device: str = "cpu"
+    eval_every: int = 10
+    dense_eval_steps: int = 100
+    n_checkpoints: int = 100
+    checkpoint_steps: tuple[int, ...] | None = None
+    probes: tuple[str, ...] = PROBES
+    lmn_samples: int | None = None
+    lmn_points: int = 21
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise ValueError(f"steps must be at least 1, got {self.steps}")
+        if self.eval_every < 1:
+            raise ValueError(f"eval_every must be at least 1, got {self.eval_every}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
+        unknown = set(self.probes) - set(PROBES)
+        if unknown:
+            raise ValueError(f"unknown probes {sorted(unknown)}; the metrics schema has {PROBES}")
+        if self.lmn_samples is not None and self.lmn_samples < 1:
+            raise ValueError(f"lmn_samples must be at least 1 or None, got {self.lmn_samples}")
+        if self.checkpoint_steps is not None and not all(0 <= s <= self.steps for s in self.checkpoint_steps):
+            raise ValueError(f"checkpoint_steps must lie in 0..{self.steps}")
+
+
+def checkpoint_schedule(steps: int, n_points: int = 100) -> np.ndarray:
+    """About ``n_points`` steps in ``0 .. steps``, denser early, with 0 and ``steps``.
+
+    Half the points are spaced linearly, the rest geometrically from step 1 (more of
+    them until the union of distinct steps reaches ``n_points``). With ``steps + 1 <=
+    n_points`` every step is a checkpoint; ``n_points = 0`` gives none.
+    """
+    if n_points <= 0:
+        return np.zeros(0, dtype=np.int64)
+    if steps + 1 <= n_points:
+        return np.arange(steps + 1)
+    linear = np.rint(np.linspace(0, steps, max(n_points // 2, 2)))
+    points, n_log = linear, max(n_points - linear.size, 1)
+    while points.size < n_points:
+        points = np.union1d(linear, np.rint(np.geomspace(1, steps, n_log)))
+        n_log += 1
+    return points.astype(np.int64)
+
+
+def lmn_checkpoints(config: TrainConfig) -> np.ndarray:
+    """The sorted steps where LMN is measured."""
+    if not config.probes:
+        return np.zeros(0, dtype=np.int64)
+    if config.checkpoint_steps is not None:
+        return np.unique(np.asarray(config.checkpoint_steps, dtype=np.int64))
+    return checkpoint_schedule(config.steps, config.n_checkpoints)
+
+
+def eval_steps(config: TrainConfig) -> np.ndarray:
+    """The sorted steps where a metrics row is written (see :class:`TrainConfig`)."""
+    dense = np.arange(min(config.dense_eval_steps, config.steps + 1))
+    regular = np.arange(0, config.steps + 1, config.eval_every)
+    return np.unique(np.concatenate([dense, regular, [config.steps], lmn_checkpoints(config)])).astype(
+        np.int64
+    )
+
+
+def lmn_sample_indices(n_samples: int, config: TrainConfig) -> np.ndarray:
+    """Indices of the pairs the LMN is measured on: all, or a seeded sorted subset."""
+    if config.lmn_samples is None or config.lmn_samples >= n_samples:
+        return np.arange(n_samples)
+    rng = np.random.default_rng([config.seed, 1])
+    return np.sort(rng.choice(n_samples, size=config.lmn_samples, replace=False))

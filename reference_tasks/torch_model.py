@@ -1,0 +1,70 @@
+"""The paper's MLP in PyTorch, built so that its probe points are module names.
+
+``GrokMLP`` is an ``nn.Sequential`` whose children are, in order::
+
+    embedding  PairEmbedding: (B, 2) int pairs -> (B, 2 * embedding_dim), [e(a), e(b)]
+    linear1    Linear(2 * embedding_dim, hidden_dim)
+    hidden1    SiLU   <- probe "hidden1": the first hidden layer's activations
+    linear2    Linear(hidden_dim, hidden_dim)
+    hidden2    SiLU   <- probe "hidden2"
+    output     Linear(hidden_dim, n_classes): the logits
+
+so ``adapters.torch.split(model, "embedding" | "hidden1" | "hidden2")`` cuts it at the
+probe points named in the metrics schema. Weights use PyTorch's default initialisation.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+from torch import nn
+
+
+class PairEmbedding(nn.Module):
+    """Embed both operands of ``(a, b)`` pairs and concatenate the two vectors.
+
+    Parameters
+    ----------
+    n_tokens : int
+        Number of operand values.
+    dim : int
+        Embedding dimension of one operand.
+    shared : bool
+        One table for both operands (the default) or one table per operand.
+    """
+
+    def __init__(self, n_tokens: int, dim: int, *, shared: bool = True) -> None:
+        super().__init__()
+        self.shared = shared
+        self.tables = nn.ModuleList([nn.Embedding(n_tokens, dim) for _ in range(1 if shared else 2)])
+
+    def forward(self, pairs: torch.Tensor) -> torch.Tensor:
+        """``(B, 2)`` integer pairs -> ``(B, 2 * dim)`` concatenated embeddings."""
+        if self.shared:
+            return self.tables[0](pairs).flatten(1)
+        return torch.cat([self.tables[0](pairs[:, 0]), self.tables[1](pairs[:, 1])], dim=1)
+
+
+class GrokMLP(nn.Sequential):
+    """Embedding -> Linear -> SiLU -> Linear -> SiLU -> Linear (DESIGN.md section 2)."""
+
+    def __init__(
+        self,
+        n_tokens: int,
+        n_classes: int,
+        *,
+        embedding_dim: int = 32,
+        hidden_dim: int = 100,
+        shared_embedding: bool = True,
+    ) -> None:
+        super().__init__(
+            OrderedDict(
+                embedding=PairEmbedding(n_tokens, embedding_dim, shared=shared_embedding),
+                linear1=nn.Linear(2 * embedding_dim, hidden_dim),
+                hidden1=nn.SiLU(),
+                linear2=nn.Linear(hidden_dim, hidden_dim),
+                hidden2=nn.SiLU(),
+                output=nn.Linear(hidden_dim, n_classes),
+            )
+        )

@@ -1,0 +1,94 @@
+"""The shared training recipe and measurement schedule, and what these packages import."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from reference_tasks.recipe import (
+    TrainConfig,
+    checkpoint_schedule,
+    eval_steps,
+    lmn_checkpoints,
+    lmn_sample_indices,
+)
+
+
+def test_defaults_are_the_papers_recipe():
+    config = TrainConfig()
+    assert (config.learning_rate, config.weight_decay, config.steps) == (1e-3, 0.2, 20000)
+    assert (config.embedding_dim, config.hidden_dim, config.train_fraction) == (32, 100, 0.8)
+    assert config.probes == ("embedding", "hidden1", "hidden2") and config.lmn_samples is None
+
+
+def test_default_checkpoints_are_about_100_and_denser_early():
+    points = checkpoint_schedule(20000)
+    assert 100 <= points.size <= 105
+    assert points[0] == 0 and points[-1] == 20000
+    assert np.all(np.diff(points) > 0)
+    assert np.sum(points < 1000) > np.sum((points >= 10000) & (points < 11000)) * 5
+
+
+@given(st.integers(1, 100000), st.integers(1, 200))
+def test_checkpoints_include_both_ends(steps, n_points):
+    points = checkpoint_schedule(steps, n_points)
+    assert points[0] == 0 and points[-1] == steps
+    assert np.all(np.diff(points) > 0)
+    assert points.size >= min(n_points, steps + 1)
+
+
+def test_eval_steps():
+    steps = eval_steps(TrainConfig(steps=1000, n_checkpoints=20))
+    assert set(range(100)) <= set(steps.tolist())
+    assert set(range(0, 1001, 10)) <= set(steps.tolist())
+    assert set(lmn_checkpoints(TrainConfig(steps=1000, n_checkpoints=20)).tolist()) <= set(steps.tolist())
+    assert steps[-1] == 1000
+    assert eval_steps(TrainConfig(steps=25, eval_every=10, dense_eval_steps=0, probes=())).tolist() == [
+        0,
+        10,
+        20,
+        25,
+    ]
+
+
+def test_explicit_checkpoints_and_no_probes():
+    assert lmn_checkpoints(TrainConfig(steps=50, checkpoint_steps=(50, 0, 7, 7))).tolist() == [0, 7, 50]
+    assert lmn_checkpoints(TrainConfig(steps=50, probes=())).size == 0
+
+
+def test_lmn_subset_is_seeded():
+    config = TrainConfig(lmn_samples=100, seed=4)
+    subset = lmn_sample_indices(961, config)
+    assert subset.size == 100 and np.unique(subset).size == 100 and subset.max() < 961
+    assert np.array_equal(subset, lmn_sample_indices(961, config))
+    assert not np.array_equal(subset, lmn_sample_indices(961, TrainConfig(lmn_samples=100, seed=5)))
+    assert np.array_equal(lmn_sample_indices(961, TrainConfig()), np.arange(961))
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"steps": 0}, "steps must be at least 1"),
+        ({"dtype": "float16"}, "dtype must be one of"),
+        ({"probes": ("hidden3",)}, "unknown probes"),
+        ({"lmn_samples": 0}, "lmn_samples must be at least 1"),
+        ({"eval_every": 0}, "eval_every must be at least 1"),
+        ({"steps": 10, "checkpoint_steps": (11,)}, "checkpoint_steps must lie in 0..10"),
+    ],
+)
+def test_config_is_validated(options, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**options)
+
+
+def test_framework_free_modules_import_no_framework():
+    code = (
+        "import sys, adapters, reference_tasks, reference_tasks.recipe, reference_tasks.analysis, "
+        "reference_tasks.runs, reference_tasks.datasets\n"
+        "loaded = {'torch', 'tensorflow', 'keras', 'jax'} & set(sys.modules)\n"
+        "assert not loaded, loaded\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,0 +1,73 @@
+"""adapters.torch.layer_lmn: the LMN from a layer's output to the model's output."""
+
+import numpy as np
+import pytest
+import torch
+
+import lmn_core
+from adapters.torch import layer_lmn
+from reference_tasks.datasets import make_task
+from reference_tasks.torch_model import GrokMLP
+
+
+@pytest.fixture(scope="module")
+def model64():
+    torch.manual_seed(6)
+    return GrokMLP(31, 31).double()
+
+
+@pytest.fixture(scope="module")
+def pairs():
+    return make_task("modadd").pairs[::24]  # 41 samples
+
+
+def test_hidden1_agrees_with_a_numpy_head(pairs):
+    torch.manual_seed(7)
+    model = GrokMLP(31, 31)
+    result = layer_lmn(model, pairs, "hidden1")
+    params = [p.detach().double().numpy() for p in model.parameters()]
+    table, w1, b1, w2, b2, w3, b3 = params
+    embedded = np.concatenate([table[pairs[:, 0]], table[pairs[:, 1]]], axis=1)
+    z = embedded @ w1.T + b1
+    hidden1 = z / (1 + np.exp(-z))
+
+    def head(h):
+        u = h @ w2.T + b2
+        return (u / (1 + np.exp(-u))) @ w3.T + b3
+
+    expected = lmn_core.lmn(head, hidden1)
+    assert result.n_samples == 41 and result.n_points == 21
+    assert result.lmn == pytest.approx(expected.lmn, rel=1e-4)
+    np.testing.assert_allclose(result.connectivity, expected.connectivity, atol=1e-4)
+
+
+def test_last_hidden_layer_has_lmn_one(model64, pairs):
+    assert layer_lmn(model64, pairs, "hidden2").lmn == pytest.approx(1.0, abs=1e-9)
+
+
+def test_affine_layers_move_into_the_data(model64, pairs):
+    # DESIGN.md identity 3: measuring before an affine layer equals measuring after it
+    for before, after in [("embedding", "linear1"), ("hidden1", "linear2")]:
+        lmn_before = layer_lmn(model64, pairs, before).lmn
+        assert lmn_before == pytest.approx(layer_lmn(model64, pairs, after).lmn, rel=1e-8)
+        assert lmn_before > 1.5
+
+
+def test_lmn_options_and_tensor_inputs_pass_through(model64, pairs):
+    result = layer_lmn(model64, torch.from_numpy(pairs), "hidden1", n_points=5, batch_size=7)
+    assert result.n_points == 5
+    assert result.lmn == pytest.approx(layer_lmn(model64, pairs, "hidden1", n_points=5).lmn, rel=1e-12)
+
+
+def test_custom_modules_are_checked_with_the_inputs():
+    class Residual(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = torch.nn.Linear(2, 2)
+            self.b = torch.nn.Tanh()
+
+        def forward(self, x):
+            return x + self.b(self.a(x))
+
+    with pytest.raises(ValueError, match="layer 'a' is not a cut of Residual"):
+        layer_lmn(Residual(), np.zeros((4, 2), dtype=np.float32), "a")
