@@ -213,8 +213,9 @@ def connectivity_matrix(
         An output dimension whose spread along a segment is at most
         ``const_rtol * scale + const_atol`` counts as constant, hence linear
         (r² = 1). ``scale`` is the larger of that dimension's largest magnitude over
-        ``f(X)`` and ``|y(0)| + max_t |y(λ_t) - y(0)|`` on the segment. The default ``const_rtol`` is 32 machine epsilons of ``f``'s
-        output dtype, so float32 rounding does not turn a constant into a random r².
+        ``f(X)`` and ``|y(0)| + max_t |y(λ_t) - y(0)|`` on the segment. The default
+        ``const_rtol`` is 32 machine epsilons of ``f``'s output dtype, so float32
+        rounding does not turn a constant into a random r².
     progress : bool
         Show a tqdm progress bar over pairs.
 
@@ -281,7 +282,8 @@ def _measure(
             rows = count * n_interior
             block_i, block_j = pair_i[:count], pair_j[:count]
             block_points = points[:rows]
-            kernels.build_interior_points(flat_samples, block_i, block_j, interior_lambdas, block_points)
+            with kernels.launch_lock:
+                kernels.build_interior_points(flat_samples, block_i, block_j, interior_lambdas, block_points)
             where = f"interior points of pairs ({block_i[0]}, {block_j[0]}) to ({block_i[-1]}, {block_j[-1]})"
             outputs = _checked_outputs(f(block_points.reshape((rows, *sample_shape))), rows, where)
             if outputs.shape[1] != n_outputs:
@@ -290,19 +292,20 @@ def _measure(
                 )
             if const_rtol is None:
                 const_rtol = CONST_RTOL_ULPS * float(np.finfo(outputs.dtype).eps)
-            kernels.reduce_to_connectivity(
-                endpoint_outputs,
-                outputs,
-                block_i,
-                block_j,
-                centered_lambdas,
-                output_scales,
-                const_rtol,
-                const_atol,
-                block_connectivity[:count],
-                non_finite[:count],
-                8 * numba.get_num_threads(),
-            )
+            with kernels.launch_lock:
+                kernels.reduce_to_connectivity(
+                    endpoint_outputs,
+                    outputs,
+                    block_i,
+                    block_j,
+                    centered_lambdas,
+                    output_scales,
+                    const_rtol,
+                    const_atol,
+                    block_connectivity[:count],
+                    non_finite[:count],
+                    8 * numba.get_num_threads(),
+                )
             if non_finite[:count].any():
                 _raise_non_finite(outputs, block_i, block_j, non_finite[:count], interior_lambdas)
             values = block_connectivity[:count]
