@@ -18,6 +18,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -47,12 +48,12 @@ def make_head(dtype: type, seed: int = 0) -> Callable[[np.ndarray], np.ndarray]:
     return head
 
 
-def floor_time(head: Callable[[np.ndarray], np.ndarray], X: np.ndarray) -> float:
+def floor_time(head: Callable[[np.ndarray], np.ndarray], X: np.ndarray, memory_budget: int) -> float:
     """Seconds for ``head`` alone on the rows ``connectivity_matrix`` evaluates, in its blocks."""
     n_samples = X.shape[0]
     n_pairs = n_samples * (n_samples - 1) // 2
     n_interior = DEFAULT_N_POINTS - 2
-    block = min(n_pairs, pairs_per_block(X[0].nbytes, OUTPUTS, DEFAULT_N_POINTS, DEFAULT_MEMORY_BUDGET))
+    block = min(n_pairs, pairs_per_block(X[0].nbytes, OUTPUTS, DEFAULT_N_POINTS, memory_budget))
     rows = np.random.default_rng(1).normal(size=(block * n_interior, WIDTH)).astype(X.dtype)
     start = time.perf_counter()
     head(X)
@@ -72,8 +73,11 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[200, 500, 961])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--oracle-size", type=int, default=200)
+    parser.add_argument("--memory-budget", type=int, default=DEFAULT_MEMORY_BUDGET, help="bytes")
     args = parser.parse_args()
 
+    budget = args.memory_budget
+    print(f"memory budget {budget / 2**20:g} MiB, median of {args.repeats}")
     print(f"{'dtype':8} {'N':>5} {'a core s':>9} {'b oracle s':>10} {'c floor s':>9} {'a/c':>6} {'b/a':>7}")
     for dtype in (np.float32, np.float64):
         head = make_head(dtype)
@@ -82,8 +86,9 @@ def main() -> None:
             X = np.random.default_rng(n_samples).normal(size=(n_samples, WIDTH)).astype(dtype)
             core, floor = [], []
             for _ in range(args.repeats):  # interleaved, so drift hits both alike
-                core.append(timed(lambda X=X, head=head: lmn_core.connectivity_matrix(head, X)))
-                floor.append(floor_time(head, X))
+                measure = partial(lmn_core.connectivity_matrix, head, X, memory_budget=budget)
+                core.append(timed(measure))
+                floor.append(floor_time(head, X, budget))
             a, c = statistics.median(core), statistics.median(floor)
             if n_samples == args.oracle_size:
                 b = timed(lambda X=X, head=head: oracle_connectivity(head, X))

@@ -3,11 +3,8 @@
 ``lmn_core`` needs only NumPy and Numba; it never imports a deep-learning framework.
 """
 
-from lmn_core.kernels import prefer_workqueue_layer
 from lmn_core.measure import LMNResult, connectivity_matrix, lmn
 from lmn_core.spectrum import Spectrum, lmn_from_connectivity, nonlinear_complexity, spectrum
-
-prefer_workqueue_layer()
 
 __all__ = [
     "LMNResult",

@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import logging
-import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numba
 import numpy as np
 
-from lmn_core import kernels
+from lmn_core.pipeline import ConnectivityStream, Segments
 from lmn_core.spectrum import spectrum
+from lmn_core.validation import checked_n_points, checked_outputs, checked_samples
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_N_POINTS = 21
 DEFAULT_MEMORY_BUDGET = 4 * 2**20
-CONST_RTOL_ULPS = 32
 
 Function = Callable[[np.ndarray], Any]
 
@@ -57,58 +55,12 @@ class LMNResult:
     n_outputs: int
 
 
-def _checked_samples(samples: Any) -> np.ndarray:
-    """Return the samples as a float32/float64 array of shape ``(N, *s)``, or raise."""
-    array = np.asarray(samples)
-    if array.dtype.kind not in "fiub":
-        raise TypeError(f"samples must be real numbers, got dtype {array.dtype}")
-    if array.ndim == 0:
-        raise ValueError("samples must have shape (N, *sample_shape), got a scalar")
-    if array.shape[0] == 0:
-        raise ValueError("no samples: X has N = 0 rows; the LMN needs at least one")
-    if array.dtype not in (np.float32, np.float64):
-        array = array.astype(np.float64)
-    flat = array.reshape(array.shape[0], -1)
-    finite = np.isfinite(flat).all(axis=1)
-    if not finite.all():
-        index = int(np.argmin(finite))
-        raise ValueError(f"sample {index} of X is not finite (it holds NaN or infinity)")
-    return array
-
-
-def _checked_n_points(n_points: Any) -> int:
-    if isinstance(n_points, bool) or not isinstance(n_points, numbers.Integral):
-        raise TypeError(f"n_points must be an integer, got {n_points!r}")
-    if n_points < 3:
-        raise ValueError(f"n_points must be at least 3 for r² to mean anything, got {n_points}")
-    return int(n_points)
-
-
-def _checked_outputs(outputs: Any, n_rows: int, what: str) -> np.ndarray:
-    """Return ``f``'s outputs as a C-contiguous float array ``(n_rows, d2)``, or raise."""
-    try:
-        array = np.asarray(outputs)
-    except Exception as error:
-        raise TypeError(
-            f"f returned {type(outputs).__name__}, which is not convertible to a NumPy array "
-            f"({what}); wrap framework models with an adapter from `adapters`"
-        ) from error
-    if array.dtype.kind not in "fiub":
-        raise TypeError(f"f returned dtype {array.dtype} ({what}); outputs must be real numbers")
-    if array.ndim == 0 or array.shape[0] != n_rows:
-        got = "a scalar" if array.ndim == 0 else f"{array.shape[0]} rows (shape {array.shape})"
-        raise ValueError(f"f returned {got} for a batch of {n_rows} rows ({what})")
-    if array.dtype not in (np.float32, np.float64):
-        array = array.astype(np.float64)
-    return np.ascontiguousarray(array.reshape(n_rows, -1))
-
-
 def _endpoint_outputs(f: Function, samples: np.ndarray, chunk_rows: int) -> np.ndarray:
     """Evaluate ``f(X)`` once, in chunks, as float64 ``(N, d2)``; check it is finite."""
     chunks = []
     for start in range(0, samples.shape[0], chunk_rows):
         stop = min(start + chunk_rows, samples.shape[0])
-        chunks.append(_checked_outputs(f(samples[start:stop]), stop - start, f"samples {start}..{stop - 1}"))
+        chunks.append(checked_outputs(f(samples[start:stop]), stop - start, f"samples {start}..{stop - 1}"))
     widths = {chunk.shape[1] for chunk in chunks}
     if len(widths) > 1:
         raise ValueError(
@@ -123,7 +75,7 @@ def _endpoint_outputs(f: Function, samples: np.ndarray, chunk_rows: int) -> np.n
 
 
 def pairs_per_block(sample_bytes: int, n_outputs: int, n_points: int, memory_budget: int) -> int:
-    """How many pairs fit one block: their interpolated inputs and float64 outputs in the budget.
+    """How many pairs fit one block, with two blocks of inputs and float64 outputs in the budget.
 
     Parameters
     ----------
@@ -134,7 +86,7 @@ def pairs_per_block(sample_bytes: int, n_outputs: int, n_points: int, memory_bud
     n_points : int
         Points per segment ``T``; a pair has ``T - 2`` interior points.
     memory_budget : int
-        Bytes allowed for one block.
+        Bytes for the two blocks in flight (one in ``f``, one being built or reduced).
 
     Returns
     -------
@@ -142,29 +94,7 @@ def pairs_per_block(sample_bytes: int, n_outputs: int, n_points: int, memory_bud
         At least 1.
     """
     pair_bytes = (n_points - 2) * (sample_bytes + n_outputs * 8)
-    return max(1, memory_budget // pair_bytes)
-
-
-def _raise_non_finite(
-    outputs: np.ndarray,
-    pair_i: np.ndarray,
-    pair_j: np.ndarray,
-    non_finite: np.ndarray,
-    interior_lambdas: np.ndarray,
-) -> None:
-    """Name the first pair and λ where ``f`` returned NaN or infinity (or overflowed r²)."""
-    pair = int(np.argmax(non_finite))
-    n_interior = interior_lambdas.shape[0]
-    rows = outputs[pair * n_interior : (pair + 1) * n_interior]
-    where = f"the segment between samples {pair_i[pair]} and {pair_j[pair]}"
-    finite_rows = np.isfinite(rows).all(axis=1)
-    if finite_rows.all():
-        raise ValueError(
-            f"f's outputs on {where} are too large to square in float64 "
-            f"(largest magnitude {np.abs(rows).max():.3g}); rescale f's outputs"
-        )
-    lam = interior_lambdas[int(np.argmin(finite_rows))]
-    raise ValueError(f"f returned a non-finite value on {where} at λ = {lam:.6g}")
+    return max(1, memory_budget // (2 * pair_bytes))
 
 
 def _progress_bar(total: int, enabled: bool) -> Any:
@@ -205,8 +135,9 @@ def connectivity_matrix(
     n_points : int
         ``T >= 3`` points per segment, endpoints included (the paper uses 21).
     memory_budget : int
-        Bytes for one block of interpolated inputs and their outputs; sets how many
-        pairs go to ``f`` at once (``f``'s own intermediates are not counted).
+        Bytes for the interpolated inputs and outputs of the two blocks in flight (one
+        in ``f``, one being built or reduced on a worker thread); sets how many pairs
+        go to ``f`` at once (``f``'s own intermediates are not counted).
     block_pairs : int, optional
         Pairs per block, overriding ``memory_budget``.
     const_rtol, const_atol : float
@@ -239,12 +170,11 @@ def _measure(
     progress: bool,
 ) -> tuple[np.ndarray, int]:
     """Compute ``L`` and the number of output dimensions; see :func:`connectivity_matrix`."""
-    n_points = _checked_n_points(n_points)
-    samples = _checked_samples(X)
+    n_points = checked_n_points(n_points)
+    samples = checked_samples(X)
     n_samples = samples.shape[0]
     sample_shape = samples.shape[1:]
     flat_samples = np.ascontiguousarray(samples.reshape(n_samples, -1))
-    n_interior = n_points - 2
     if memory_budget <= 0:
         raise ValueError(f"memory_budget must be a positive number of bytes, got {memory_budget}")
     if block_pairs is not None and block_pairs < 1:
@@ -254,65 +184,22 @@ def _measure(
     chunk_rows = max(1, memory_budget // max(row_bytes_in, 1))
     endpoint_outputs = _endpoint_outputs(f, samples, chunk_rows)
     n_outputs = endpoint_outputs.shape[1]
-    connectivity = np.eye(n_samples)
     n_pairs = n_samples * (n_samples - 1) // 2
     if n_pairs == 0:
-        return connectivity, n_outputs
+        return np.eye(n_samples), n_outputs
 
     if block_pairs is None:
         block_pairs = pairs_per_block(row_bytes_in, n_outputs, n_points, memory_budget)
     block_pairs = min(block_pairs, n_pairs)
-    logger.debug("%d pairs in blocks of %d (%d rows each)", n_pairs, block_pairs, block_pairs * n_interior)
-
-    lambdas = np.linspace(0.0, 1.0, n_points)
-    interior_lambdas = lambdas[1:-1].copy()
-    centered_lambdas = lambdas - lambdas.mean()
-    output_scales = np.abs(endpoint_outputs).max(axis=0)
-    pair_i = np.empty(block_pairs, dtype=np.int64)
-    pair_j = np.empty(block_pairs, dtype=np.int64)
-    points = np.empty((block_pairs * n_interior, flat_samples.shape[1]), dtype=flat_samples.dtype)
-    block_connectivity = np.empty(block_pairs)
-    non_finite = np.empty(block_pairs, dtype=np.bool_)
-
+    logger.debug(
+        "%d pairs in blocks of %d (%d rows each)", n_pairs, block_pairs, block_pairs * (n_points - 2)
+    )
+    stream = ConnectivityStream(
+        flat_samples, sample_shape, endpoint_outputs, Segments(n_points, const_rtol, const_atol), block_pairs
+    )
     bar = _progress_bar(n_pairs, progress)
-    next_i, next_j = 0, 1
     try:
-        while next_i < n_samples - 1:
-            count, next_i, next_j = kernels.fill_pairs(n_samples, next_i, next_j, pair_i, pair_j)
-            rows = count * n_interior
-            block_i, block_j = pair_i[:count], pair_j[:count]
-            block_points = points[:rows]
-            with kernels.launch_lock:
-                kernels.build_interior_points(flat_samples, block_i, block_j, interior_lambdas, block_points)
-            where = f"interior points of pairs ({block_i[0]}, {block_j[0]}) to ({block_i[-1]}, {block_j[-1]})"
-            outputs = _checked_outputs(f(block_points.reshape((rows, *sample_shape))), rows, where)
-            if outputs.shape[1] != n_outputs:
-                raise ValueError(
-                    f"f returned {outputs.shape[1]} output dimensions ({where}) but {n_outputs} for f(X)"
-                )
-            if const_rtol is None:
-                const_rtol = CONST_RTOL_ULPS * float(np.finfo(outputs.dtype).eps)
-            with kernels.launch_lock:
-                kernels.reduce_to_connectivity(
-                    endpoint_outputs,
-                    outputs,
-                    block_i,
-                    block_j,
-                    centered_lambdas,
-                    output_scales,
-                    const_rtol,
-                    const_atol,
-                    block_connectivity[:count],
-                    non_finite[:count],
-                    8 * numba.get_num_threads(),
-                )
-            if non_finite[:count].any():
-                _raise_non_finite(outputs, block_i, block_j, non_finite[:count], interior_lambdas)
-            values = block_connectivity[:count]
-            connectivity[block_i, block_j] = values
-            connectivity[block_j, block_i] = values
-            if bar is not None:
-                bar.update(count)
+        connectivity = stream.run(f, bar.update if bar is not None else lambda count: None)
     finally:
         if bar is not None:
             bar.close()

@@ -1,0 +1,79 @@
+"""Checks of what users hand to ``lmn_core`` and of what their functions return.
+
+Every error says what was wrong and where (which sample, which pair, which λ).
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+
+
+def checked_samples(samples: Any) -> np.ndarray:
+    """Return the samples as a float32/float64 array of shape ``(N, *s)``, or raise."""
+    array = np.asarray(samples)
+    if array.dtype.kind not in "fiub":
+        raise TypeError(f"samples must be real numbers, got dtype {array.dtype}")
+    if array.ndim == 0:
+        raise ValueError("samples must have shape (N, *sample_shape), got a scalar")
+    if array.shape[0] == 0:
+        raise ValueError("no samples: X has N = 0 rows; the LMN needs at least one")
+    if array.dtype not in (np.float32, np.float64):
+        array = array.astype(np.float64)
+    flat = array.reshape(array.shape[0], -1)
+    finite = np.isfinite(flat).all(axis=1)
+    if not finite.all():
+        index = int(np.argmin(finite))
+        raise ValueError(f"sample {index} of X is not finite (it holds NaN or infinity)")
+    return array
+
+
+def checked_n_points(n_points: Any) -> int:
+    if isinstance(n_points, bool) or not isinstance(n_points, numbers.Integral):
+        raise TypeError(f"n_points must be an integer, got {n_points!r}")
+    if n_points < 3:
+        raise ValueError(f"n_points must be at least 3 for r² to mean anything, got {n_points}")
+    return int(n_points)
+
+
+def checked_outputs(outputs: Any, n_rows: int, what: str) -> np.ndarray:
+    """Return ``f``'s outputs as a C-contiguous float array ``(n_rows, d2)``, or raise."""
+    try:
+        array = np.asarray(outputs)
+    except Exception as error:
+        raise TypeError(
+            f"f returned {type(outputs).__name__}, which is not convertible to a NumPy array "
+            f"({what}); wrap framework models with an adapter from `adapters`"
+        ) from error
+    if array.dtype.kind not in "fiub":
+        raise TypeError(f"f returned dtype {array.dtype} ({what}); outputs must be real numbers")
+    if array.ndim == 0 or array.shape[0] != n_rows:
+        got = "a scalar" if array.ndim == 0 else f"{array.shape[0]} rows (shape {array.shape})"
+        raise ValueError(f"f returned {got} for a batch of {n_rows} rows ({what})")
+    if array.dtype not in (np.float32, np.float64):
+        array = array.astype(np.float64)
+    return np.ascontiguousarray(array.reshape(n_rows, -1))
+
+
+def raise_non_finite(
+    outputs: np.ndarray,
+    pair_i: np.ndarray,
+    pair_j: np.ndarray,
+    non_finite: np.ndarray,
+    interior_lambdas: np.ndarray,
+) -> None:
+    """Name the first pair and λ where ``f`` returned NaN or infinity (or overflowed r²)."""
+    pair = int(np.argmax(non_finite))
+    n_interior = interior_lambdas.shape[0]
+    rows = outputs[pair * n_interior : (pair + 1) * n_interior]
+    where = f"the segment between samples {pair_i[pair]} and {pair_j[pair]}"
+    finite_rows = np.isfinite(rows).all(axis=1)
+    if finite_rows.all():
+        raise ValueError(
+            f"f's outputs on {where} are too large to square in float64 "
+            f"(largest magnitude {np.abs(rows).max():.3g}); rescale f's outputs"
+        )
+    lam = interior_lambdas[int(np.argmin(finite_rows))]
+    raise ValueError(f"f returned a non-finite value on {where} at λ = {lam:.6g}")
