@@ -1,0 +1,357 @@
+"""Keras 3 adapter: models as NumPy callables, models cut at a layer, LMN at a layer and during fit.
+
+Works with whichever Keras backend is active (TensorFlow, PyTorch, JAX), on that
+backend's default device: every forward pass goes through ``model.predict_on_batch``,
+Keras's compiled inference step (a ``tf.function`` on TensorFlow, ``jax.jit`` on JAX,
+``torch.no_grad`` on PyTorch), in inference mode (``training=False``). Only the
+TensorFlow backend computes float64 models in float64: Keras 3 promotes 64-bit floats
+to 32-bit in the ops of its other backends, so there a float64 model's matrix products
+run in float32.
+
+Cutting rule of :func:`split`. A ``keras.Sequential`` model is a chain: it can be cut
+after any of its layers. A functional model is cut after ``layer`` when that layer is
+called exactly once in the model's graph, has one output tensor, and the model's
+output can be computed from that tensor alone: no skip connection nor other branch
+goes around the layer. The body is the graph from the model's input to that tensor,
+the head the graph from that tensor to the model's output; both share the model's
+layers (no copies), so they follow its training, and ``head(body(x))`` runs exactly
+the operations of ``model(x)``. A subclassed model's ``call`` cannot be read, so it
+cannot be cut.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Mapping
+from typing import Any
+
+import numpy as np
+
+try:
+    import keras
+except ImportError as error:  # pragma: no cover - depends on the environment
+    raise ImportError("adapters.keras needs Keras 3: pip install 'lmn[keras]'") from error
+
+if int(keras.__version__.split(".")[0]) < 3:  # pragma: no cover - depends on the environment
+    raise ImportError(f"adapters.keras needs Keras 3, found {keras.__version__}: pip install 'lmn[keras]'")
+
+import lmn_core
+
+DEFAULT_BATCH_SIZE = 8192
+LMN_KEY_PREFIX = "lmn_"
+N_SAMPLES_KEY = "lmn_n_samples"
+
+
+def _defined_inputs(model: keras.Model) -> list[Any] | None:
+    """The model's symbolic inputs, or ``None`` for a Sequential model not built yet."""
+    try:
+        return list(model.inputs)
+    except (AttributeError, ValueError):
+        return None
+
+
+def _input_dtype(model: keras.Model) -> str | None:
+    """The floating dtype inputs are cast to: the model input's, else its first floating weight's."""
+    inputs = _defined_inputs(model)
+    if inputs:
+        dtype = str(keras.backend.standardize_dtype(inputs[0].dtype))
+        return dtype if "float" in dtype else None
+    for weight in model.weights:
+        dtype = str(keras.backend.standardize_dtype(weight.dtype))
+        if "float" in dtype:
+            return dtype
+    return None
+
+
+class KerasFunction:
+    """A Keras model as a NumPy callable for ``lmn_core``.
+
+    Each call converts the input to a NumPy array (floating-point input cast to the
+    dtype of the model's input, or of its first floating-point weight when the model
+    has no defined input yet; integer input kept as integers), runs
+    ``model.predict_on_batch`` on chunks of ``batch_size`` rows, and returns the
+    output as one NumPy array. ``predict_on_batch`` runs in inference mode and never
+    changes a weight (nor a BatchNormalization statistic).
+
+    Parameters
+    ----------
+    model : keras.Model
+        A model with one input and one output.
+    batch_size : int, optional
+        Rows per forward pass (default 8192: on a 2-core CPU, one call per block of
+        ``lmn_core``'s default 4 MiB budget is the fastest).
+    """
+
+    def __init__(self, model: keras.Model, *, batch_size: int | None = None) -> None:
+        self.model = model
+        self.batch_size = DEFAULT_BATCH_SIZE if batch_size is None else int(batch_size)
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        inputs = _defined_inputs(model)
+        if inputs is not None and len(inputs) != 1:
+            raise ValueError(f"KerasFunction needs a model with one input; {model.name!r} has {len(inputs)}")
+        self.dtype = _input_dtype(model)
+
+    def __call__(self, inputs: Any) -> np.ndarray:
+        """Run the model on ``inputs`` ``(M, ...)``; return its ``(M, ...)`` output as NumPy."""
+        array = np.asarray(inputs)
+        if self.dtype is not None and array.dtype.kind == "f":
+            array = array.astype(self.dtype, copy=False)
+        outputs = []
+        for start in range(0, array.shape[0], self.batch_size):
+            output = self.model.predict_on_batch(array[start : start + self.batch_size])
+            if not isinstance(output, np.ndarray):
+                raise TypeError(
+                    f"KerasFunction needs a model with one output; {self.model.name!r} returned "
+                    f"{type(output).__name__}"
+                )
+            outputs.append(output)
+        return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
+
+
+def _identity(tensor: Any, name: str) -> keras.Model:
+    """A functional model that returns its input, shaped like the symbolic ``tensor``."""
+    inputs = keras.Input(shape=tensor.shape[1:], dtype=tensor.dtype)
+    return keras.Model(inputs, inputs, name=name)
+
+
+def _single(tensors: list[Any]) -> Any:
+    return tensors[0] if len(tensors) == 1 else tensors
+
+
+def _split_sequential(model: keras.Sequential, index: int) -> tuple[keras.Model, keras.Model]:
+    layers, inputs, name = model.layers, _defined_inputs(model), model.name
+    if not inputs:  # not built yet: both parts are built by their first call
+        body = keras.Sequential(layers[: index + 1], name=f"{name}_body")
+        rest = layers[index + 1 :] or [keras.layers.Identity(dtype=layers[index].dtype_policy)]
+        return body, keras.Sequential(rest, name=f"{name}_head")
+    start = keras.Input(shape=inputs[0].shape[1:], dtype=inputs[0].dtype)
+    body = keras.Sequential([start, *layers[: index + 1]], name=f"{name}_body")
+    cut = body.outputs[0]
+    if index + 1 == len(layers):
+        return body, _identity(cut, f"{name}_head")
+    head_input = keras.Input(shape=cut.shape[1:], dtype=cut.dtype)
+    return body, keras.Sequential([head_input, *layers[index + 1 :]], name=f"{name}_head")
+
+
+def _split_functional(model: keras.Model, layer: keras.layers.Layer) -> tuple[keras.Model, keras.Model]:
+    name = layer.name
+    nodes = [node for depth in model._nodes_by_depth.values() for node in depth if node.operation is layer]
+    if len(nodes) != 1:
+        raise ValueError(
+            f"layer {name!r} is not a cut of {model.name!r}: it is called {len(nodes)} times in the "
+            "model's graph, so it has no single output to cut at"
+        )
+    outputs = nodes[0].output_tensors
+    if len(outputs) != 1:
+        raise ValueError(f"layer {name!r} is not a cut of {model.name!r}: it has {len(outputs)} outputs")
+    cut = outputs[0]
+    model_inputs, model_outputs = list(model.inputs), list(model.outputs)
+    if any(cut is tensor for tensor in model_inputs):
+        body = _identity(cut, f"{model.name}_body")
+    else:
+        body = keras.Model(_single(model_inputs), cut, name=f"{model.name}_body")
+    if len(model_outputs) == 1 and cut is model_outputs[0]:
+        return body, _identity(cut, f"{model.name}_head")
+    try:
+        head = keras.Model(cut, _single(model_outputs), name=f"{model.name}_head")
+    except ValueError as error:
+        raise ValueError(
+            f"layer {name!r} is not a cut of {model.name!r}: the model's output depends on more than "
+            "that layer's output (a skip connection or another branch goes around it)"
+        ) from error
+    return body, head
+
+
+def split(model: keras.Model, layer: str) -> tuple[keras.Model, keras.Model]:
+    """Cut ``model`` after ``layer`` into ``(body, head)`` with ``head(body(x)) == model(x)``.
+
+    See the module docstring for the rule. Body and head share the model's layers
+    (no copies), so they follow its training.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A ``keras.Sequential`` or functional model.
+    layer : str
+        The Keras name of one of ``model.layers``; the body ends with its output.
+
+    Returns
+    -------
+    tuple of keras.Model
+        ``(body, head)``; ``head`` is the identity when ``layer`` is the last one.
+
+    Raises
+    ------
+    ValueError
+        If ``layer`` is not a layer of the model, or is not a cut of it.
+    """
+    names = [item.name for item in model.layers]
+    if layer not in names:
+        raise ValueError(f"no layer {layer!r} in {model.name!r}; its layers are {names}")
+    if isinstance(model, keras.Sequential):
+        return _split_sequential(model, names.index(layer))
+    if not hasattr(model, "_nodes_by_depth"):
+        raise ValueError(
+            f"cannot cut {model.name!r} ({type(model).__name__}) at layer {layer!r}: it is a subclassed "
+            "model, whose call cannot be read; build it as a Sequential or functional model"
+        )
+    return _split_functional(model, model.layers[names.index(layer)])
+
+
+class LayerLMN:
+    """The LMN "between ``layer`` and the output" of ``model``, split once, measured many times.
+
+    Body and head share the model's weights, so a ``LayerLMN`` built once follows
+    training (and keeps Keras's compiled inference functions between measurements).
+
+    Parameters
+    ----------
+    model : keras.Model
+        A Sequential or functional model.
+    layer : str
+        Keras name of the layer; see :func:`split`.
+    batch_size : int, optional
+        Passed to :class:`KerasFunction` for the body and the head.
+    """
+
+    def __init__(self, model: keras.Model, layer: str, *, batch_size: int | None = None) -> None:
+        self.layer = layer
+        body, head = split(model, layer)
+        self.body = KerasFunction(body, batch_size=batch_size)
+        self.head = KerasFunction(head, batch_size=batch_size)
+
+    def __call__(self, inputs: Any, **lmn_kwargs: Any) -> lmn_core.LMNResult:
+        """LMN of the head on ``X = body(inputs)``; ``lmn_kwargs`` go to :func:`lmn_core.lmn`."""
+        return lmn_core.lmn(self.head, self.body(inputs), **lmn_kwargs)
+
+
+def layer_lmn(
+    model: keras.Model, inputs: Any, layer: str, *, batch_size: int | None = None, **lmn_kwargs: Any
+) -> lmn_core.LMNResult:
+    """LMN "between ``layer`` and the output" of ``model`` on ``inputs``.
+
+    The samples are ``X = body(inputs)``, the function is the head: see :func:`split`.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A Sequential or functional model.
+    inputs : array_like
+        Model inputs ``(N, ...)``.
+    layer : str
+        Keras name of the layer.
+    batch_size : int, optional
+        Passed to :class:`KerasFunction` for the body and the head.
+    **lmn_kwargs
+        Passed to :func:`lmn_core.lmn` (``n_points``, ``memory_budget``, ``progress``, ...).
+
+    Returns
+    -------
+    lmn_core.LMNResult
+    """
+    return LayerLMN(model, layer, batch_size=batch_size)(inputs, **lmn_kwargs)
+
+
+def lmn_key(layer: str) -> str:
+    """The ``logs`` key under which :class:`LMNCallback` puts the LMN measured at ``layer``."""
+    return f"{LMN_KEY_PREFIX}{layer}"
+
+
+class LMNCallback(keras.callbacks.Callback):
+    """Measure LMN at named layers during ``model.fit`` and put the values into the epoch's logs.
+
+    At the end of each scheduled epoch the callback measures, for every layer in
+    ``layers``, the LMN between that layer and the model's output on ``inputs`` (see
+    :func:`layer_lmn`), and writes into the epoch's ``logs``:
+
+    - ``lmn_<layer>`` (see :func:`lmn_key`): the LMN, one key per layer;
+    - ``lmn_n_samples``: ``N``, the number of samples it was measured on.
+
+    ``History`` (``model.fit(...).history``) and the ``ProgbarLogger`` see them with no
+    extra code; ``CSVLogger``, ``TensorBoard`` and any other callback that reads the
+    logs see them when they come after this callback in the ``callbacks`` list. On
+    epochs that are not scheduled the keys hold ``fill_value`` (NaN by default), so
+    every epoch has the same keys and ``History`` lists stay aligned with epochs;
+    with ``fill_value=None`` they are left out instead. The full results of the last
+    measurement are kept in :attr:`last_results`.
+
+    Parameters
+    ----------
+    inputs : array_like
+        Model inputs ``(N, ...)`` to measure on (``N`` about 100 to 1000: the cost
+        grows as ``N**2``).
+    layers : str or sequence of str
+        Keras names of the layers to measure at (see :func:`split`).
+    every : int or collection of int
+        Schedule: an int ``k`` measures after epochs ``k, 2k, 3k, ...``; a collection
+        measures after exactly those epochs. Epochs count from 1, as in Keras's
+        ``validation_freq`` (the ``epoch`` index Keras passes to callbacks is that
+        number minus one).
+    fill_value : float or None
+        What the keys hold on epochs that are not measured; ``None`` leaves them out.
+    batch_size : int, optional
+        Passed to :class:`KerasFunction`.
+    **lmn_kwargs
+        Passed to :func:`lmn_core.lmn` (``n_points``, ``memory_budget``, ...).
+
+    Attributes
+    ----------
+    last_results : dict of str to lmn_core.LMNResult
+        The results of the last measurement, by layer (empty before the first).
+    """
+
+    def __init__(
+        self,
+        inputs: Any,
+        layers: str | list[str] | tuple[str, ...],
+        *,
+        every: int | Collection[int] = 1,
+        fill_value: float | None = math.nan,
+        batch_size: int | None = None,
+        **lmn_kwargs: Any,
+    ) -> None:
+        super().__init__()
+        self.inputs = np.asarray(inputs)
+        self.layers = (layers,) if isinstance(layers, str) else tuple(layers)
+        if not self.layers:
+            raise ValueError("LMNCallback needs at least one layer")
+        if isinstance(every, int):
+            if every < 1:
+                raise ValueError(f"every must be at least 1, got {every}")
+        elif not all(isinstance(epoch, int) and epoch >= 1 for epoch in every):
+            raise ValueError(f"every must be an int or a collection of epoch numbers >= 1, got {every!r}")
+        self.every = every if isinstance(every, int) else frozenset(every)
+        self.fill_value = fill_value
+        self.batch_size = batch_size
+        self.lmn_kwargs = lmn_kwargs
+        self.last_results: dict[str, lmn_core.LMNResult] = {}
+        self._measures: dict[str, LayerLMN] = {}
+        self._measured_model: keras.Model | None = None
+
+    def scheduled(self, epoch: int) -> bool:
+        """Whether the epoch with Keras index ``epoch`` (from 0) is measured."""
+        if isinstance(self.every, int):
+            return (epoch + 1) % self.every == 0
+        return epoch + 1 in self.every
+
+    def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
+        """Cut the model at every layer (once per model: a bad layer name fails here)."""
+        if self._measured_model is not self.model:
+            self._measures = {
+                layer: LayerLMN(self.model, layer, batch_size=self.batch_size) for layer in self.layers
+            }
+            self._measured_model = self.model
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        """Measure at the scheduled epochs; write the values (or ``fill_value``) into ``logs``."""
+        logs = {} if logs is None else logs
+        if self.scheduled(epoch):
+            self.last_results = {
+                layer: measure(self.inputs, **self.lmn_kwargs) for layer, measure in self._measures.items()
+            }
+            logs.update({lmn_key(layer): result.lmn for layer, result in self.last_results.items()})
+            logs[N_SAMPLES_KEY] = int(self.inputs.shape[0])
+        elif self.fill_value is not None:
+            logs.update({lmn_key(layer): self.fill_value for layer in self.layers})
+            logs[N_SAMPLES_KEY] = self.fill_value

@@ -1,0 +1,91 @@
+"""adapters.keras.LMNCallback: LMN during model.fit, in the epoch logs, History and CSVLogger."""
+
+import csv
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from adapters.keras import LMNCallback, layer_lmn, lmn_key
+from reference_tasks.datasets import make_task
+from reference_tasks.keras_model import build_model
+
+LAYERS = ("embedding", "hidden1")
+
+
+@pytest.fixture(scope="module")
+def data():
+    task = make_task("modadd", p=11)
+    return task.pairs.astype(np.int32), task.labels.astype(np.int32)
+
+
+def compiled_model(seed=0):
+    model = build_model(11, 11, hidden_dim=16, seed=seed)
+    model.compile(
+        optimizer=keras.optimizers.AdamW(1e-2),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    return model
+
+
+def test_values_appear_in_history_under_the_documented_keys(data, tmp_path):
+    pairs, labels = data
+    model = compiled_model()
+    inputs = pairs[::5]
+    callback = LMNCallback(inputs, LAYERS, every=2, n_points=7)
+    log = tmp_path / "log.csv"
+    history = model.fit(
+        pairs,
+        labels,
+        batch_size=len(pairs),
+        epochs=4,
+        verbose=0,
+        callbacks=[callback, keras.callbacks.CSVLogger(str(log))],
+    )
+    assert lmn_key("hidden1") == "lmn_hidden1"
+    keys = [lmn_key(layer) for layer in LAYERS]
+    assert set(history.history) >= {*keys, "lmn_n_samples", "loss"}
+    for key in keys:
+        values = history.history[key]
+        assert len(values) == 4
+        assert math.isnan(values[0]) and math.isnan(values[2])
+        assert all(1.0 <= value <= len(inputs) for value in values[1::2])
+    assert history.history["lmn_n_samples"][1::2] == [len(inputs)] * 2
+    for layer in LAYERS:  # the last value is the model's LMN after the last epoch
+        expected = layer_lmn(model, inputs, layer, n_points=7).lmn
+        assert history.history[lmn_key(layer)][-1] == pytest.approx(expected, rel=1e-12)
+        assert callback.last_results[layer].lmn == history.history[lmn_key(layer)][-1]
+    with log.open(newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert [float(row["lmn_hidden1"]) for row in rows][1::2] == history.history["lmn_hidden1"][1::2]
+
+
+def test_schedule_as_epoch_numbers_and_no_fill(data):
+    pairs, labels = data
+    callback = LMNCallback(pairs[::7], "hidden1", every=[1, 3], fill_value=None, n_points=5)
+    assert [callback.scheduled(epoch) for epoch in range(4)] == [True, False, True, False]
+    seen = []
+
+    class Spy(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append("lmn_hidden1" in logs)
+
+    compiled_model().fit(
+        pairs, labels, batch_size=len(pairs), epochs=4, verbose=0, callbacks=[callback, Spy()]
+    )
+    assert seen == [True, False, True, False]
+
+
+def test_bad_arguments_fail_early(data):
+    pairs, labels = data
+    with pytest.raises(ValueError, match="every must be at least 1"):
+        LMNCallback(pairs, "hidden1", every=0)
+    with pytest.raises(ValueError, match="collection of epoch numbers"):
+        LMNCallback(pairs, "hidden1", every=[0, 2])
+    with pytest.raises(ValueError, match="at least one layer"):
+        LMNCallback(pairs, [])
+    with pytest.raises(ValueError, match="no layer 'hidden3'"):
+        compiled_model().fit(
+            pairs, labels, epochs=1, verbose=0, callbacks=[LMNCallback(pairs, ["hidden1", "hidden3"])]
+        )

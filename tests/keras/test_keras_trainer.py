@@ -1,0 +1,130 @@
+"""reference_tasks.keras_trainer: short runs of the paper's recipe, in the common run-folder schema."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from reference_tasks.keras_trainer import train
+from reference_tasks.recipe import TrainConfig, eval_steps, lmn_checkpoints
+from reference_tasks.runs import METRIC_COLUMNS, read_metrics
+
+SUMMARY_KEYS = {
+    "task",
+    "framework",
+    "seed",
+    "steps",
+    "memorization_step",
+    "generalization_step",
+    "max_test_acc",
+    "final_train_acc",
+    "final_test_acc",
+    "lmn_n_samples",
+    "lmn_hidden1_init",
+    "lmn_hidden1_memorization",
+    "lmn_hidden1_generalization",
+    "lmn_hidden1_end",
+    "lmn_hidden1_steps",
+    "pearson_lmn_test_loss",
+    "pearson_l2_test_loss",
+    "pearson_n_points",
+    "task_options",
+    "dtype",
+    "n_train",
+    "n_test",
+    "lmn_checkpoints",
+    "seconds_total",
+    "seconds_lmn",
+}
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory):
+    config = TrainConfig(steps=300, lmn_samples=16, n_checkpoints=6, progress=False)
+    return config, train(config, tmp_path_factory.mktemp("modadd"))
+
+
+def test_short_run_memorizes_addition_mod_31(short_run):
+    _, result = short_run
+    assert result.summary["memorization_step"] is not None and result.summary["memorization_step"] <= 300
+    assert result.summary["final_train_acc"] == 1.0
+
+
+def test_run_folder_has_the_common_schema(short_run):
+    config, result = short_run
+    folder = result.out_dir
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "config.json",
+        "metrics.csv",
+        "model.keras",
+        "summary.json",
+    ]
+    assert (folder / "metrics.csv").read_text().splitlines()[0] == ",".join(METRIC_COLUMNS)
+    rows = read_metrics(folder / "metrics.csv")
+    assert [row["step"] for row in rows] == eval_steps(config).tolist()
+    checkpoints = set(lmn_checkpoints(config).tolist())
+    assert {0, 300} <= checkpoints
+    for row in rows:
+        assert all(row[column] is not None for column in METRIC_COLUMNS[:6])
+        assert 0.0 <= row["train_acc"] <= 1.0 and row["train_acc"] * 769 == pytest.approx(
+            round(row["train_acc"] * 769), abs=1e-9
+        )
+        lmn_values = [row["lmn_embedding"], row["lmn_hidden1"], row["lmn_hidden2"], row["lmn_n_samples"]]
+        if row["step"] in checkpoints:
+            assert row["lmn_n_samples"] == 16 and all(1.0 - 1e-3 <= v <= 16 for v in lmn_values[:3])
+        else:
+            assert lmn_values == [None] * 4
+    summary = json.loads((folder / "summary.json").read_text())
+    assert set(summary) == SUMMARY_KEYS
+    assert (summary["task"], summary["framework"], summary["seed"], summary["steps"]) == (
+        "modadd",
+        "keras",
+        0,
+        300,
+    )
+    assert summary == json.loads(json.dumps(result.summary))
+    saved = json.loads((folder / "config.json").read_text())
+    assert saved["framework"] == "keras" and saved["steps"] == 300 and saved["lmn_samples"] == 16
+    assert saved["keras_backend"] == keras.backend.backend()
+
+
+def test_saved_model_reloads_with_the_same_outputs(short_run):
+    _, result = short_run
+    model = keras.saving.load_model(result.out_dir / "model.keras")
+    pairs = np.stack([np.arange(31), np.arange(31)[::-1]], axis=1).astype(np.int32)
+    np.testing.assert_array_equal(model.predict_on_batch(pairs), result.model.predict_on_batch(pairs))
+    assert [layer.name for layer in model.layers] == [layer.name for layer in result.model.layers]
+
+
+def test_same_seed_gives_identical_metrics(tmp_path):
+    config = TrainConfig(steps=40, lmn_samples=8, n_checkpoints=3, progress=False)
+    first = train(config, tmp_path / "a").out_dir / "metrics.csv"
+    second = train(config, tmp_path / "b").out_dir / "metrics.csv"
+    other = train(
+        TrainConfig(steps=40, lmn_samples=8, n_checkpoints=3, progress=False, seed=1), tmp_path / "c"
+    )
+    assert first.read_bytes() == second.read_bytes()
+    assert first.read_bytes() != (other.out_dir / "metrics.csv").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("task", "options"),
+    [
+        pytest.param("s4", {"task": "s4", "dtype": "float64"}, marks=pytest.mark.float64),
+        ("xor", {"task": "xor", "shared_embedding": False}),
+    ],
+)
+def test_other_tasks_dtypes_and_embeddings(tmp_path, task, options):
+    config = TrainConfig(
+        steps=20, lmn_samples=6, checkpoint_steps=(0, 20), probes=("hidden1",), progress=False, **options
+    )
+    result = train(config, tmp_path)
+    rows = read_metrics(tmp_path / "metrics.csv")
+    assert [row["step"] for row in rows if row["lmn_hidden1"] is not None] == [0, 20]
+    assert all(row["lmn_embedding"] is None for row in rows)
+    assert {str(weight.dtype) for weight in result.model.weights} >= {config.dtype}
+    assert all(str(weight.dtype) == config.dtype for weight in result.model.trainable_weights)
+    assert len(result.model.get_layer("embedding").tables) == (1 if config.shared_embedding else 2)
+    assert result.summary["task"] == task
+    assert np.isfinite(rows[-1]["train_loss"])
