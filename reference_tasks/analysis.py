@@ -14,14 +14,18 @@ was measured (the same rows for LMN and for the L2 norm, so they compare).
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from reference_tasks.runs import Row
+from reference_tasks.runs import METRICS_FILE, SUMMARY_FILE, Row, read_metrics, write_json
+
+logger = logging.getLogger(__name__)
 
 HEADLINE_COLUMN = "lmn_hidden1"
 
@@ -133,4 +137,32 @@ def build_summary(
     summary["pearson_l2_test_loss"] = pearson([row["l2_norm"] for row in window], test_loss)
     summary["pearson_n_points"] = len(window)
     summary.update(extra or {})
+    return summary
+
+
+def write_run_summary(
+    out_dir: Path, *, config: Any, framework: str, extra: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Build a finished run's summary from its ``metrics.csv``, write ``summary.json``, return it.
+
+    ``config`` is the run's ``TrainConfig``; ``extra`` adds run facts (sizes, timings).
+    """
+    summary = build_summary(
+        read_metrics(out_dir / METRICS_FILE),
+        task=config.task,
+        framework=framework,
+        seed=config.seed,
+        steps=config.steps,
+        extra={"task_options": dict(config.task_options), "dtype": config.dtype, **extra},
+    )
+    write_json(out_dir / SUMMARY_FILE, summary)
+    logger.info(
+        "%s %s seed %d: memorized at %s, generalized at %s, max test acc %.4f",
+        framework,
+        config.task,
+        config.seed,
+        summary["memorization_step"],
+        summary["generalization_step"],
+        summary["max_test_acc"],
+    )
     return summary

@@ -20,17 +20,15 @@ from torch.nn import functional
 from tqdm.auto import tqdm
 
 from adapters.torch import layer_lmn
-from reference_tasks.analysis import build_summary
+from reference_tasks.analysis import write_run_summary
 from reference_tasks.datasets import make_task, train_test_split
 from reference_tasks.recipe import TrainConfig, eval_steps, lmn_checkpoints, lmn_sample_indices
 from reference_tasks.runs import (
     CONFIG_FILE,
     METRICS_FILE,
-    SUMMARY_FILE,
     MetricsWriter,
     Row,
     lmn_column,
-    read_metrics,
     write_json,
 )
 from reference_tasks.torch_model import GrokMLP
@@ -153,29 +151,16 @@ def train(config: TrainConfig, out_dir: str | Path) -> RunResult:
     seconds_total = time.perf_counter() - started
 
     torch.save(model.state_dict(), out_dir / WEIGHTS_FILE)
-    summary = build_summary(
-        read_metrics(out_dir / METRICS_FILE),
-        task=config.task,
+    summary = write_run_summary(
+        out_dir,
+        config=config,
         framework="torch",
-        seed=config.seed,
-        steps=config.steps,
         extra={
-            "task_options": dict(config.task_options),
-            "dtype": config.dtype,
             "n_train": int(np.size(train_index)),
             "n_test": int(np.size(test_index)),
             "lmn_checkpoints": len(checkpoints),
             "seconds_total": seconds_total,
             "seconds_lmn": seconds_lmn,
         },
-    )
-    write_json(out_dir / SUMMARY_FILE, summary)
-    logger.info(
-        "%s seed %d: memorized at %s, generalized at %s, max test acc %.4f",
-        config.task,
-        config.seed,
-        summary["memorization_step"],
-        summary["generalization_step"],
-        summary["max_test_acc"],
     )
     return RunResult(out_dir, summary, model)
