@@ -6,25 +6,10 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from run_folder_checks import REQUIRED_SUMMARY_KEYS
 
 from reference_tasks.analysis import build_summary, generalizing_rows, pearson, phases, row_at_or_after
 from reference_tasks.runs import METRIC_COLUMNS
-
-REQUIRED_KEYS = {
-    "task",
-    "framework",
-    "seed",
-    "steps",
-    "memorization_step",
-    "generalization_step",
-    "max_test_acc",
-    "lmn_hidden1_init",
-    "lmn_hidden1_memorization",
-    "lmn_hidden1_generalization",
-    "lmn_hidden1_end",
-    "pearson_lmn_test_loss",
-    "pearson_l2_test_loss",
-}
 
 
 def row(step, train_acc, test_acc, test_loss, l2, lmn=None):
@@ -74,7 +59,7 @@ def test_summary():
     summary = build_summary(
         synthetic_run(generalizes=False), task="modadd", framework="torch", seed=3, steps=100
     )
-    assert set(summary) >= REQUIRED_KEYS
+    assert set(summary) >= REQUIRED_SUMMARY_KEYS
     assert (summary["memorization_step"], summary["generalization_step"]) == (30, None)
     assert summary["max_test_acc"] == 0.9
     assert summary["lmn_hidden1_init"] == 10.0

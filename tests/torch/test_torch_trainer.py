@@ -1,31 +1,14 @@
 """reference_tasks.torch_trainer: short runs of the paper's recipe."""
 
-import json
-
 import numpy as np
 import pytest
 import torch
+from run_folder_checks import check_run_folder
 
-from reference_tasks.recipe import TrainConfig, eval_steps, lmn_checkpoints
-from reference_tasks.runs import METRIC_COLUMNS, read_metrics
+from reference_tasks.recipe import TrainConfig
+from reference_tasks.runs import read_metrics
 from reference_tasks.torch_model import GrokMLP
 from reference_tasks.torch_trainer import train
-
-SUMMARY_KEYS = {
-    "task",
-    "framework",
-    "seed",
-    "steps",
-    "memorization_step",
-    "generalization_step",
-    "max_test_acc",
-    "lmn_hidden1_init",
-    "lmn_hidden1_memorization",
-    "lmn_hidden1_generalization",
-    "lmn_hidden1_end",
-    "pearson_lmn_test_loss",
-    "pearson_l2_test_loss",
-}
 
 
 @pytest.fixture(scope="module")
@@ -42,36 +25,7 @@ def test_short_run_memorizes_addition_mod_31(short_run):
 
 def test_run_folder_has_the_schema(short_run):
     config, result = short_run
-    folder = result.out_dir
-    assert sorted(p.name for p in folder.iterdir()) == [
-        "config.json",
-        "metrics.csv",
-        "model.pt",
-        "summary.json",
-    ]
-    assert (folder / "metrics.csv").read_text().splitlines()[0] == ",".join(METRIC_COLUMNS)
-    rows = read_metrics(folder / "metrics.csv")
-    assert [row["step"] for row in rows] == eval_steps(config).tolist()
-    checkpoints = set(lmn_checkpoints(config).tolist())
-    assert {0, 300} <= checkpoints
-    for row in rows:
-        assert all(row[column] is not None for column in METRIC_COLUMNS[:6])
-        lmn_values = [row["lmn_embedding"], row["lmn_hidden1"], row["lmn_hidden2"], row["lmn_n_samples"]]
-        if row["step"] in checkpoints:
-            assert row["lmn_n_samples"] == 16 and all(1.0 - 1e-3 <= v <= 16 for v in lmn_values[:3])
-        else:
-            assert lmn_values == [None] * 4
-    summary = json.loads((folder / "summary.json").read_text())
-    assert set(summary) >= SUMMARY_KEYS
-    assert (summary["task"], summary["framework"], summary["seed"], summary["steps"]) == (
-        "modadd",
-        "torch",
-        0,
-        300,
-    )
-    assert summary == json.loads(json.dumps(result.summary))
-    saved = json.loads((folder / "config.json").read_text())
-    assert saved["framework"] == "torch" and saved["steps"] == 300 and saved["lmn_samples"] == 16
+    check_run_folder(config, result, "torch", "model.pt")
 
 
 def test_saved_weights_reload_into_the_model(short_run):

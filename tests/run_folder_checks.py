@@ -1,0 +1,59 @@
+"""Checks shared by every trainer's tests: the run folder and summary schema of issue 3."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from reference_tasks.recipe import TrainConfig, eval_steps, lmn_checkpoints
+from reference_tasks.runs import METRIC_COLUMNS, read_metrics
+
+REQUIRED_SUMMARY_KEYS = {
+    "task",
+    "framework",
+    "seed",
+    "steps",
+    "memorization_step",
+    "generalization_step",
+    "max_test_acc",
+    "lmn_hidden1_init",
+    "lmn_hidden1_memorization",
+    "lmn_hidden1_generalization",
+    "lmn_hidden1_end",
+    "pearson_lmn_test_loss",
+    "pearson_l2_test_loss",
+}
+
+
+def check_run_folder(config: TrainConfig, result: Any, framework: str, weights_file: str) -> list[dict]:
+    """Assert a finished short modadd run's folder has the common schema; return its rows."""
+    folder = result.out_dir
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        ["config.json", "metrics.csv", weights_file, "summary.json"]
+    )
+    assert (folder / "metrics.csv").read_text().splitlines()[0] == ",".join(METRIC_COLUMNS)
+    rows = read_metrics(folder / "metrics.csv")
+    assert [row["step"] for row in rows] == eval_steps(config).tolist()
+    checkpoints = set(lmn_checkpoints(config).tolist())
+    assert {0, config.steps} <= checkpoints
+    for row in rows:
+        assert all(row[column] is not None for column in METRIC_COLUMNS[:6])
+        lmn_values = [row["lmn_embedding"], row["lmn_hidden1"], row["lmn_hidden2"], row["lmn_n_samples"]]
+        if row["step"] in checkpoints:
+            n = config.lmn_samples
+            assert row["lmn_n_samples"] == n and all(1.0 - 1e-3 <= v <= n for v in lmn_values[:3])
+        else:
+            assert lmn_values == [None] * 4
+    summary = json.loads((folder / "summary.json").read_text())
+    assert set(summary) >= REQUIRED_SUMMARY_KEYS
+    assert (summary["task"], summary["framework"], summary["seed"], summary["steps"]) == (
+        config.task,
+        framework,
+        config.seed,
+        config.steps,
+    )
+    assert summary == json.loads(json.dumps(result.summary))
+    saved = json.loads((folder / "config.json").read_text())
+    assert saved["framework"] == framework and saved["steps"] == config.steps
+    assert saved["lmn_samples"] == config.lmn_samples
+    return rows
