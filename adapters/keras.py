@@ -17,6 +17,15 @@ the head the graph from that tensor to the model's output; both share the model'
 layers (no copies), so they follow its training, and ``head(body(x))`` runs exactly
 the operations of ``model(x)``. A subclassed model's ``call`` cannot be read, so it
 cannot be cut.
+
+Affine prefix folding (DESIGN.md, identity 3). ``split(..., fold=True)`` (what
+:func:`layer_lmn`, :class:`LayerLMN` and :class:`LMNCallback` do by default) moves the
+``Dense`` layers with a linear activation that start the head into the body (a
+``Dense`` followed by a separate ``Activation`` layer counts): the samples become their
+output, computed once, and the head left to interpolate through is shorter. The
+connectivity matrix is the same, up to rounding, because an affine map sends segments
+to segments with the same λ. A head that was a single such ``Dense`` becomes the
+identity, whose LMN is 1.
 """
 
 from __future__ import annotations
@@ -36,8 +45,10 @@ if int(keras.__version__.split(".")[0]) < 3:  # pragma: no cover - depends on th
     raise ImportError(f"adapters.keras needs Keras 3, found {keras.__version__}: pip install 'lmn[keras]'")
 
 import lmn_core
+from adapters.keras_reduction import KerasPairReducer, KerasPairReduction, reducer_key
 
 DEFAULT_BATCH_SIZE = 8192
+REDUCTIONS = ("auto", "device", "host")
 LMN_KEY_PREFIX = "lmn_"
 N_SAMPLES_KEY = "lmn_n_samples"
 
@@ -73,6 +84,15 @@ class KerasFunction:
     output as one NumPy array. ``predict_on_batch`` runs in inference mode and never
     changes a weight (nor a BatchNormalization statistic).
 
+    It is also a :class:`lmn_core.ReducingFunction`: with ``reduction="device"`` (the
+    default, ``"auto"``, when the backend's default device is not the CPU) ``lmn_core``
+    hands it whole blocks of pairs, which it interpolates, runs and reduces to their
+    ``L`` values with ``keras.ops`` in one inference step
+    (:class:`adapters.keras_reduction.KerasPairReducer`), so that no interpolated point
+    nor output crosses to the host. The points are interpolated in the model's input
+    dtype rather than in float64 rounded once, so the two paths differ by about an ulp
+    of that dtype; the r² sums run in float64 on both.
+
     Parameters
     ----------
     model : keras.Model
@@ -80,9 +100,13 @@ class KerasFunction:
     batch_size : int, optional
         Rows per forward pass (default 8192: on a 2-core CPU, one call per block of
         ``lmn_core``'s default 4 MiB budget is the fastest).
+    reduction : {"auto", "device", "host"}
+        Where ``lmn_core`` reduces the outputs of interpolated points to r²: next to
+        them with ``keras.ops`` (``"device"``), on the host with its Numba kernels
+        (``"host"``), or on the device unless that is the CPU (``"auto"``, the default).
     """
 
-    def __init__(self, model: keras.Model, *, batch_size: int | None = None) -> None:
+    def __init__(self, model: keras.Model, *, batch_size: int | None = None, reduction: str = "auto") -> None:
         self.model = model
         self.batch_size = DEFAULT_BATCH_SIZE if batch_size is None else int(batch_size)
         if self.batch_size < 1:
@@ -91,6 +115,10 @@ class KerasFunction:
         if inputs is not None and len(inputs) != 1:
             raise ValueError(f"KerasFunction needs a model with one input; {model.name!r} has {len(inputs)}")
         self.dtype = _input_dtype(model)
+        if reduction not in REDUCTIONS:
+            raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+        self.reduction = reduction
+        self._reducer: KerasPairReducer | None = None
 
     def __call__(self, inputs: Any) -> np.ndarray:
         """Run the model on ``inputs`` ``(M, ...)``; return its ``(M, ...)`` output as NumPy."""
@@ -107,6 +135,26 @@ class KerasFunction:
                 )
             outputs.append(output)
         return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
+
+    def pair_reduction(self, task: lmn_core.ReductionTask) -> KerasPairReduction | None:
+        """The in-backend reduction of ``task``'s pairs, or ``None`` when ``lmn_core`` reduces on the host.
+
+        The reducer model is kept while the task's shapes stay the same, so its compiled
+        inference step serves every measurement of a training run.
+        """
+        if self.reduction == "host" or (self.reduction == "auto" and not _on_accelerator()):
+            return None
+        dtype = self.dtype if self.dtype is not None else str(task.samples.dtype)
+        if self._reducer is not None and self._reducer.key == reducer_key(task, dtype):
+            self._reducer.assign_task(task)
+        else:
+            self._reducer = KerasPairReducer(self.model, task, dtype)
+        return KerasPairReduction(self._reducer, max(1, self.batch_size // (task.n_points - 2)))
+
+
+def _on_accelerator() -> bool:
+    """Whether the Keras backend puts new tensors on an accelerator (GPU, TPU, ...) rather than the CPU."""
+    return "cpu" not in str(getattr(keras.ops.zeros(()), "device", "cpu")).lower()
 
 
 def _identity(tensor: Any, name: str) -> keras.Model:
@@ -134,9 +182,14 @@ def _split_sequential(model: keras.Sequential, index: int) -> tuple[keras.Model,
     return body, keras.Sequential([head_input, *layers[index + 1 :]], name=f"{name}_head")
 
 
-def _split_functional(model: keras.Model, layer: keras.layers.Layer) -> tuple[keras.Model, keras.Model]:
+def _nodes(model: keras.Model) -> list[Any]:
+    return [node for depth in model._nodes_by_depth.values() for node in depth]
+
+
+def _cut_tensor(model: keras.Model, layer: keras.layers.Layer) -> Any:
+    """The one output tensor of ``layer`` in ``model``'s graph, or a ``ValueError`` naming it."""
     name = layer.name
-    nodes = [node for depth in model._nodes_by_depth.values() for node in depth if node.operation is layer]
+    nodes = [node for node in _nodes(model) if node.operation is layer]
     if len(nodes) != 1:
         raise ValueError(
             f"layer {name!r} is not a cut of {model.name!r}: it is called {len(nodes)} times in the "
@@ -145,7 +198,12 @@ def _split_functional(model: keras.Model, layer: keras.layers.Layer) -> tuple[ke
     outputs = nodes[0].output_tensors
     if len(outputs) != 1:
         raise ValueError(f"layer {name!r} is not a cut of {model.name!r}: it has {len(outputs)} outputs")
-    cut = outputs[0]
+    return outputs[0]
+
+
+def _split_functional(model: keras.Model, layer: keras.layers.Layer) -> tuple[keras.Model, keras.Model]:
+    name = layer.name
+    cut = _cut_tensor(model, layer)
     model_inputs, model_outputs = list(model.inputs), list(model.outputs)
     if any(cut is tensor for tensor in model_inputs):
         body = _identity(cut, f"{model.name}_body")
@@ -163,7 +221,36 @@ def _split_functional(model: keras.Model, layer: keras.layers.Layer) -> tuple[ke
     return body, head
 
 
-def split(model: keras.Model, layer: str) -> tuple[keras.Model, keras.Model]:
+def _is_affine(layer: keras.layers.Layer) -> bool:
+    """A ``Dense`` as it is (not a subclass), with a linear activation and not quantized."""
+    return (
+        type(layer) is keras.layers.Dense
+        and layer.activation is keras.activations.linear
+        and layer.quantization_mode is None
+    )
+
+
+def _affine_successor(model: keras.Model, layer: str) -> str | None:
+    """The name of the affine layer that alone takes ``layer``'s output, if the model goes on with one.
+
+    ``layer`` must already be a cut of ``model``.
+    """
+    layers = model.layers
+    index = [item.name for item in layers].index(layer)
+    if isinstance(model, keras.Sequential):
+        following = layers[index + 1] if index + 1 < len(layers) else None
+        return following.name if following is not None and _is_affine(following) else None
+    cut = _cut_tensor(model, layers[index])
+    nodes = _nodes(model)
+    consumers = [node for node in nodes if any(cut is tensor for tensor in node.input_tensors)]
+    if len(consumers) != 1 or any(cut is tensor for tensor in model.outputs):
+        return None
+    layer = consumers[0].operation
+    called_once = sum(node.operation is layer for node in nodes) == 1
+    return layer.name if called_once and _is_affine(layer) else None
+
+
+def split(model: keras.Model, layer: str, *, fold: bool = False) -> tuple[keras.Model, keras.Model]:
     """Cut ``model`` after ``layer`` into ``(body, head)`` with ``head(body(x)) == model(x)``.
 
     See the module docstring for the rule. Body and head share the model's layers
@@ -175,17 +262,32 @@ def split(model: keras.Model, layer: str) -> tuple[keras.Model, keras.Model]:
         A ``keras.Sequential`` or functional model.
     layer : str
         The Keras name of one of ``model.layers``; the body ends with its output.
+    fold : bool
+        Move the linear ``Dense`` layers that start the head into the body (affine
+        prefix folding, see the module docstring).
 
     Returns
     -------
     tuple of keras.Model
-        ``(body, head)``; ``head`` is the identity when ``layer`` is the last one.
+        ``(body, head)``; ``head`` is the identity when ``layer`` is the last one, or
+        when only linear ``Dense`` layers follow it and ``fold`` is true.
 
     Raises
     ------
     ValueError
         If ``layer`` is not a layer of the model, or is not a cut of it.
     """
+    body, head = _split(model, layer)
+    if not fold:
+        return body, head
+    folded = layer
+    while (successor := _affine_successor(model, folded)) is not None:
+        folded = successor
+    # every path to the output runs through the cut, and from it through the affine layers alone
+    return (body, head) if folded == layer else _split(model, folded)
+
+
+def _split(model: keras.Model, layer: str) -> tuple[keras.Model, keras.Model]:
     names = [item.name for item in model.layers]
     if layer not in names:
         raise ValueError(f"no layer {layer!r} in {model.name!r}; its layers are {names}")
@@ -213,13 +315,26 @@ class LayerLMN:
         Keras name of the layer; see :func:`split`.
     batch_size : int, optional
         Passed to :class:`KerasFunction` for the body and the head.
+    fold : bool
+        Fold the linear ``Dense`` layers that start the head into the samples (the
+        same ``L`` up to rounding, in less time; see the module docstring).
+    reduction : {"auto", "device", "host"}
+        Where to reduce to r² (see :class:`KerasFunction`).
     """
 
-    def __init__(self, model: keras.Model, layer: str, *, batch_size: int | None = None) -> None:
+    def __init__(
+        self,
+        model: keras.Model,
+        layer: str,
+        *,
+        batch_size: int | None = None,
+        fold: bool = True,
+        reduction: str = "auto",
+    ) -> None:
         self.layer = layer
-        body, head = split(model, layer)
+        body, head = split(model, layer, fold=fold)
         self.body = KerasFunction(body, batch_size=batch_size)
-        self.head = KerasFunction(head, batch_size=batch_size)
+        self.head = KerasFunction(head, batch_size=batch_size, reduction=reduction)
 
     def __call__(self, inputs: Any, **lmn_kwargs: Any) -> lmn_core.LMNResult:
         """LMN of the head on ``X = body(inputs)``; ``lmn_kwargs`` go to :func:`lmn_core.lmn`."""
@@ -227,11 +342,20 @@ class LayerLMN:
 
 
 def layer_lmn(
-    model: keras.Model, inputs: Any, layer: str, *, batch_size: int | None = None, **lmn_kwargs: Any
+    model: keras.Model,
+    inputs: Any,
+    layer: str,
+    *,
+    batch_size: int | None = None,
+    fold: bool = True,
+    reduction: str = "auto",
+    **lmn_kwargs: Any,
 ) -> lmn_core.LMNResult:
     """LMN "between ``layer`` and the output" of ``model`` on ``inputs``.
 
     The samples are ``X = body(inputs)``, the function is the head: see :func:`split`.
+    By default the linear ``Dense`` layers that start the head are folded into the
+    body (the same ``L`` up to rounding, in less time; see the module docstring).
 
     Parameters
     ----------
@@ -243,6 +367,10 @@ def layer_lmn(
         Keras name of the layer.
     batch_size : int, optional
         Passed to :class:`KerasFunction` for the body and the head.
+    fold : bool
+        Fold the head's leading linear ``Dense`` layers into the samples.
+    reduction : {"auto", "device", "host"}
+        Where to reduce to r² (see :class:`KerasFunction`).
     **lmn_kwargs
         Passed to :func:`lmn_core.lmn` (``n_points``, ``memory_budget``, ``progress``, ...).
 
@@ -250,7 +378,7 @@ def layer_lmn(
     -------
     lmn_core.LMNResult
     """
-    return LayerLMN(model, layer, batch_size=batch_size)(inputs, **lmn_kwargs)
+    return LayerLMN(model, layer, batch_size=batch_size, fold=fold, reduction=reduction)(inputs, **lmn_kwargs)
 
 
 def lmn_key(layer: str) -> str:
@@ -292,6 +420,9 @@ class LMNCallback(keras.callbacks.Callback):
         What the keys hold on epochs that are not measured; ``None`` leaves them out.
     batch_size : int, optional
         Passed to :class:`KerasFunction`.
+    fold, reduction
+        Passed to :class:`LayerLMN`: affine prefix folding (on by default) and where
+        to reduce to r².
     **lmn_kwargs
         Passed to :func:`lmn_core.lmn` (``n_points``, ``memory_budget``, ...).
 
@@ -309,6 +440,8 @@ class LMNCallback(keras.callbacks.Callback):
         every: int | Collection[int] = 1,
         fill_value: float | None = math.nan,
         batch_size: int | None = None,
+        fold: bool = True,
+        reduction: str = "auto",
         **lmn_kwargs: Any,
     ) -> None:
         super().__init__()
@@ -323,7 +456,7 @@ class LMNCallback(keras.callbacks.Callback):
             raise ValueError(f"every must be an int or a collection of epoch numbers >= 1, got {every!r}")
         self.every = every if isinstance(every, int) else frozenset(every)
         self.fill_value = fill_value
-        self.batch_size = batch_size
+        self.measure_options = {"batch_size": batch_size, "fold": fold, "reduction": reduction}
         self.lmn_kwargs = lmn_kwargs
         self.last_results: dict[str, lmn_core.LMNResult] = {}
         self._measures: dict[str, LayerLMN] = {}
@@ -339,7 +472,7 @@ class LMNCallback(keras.callbacks.Callback):
         """Cut the model at every layer (once per model: a bad layer name fails here)."""
         if self._measured_model is not self.model:
             self._measures = {
-                layer: LayerLMN(self.model, layer, batch_size=self.batch_size) for layer in self.layers
+                layer: LayerLMN(self.model, layer, **self.measure_options) for layer in self.layers
             }
             self._measured_model = self.model
 

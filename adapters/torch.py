@@ -16,6 +16,13 @@ once on a few ``example_inputs`` with hooks on the children, then compares
 ``head(body(x))`` with ``model(x)``; a skip connection, a child used twice, or work
 done in ``forward`` between children makes it refuse with a ``ValueError`` naming the
 layer.
+
+Affine prefix folding (DESIGN.md, identity 3). ``split(..., fold=True)`` (what
+:func:`layer_lmn` does by default) moves the ``nn.Linear`` layers that start the head
+into the body: the samples become their output, computed once, and the head left to
+interpolate through is shorter. The connectivity matrix is the same, up to rounding,
+because an affine map sends segments to segments with the same λ. A head that was a
+single ``nn.Linear`` becomes the identity, whose LMN is 1.
 """
 
 from __future__ import annotations
@@ -34,8 +41,10 @@ except ImportError as error:  # pragma: no cover - depends on the environment
     raise ImportError("adapters.torch needs PyTorch: pip install 'lmn[torch]'") from error
 
 import lmn_core
+from adapters.torch_reduction import TorchPairReduction
 
 DEFAULT_BATCH_SIZE = 4096
+REDUCTIONS = ("auto", "device", "host")
 N_EXAMPLE_ROWS = 8
 
 
@@ -45,11 +54,12 @@ def _module_device(module: nn.Module) -> torch.device | None:
     return None
 
 
-def _floating_dtype(module: nn.Module) -> torch.dtype:
+def _floating_dtype(module: nn.Module, default: torch.dtype | None = None) -> torch.dtype:
+    """The dtype of the module's first floating-point parameter or buffer, else ``default``."""
     for tensor in itertools.chain(module.parameters(), module.buffers()):
         if tensor.is_floating_point():
             return tensor.dtype
-    return torch.get_default_dtype()
+    return default if default is not None else torch.get_default_dtype()
 
 
 def _as_tensor(values: Any, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
@@ -85,6 +95,14 @@ class TorchFunction:
     and returns the output as a NumPy array on the host. Parameters and gradients are
     never touched.
 
+    It is also a :class:`lmn_core.ReducingFunction`: with ``reduction="device"`` (the
+    default, ``"auto"``, on any device but the CPU) ``lmn_core`` hands it whole blocks of
+    pairs, which it interpolates, runs and reduces to their ``L`` values with torch ops
+    on its device (:class:`adapters.torch_reduction.TorchPairReduction`), so that no
+    interpolated point nor output crosses to the host. The points are interpolated in
+    the samples' dtype (``torch.lerp``) rather than in float64 rounded once, so the two
+    paths differ by about an ulp of that dtype; the r² sums run in float64 on both.
+
     Parameters
     ----------
     module : torch.nn.Module
@@ -98,6 +116,11 @@ class TorchFunction:
     batch_size : int, optional
         Rows per forward pass (default 4096, the fastest measured for the reference
         MLP on a 2-core CPU).
+    reduction : {"auto", "device", "host"}
+        Where ``lmn_core`` reduces the outputs of interpolated points to r²: on the
+        module's device (``"device"``), on the host with its Numba kernels (``"host"``),
+        or on the device unless that is the CPU (``"auto"``, the default: on a CPU the
+        host kernels, which overlap the module on a worker thread, are faster).
     """
 
     def __init__(
@@ -107,6 +130,7 @@ class TorchFunction:
         device: str | torch.device | None = None,
         dtype: torch.dtype | None = None,
         batch_size: int | None = None,
+        reduction: str = "auto",
     ) -> None:
         own = _module_device(module)
         wanted = torch.empty(0, device=device).device if device is not None else own
@@ -121,13 +145,25 @@ class TorchFunction:
         self.batch_size = DEFAULT_BATCH_SIZE if batch_size is None else int(batch_size)
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if reduction not in REDUCTIONS:
+            raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+        self.reduction = reduction
 
     def __call__(self, inputs: Any) -> np.ndarray:
         """Run the module on ``inputs`` ``(M, ...)``; return its ``(M, ...)`` output as NumPy."""
-        batch = _as_tensor(inputs, self.device, self.dtype)
+        return self.run(_as_tensor(inputs, self.device, self.dtype)).cpu().numpy()
+
+    def run(self, batch: torch.Tensor) -> torch.Tensor:
+        """The module's output for a batch tensor on its device, in chunks, in eval mode, without grad."""
         with torch.no_grad(), eval_mode(self.module):
             outputs = [self.module(chunk) for chunk in batch.split(self.batch_size)]
-        return torch.cat(outputs).cpu().numpy()
+        return outputs[0] if len(outputs) == 1 else torch.cat(outputs)
+
+    def pair_reduction(self, task: lmn_core.ReductionTask) -> TorchPairReduction | None:
+        """The on-device reduction of ``task``'s pairs, or ``None`` when ``lmn_core`` reduces on the host."""
+        if self.reduction == "host" or (self.reduction == "auto" and self.device.type == "cpu"):
+            return None
+        return TorchPairReduction(self.run, _as_tensor(task.samples, self.device, self.dtype), task)
 
 
 def _chain_items(module: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -254,7 +290,14 @@ def _cut(
     return body, head, to_check
 
 
-def split(model: nn.Module, layer: str, *, example_inputs: Any = None) -> tuple[nn.Sequential, nn.Sequential]:
+def _is_affine(module: nn.Module) -> bool:
+    """An ``nn.Linear`` as it is (not a subclass, no hook of its own that could change it)."""
+    return type(module) is nn.Linear and not (module._forward_hooks or module._forward_pre_hooks)
+
+
+def split(
+    model: nn.Module, layer: str, *, example_inputs: Any = None, fold: bool = False
+) -> tuple[nn.Sequential, nn.Sequential]:
     """Cut ``model`` after ``layer`` into ``(body, head)`` with ``head(body(x)) == model(x)``.
 
     See the module docstring for the rule. Body and head share the model's modules
@@ -270,11 +313,15 @@ def split(model: nn.Module, layer: str, *, example_inputs: Any = None) -> tuple[
     example_inputs : array_like or torch.Tensor, optional
         Model inputs; needed when a module on the way to ``layer`` is not a plain
         ``nn.Sequential``, to check that it is a chain (its first rows are used).
+    fold : bool
+        Move the ``nn.Linear`` layers that start the head into the body (affine prefix
+        folding, see the module docstring).
 
     Returns
     -------
     tuple of torch.nn.Sequential
-        ``(body, head)``; ``head`` is empty (the identity) when ``layer`` is last.
+        ``(body, head)``; ``head`` is empty (the identity) when ``layer`` is last, or
+        when only ``nn.Linear`` layers follow it and ``fold`` is true.
 
     Raises
     ------
@@ -291,6 +338,9 @@ def split(model: nn.Module, layer: str, *, example_inputs: Any = None) -> tuple[
                 "pass example_inputs so that split can run the model once"
             )
         _check_cut(model, layer, body, head, to_check, example_inputs)
+    if fold:
+        n_affine = next((k for k, module in enumerate(head) if not _is_affine(module)), len(head))
+        body, head = nn.Sequential(*body, *head[:n_affine]), head[n_affine:]
     return body, head
 
 
@@ -334,11 +384,15 @@ def layer_lmn(
     *,
     device: str | torch.device | None = None,
     batch_size: int | None = None,
+    fold: bool = True,
+    reduction: str = "auto",
     **lmn_kwargs: Any,
 ) -> lmn_core.LMNResult:
     """LMN "between ``layer`` and the output" of ``model`` on ``inputs``.
 
     The samples are ``X = body(inputs)``, the function is the head: see :func:`split`.
+    By default the ``nn.Linear`` layers that start the head are folded into the body
+    (the same ``L`` up to rounding, in less time; see the module docstring).
 
     Parameters
     ----------
@@ -350,6 +404,10 @@ def layer_lmn(
         Layer name as ``model.named_modules()`` gives it.
     device, batch_size
         Passed to :class:`TorchFunction` for the body and the head.
+    fold : bool
+        Fold the head's leading ``nn.Linear`` layers into the samples.
+    reduction : {"auto", "device", "host"}
+        Where to reduce to r² (see :class:`TorchFunction`).
     **lmn_kwargs
         Passed to :func:`lmn_core.lmn` (``n_points``, ``memory_budget``, ``progress``, ...).
 
@@ -357,6 +415,13 @@ def layer_lmn(
     -------
     lmn_core.LMNResult
     """
-    body, head = split(model, layer, example_inputs=inputs)
-    samples = TorchFunction(body, device=device, batch_size=batch_size)(inputs)
-    return lmn_core.lmn(TorchFunction(head, device=device, batch_size=batch_size), samples, **lmn_kwargs)
+    body, head = split(model, layer, example_inputs=inputs, fold=fold)
+    # a folded head may have no parameter left to tell the model's device and dtype
+    device = device if device is not None else _module_device(model)
+    model_dtype = _floating_dtype(model)
+    body_dtype, head_dtype = _floating_dtype(body, model_dtype), _floating_dtype(head, model_dtype)
+    samples = TorchFunction(body, device=device, dtype=body_dtype, batch_size=batch_size)(inputs)
+    head_function = TorchFunction(
+        head, device=device, dtype=head_dtype, batch_size=batch_size, reduction=reduction
+    )
+    return lmn_core.lmn(head_function, samples, **lmn_kwargs)

@@ -4,10 +4,14 @@
 """
 
 from lmn_core.measure import LMNResult, connectivity_matrix, lmn
+from lmn_core.protocol import PairReduction, ReducingFunction, ReductionTask
 from lmn_core.spectrum import Spectrum, lmn_from_connectivity, nonlinear_complexity, spectrum
 
 __all__ = [
     "LMNResult",
+    "PairReduction",
+    "ReducingFunction",
+    "ReductionTask",
     "Spectrum",
     "connectivity_matrix",
     "lmn",

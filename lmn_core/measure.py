@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from lmn_core.pipeline import ConnectivityStream, Segments
+from lmn_core.pipeline import ConnectivityStream, Segments, default_const_rtol
+from lmn_core.protocol import ReducingFunction, ReductionTask
 from lmn_core.spectrum import spectrum
 from lmn_core.validation import checked_n_points, checked_outputs, checked_samples
 
@@ -55,8 +56,11 @@ class LMNResult:
     n_outputs: int
 
 
-def _endpoint_outputs(f: Function, samples: np.ndarray, chunk_rows: int) -> np.ndarray:
-    """Evaluate ``f(X)`` once, in chunks, as float64 ``(N, d2)``; check it is finite."""
+def _endpoint_outputs(f: Function, samples: np.ndarray, chunk_rows: int) -> tuple[np.ndarray, np.dtype]:
+    """Evaluate ``f(X)`` once, in chunks, as float64 ``(N, d2)``; check it is finite.
+
+    Also returns the dtype ``f`` computes its outputs in (float32 or float64).
+    """
     chunks = []
     for start in range(0, samples.shape[0], chunk_rows):
         stop = min(start + chunk_rows, samples.shape[0])
@@ -66,12 +70,13 @@ def _endpoint_outputs(f: Function, samples: np.ndarray, chunk_rows: int) -> np.n
         raise ValueError(
             f"f returned a different number of output dimensions across batches: {sorted(widths)}"
         )
+    output_dtype = np.result_type(*chunks)
     outputs = np.concatenate(chunks).astype(np.float64, copy=False)
     finite = np.isfinite(outputs)
     if not finite.all():
         sample, dimension = np.argwhere(~finite)[0]
         raise ValueError(f"f(X) is not finite for sample {sample} (output dimension {dimension})")
-    return outputs
+    return outputs, output_dtype
 
 
 def pairs_per_block(sample_bytes: int, n_outputs: int, n_points: int, memory_budget: int) -> int:
@@ -128,7 +133,9 @@ def connectivity_matrix(
     ----------
     f : callable
         Maps a batch ``(M, *s)`` to outputs ``(M, d2)`` or ``(M,)`` (trailing output
-        axes are flattened into ``d2``). It gets arrays in ``X``'s dtype.
+        axes are flattened into ``d2``). It gets arrays in ``X``'s dtype. When it is a
+        :class:`lmn_core.ReducingFunction` whose ``pair_reduction`` returns a reduction,
+        the pairs go to that reduction instead (see :mod:`lmn_core.protocol`).
     X : array_like
         Samples ``(N, *s)``. float32 and float64 keep their dtype; other real dtypes
         are converted to float64.
@@ -137,7 +144,9 @@ def connectivity_matrix(
     memory_budget : int
         Bytes for the interpolated inputs and outputs of the two blocks in flight (one
         in ``f``, one being built or reduced on a worker thread); sets how many pairs
-        go to ``f`` at once (``f``'s own intermediates are not counted).
+        go to ``f`` at once (``f``'s own intermediates are not counted). A function
+        that reduces pairs itself (:class:`lmn_core.ReducingFunction`) gets blocks of
+        the same size.
     block_pairs : int, optional
         Pairs per block, overriding ``memory_budget``.
     const_rtol, const_atol : float
@@ -182,7 +191,7 @@ def _measure(
 
     row_bytes_in = flat_samples.shape[1] * flat_samples.itemsize
     chunk_rows = max(1, memory_budget // max(row_bytes_in, 1))
-    endpoint_outputs = _endpoint_outputs(f, samples, chunk_rows)
+    endpoint_outputs, output_dtype = _endpoint_outputs(f, samples, chunk_rows)
     n_outputs = endpoint_outputs.shape[1]
     n_pairs = n_samples * (n_samples - 1) // 2
     if n_pairs == 0:
@@ -194,12 +203,22 @@ def _measure(
     logger.debug(
         "%d pairs in blocks of %d (%d rows each)", n_pairs, block_pairs, block_pairs * (n_points - 2)
     )
+    if const_rtol is None:
+        const_rtol = default_const_rtol(output_dtype)
     stream = ConnectivityStream(
         flat_samples, sample_shape, endpoint_outputs, Segments(n_points, const_rtol, const_atol), block_pairs
     )
+    reduction = None
+    if isinstance(f, ReducingFunction):
+        task = ReductionTask(samples, endpoint_outputs, n_points, const_rtol, const_atol)
+        reduction = f.pair_reduction(task)
     bar = _progress_bar(n_pairs, progress)
+    on_pairs_done = bar.update if bar is not None else lambda count: None
     try:
-        connectivity = stream.run(f, bar.update if bar is not None else lambda count: None)
+        if reduction is None:
+            connectivity = stream.run(f, on_pairs_done)
+        else:
+            connectivity = stream.run_reduced(f, reduction, on_pairs_done)
     finally:
         if bar is not None:
             bar.close()

@@ -4,6 +4,9 @@ While the calling thread evaluates ``f`` on block ``k``, one worker thread reduc
 ``k - 1`` to its connectivity values and builds the interpolated points of block
 ``k + 1``. The kernels release the GIL, so their work overlaps ``f``'s instead of
 adding to it, and no threading layer is involved: ``f`` may use any threads it likes.
+
+When ``f`` reduces pairs itself (:mod:`lmn_core.protocol`), the blocks of pairs go to
+its reduction instead, and only their ``L`` values come back.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from lmn_core import kernels
-from lmn_core.validation import checked_outputs, raise_non_finite
+from lmn_core.protocol import PairReduction
+from lmn_core.validation import checked_outputs, checked_reduction, pairs_named, raise_non_finite
 
 CONST_RTOL_ULPS = 32
 
@@ -31,7 +35,7 @@ class Segments:
     """The λ grid of every segment and the constant-output tolerance."""
 
     n_points: int
-    const_rtol: float | None
+    const_rtol: float
     const_atol: float
 
     @property
@@ -88,14 +92,12 @@ class ConnectivityStream:
         lambdas = segments.lambdas
         self.interior_lambdas = lambdas[1:-1].copy()
         self.centered_lambdas = lambdas - lambdas.mean()
-        self.const_rtol = segments.const_rtol
-        n_samples = flat_samples.shape[0]
-        self.connectivity = np.eye(n_samples)
-        self.blocks = [
-            _Block(block_pairs, segments.n_interior, flat_samples.shape[1], flat_samples.dtype)
-            for _ in range(2)
-        ]
+        self.block_pairs = block_pairs
+        self.connectivity = np.eye(flat_samples.shape[0])
         self.next_pair = (0, 1)
+
+    def _new_block(self, block_pairs: int) -> _Block:
+        return _Block(block_pairs, self.segments.n_interior, self.samples.shape[1], self.samples.dtype)
 
     def _build(self, block: _Block) -> _Block:
         """Take the next pairs into ``block`` and interpolate their points (worker thread)."""
@@ -126,7 +128,7 @@ class ConnectivityStream:
             pair_j,
             self.centered_lambdas,
             self.output_scales,
-            self.const_rtol,
+            self.segments.const_rtol,
             self.segments.const_atol,
             values,
             non_finite,
@@ -140,18 +142,13 @@ class ConnectivityStream:
     def _evaluate(self, f: Callable[[np.ndarray], Any], block: _Block) -> np.ndarray:
         """``f`` on ``block``'s interpolated points, checked (calling thread)."""
         rows = block.count * self.segments.n_interior
-        where = (
-            f"interior points of pairs ({block.pair_i[0]}, {block.pair_j[0]}) "
-            f"to ({block.pair_i[block.count - 1]}, {block.pair_j[block.count - 1]})"
-        )
+        where = f"interior points of {pairs_named(block.pair_i[: block.count], block.pair_j[: block.count])}"
         outputs = checked_outputs(f(block.points[:rows].reshape((rows, *self.sample_shape))), rows, where)
         n_outputs = self.endpoint_outputs.shape[1]
         if outputs.shape[1] != n_outputs:
             raise ValueError(
                 f"f returned {outputs.shape[1]} output dimensions ({where}) but {n_outputs} for f(X)"
             )
-        if self.const_rtol is None:
-            self.const_rtol = default_const_rtol(outputs.dtype)
         return outputs
 
     def run(self, f: Callable[[np.ndarray], Any], on_pairs_done: Callable[[int], None]) -> np.ndarray:
@@ -159,13 +156,14 @@ class ConnectivityStream:
 
         ``on_pairs_done(count)`` is called in the calling thread as blocks complete.
         """
+        blocks = [self._new_block(self.block_pairs) for _ in range(2)]
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lmn-kernels") as worker:
-            building: Future[_Block] = worker.submit(self._build, self.blocks[0])
+            building: Future[_Block] = worker.submit(self._build, blocks[0])
             reducing: Future[int] | None = None
             index = 0
             while (block := building.result()).count:
                 index += 1
-                building = worker.submit(self._build, self.blocks[index % 2])
+                building = worker.submit(self._build, blocks[index % 2])
                 outputs = self._evaluate(f, block)
                 if reducing is not None:
                     on_pairs_done(reducing.result())
@@ -173,3 +171,43 @@ class ConnectivityStream:
             if reducing is not None:
                 on_pairs_done(reducing.result())
         return self.connectivity
+
+    def run_reduced(
+        self,
+        f: Callable[[np.ndarray], Any],
+        reduction: PairReduction,
+        on_pairs_done: Callable[[int], None],
+    ) -> np.ndarray:
+        """Hand every block of pairs to ``f``'s ``reduction`` and return the filled matrix.
+
+        A pair flagged non-finite is evaluated again through ``f`` itself, so that the
+        error names its λ exactly as on the host path.
+        """
+        n_samples = self.samples.shape[0]
+        pair_i = np.empty(self.block_pairs, dtype=np.int64)
+        pair_j = np.empty(self.block_pairs, dtype=np.int64)
+        while True:
+            count, *self.next_pair = kernels.fill_pairs(n_samples, *self.next_pair, pair_i, pair_j)
+            if not count:
+                return self.connectivity
+            block_i, block_j = pair_i[:count].copy(), pair_j[:count].copy()
+            values, non_finite = checked_reduction(reduction(block_i, block_j), block_i, block_j)
+            if non_finite.any():
+                pair = int(np.argmax(non_finite))
+                self._explain_non_finite(f, int(block_i[pair]), int(block_j[pair]))
+            self.connectivity[block_i, block_j] = values
+            self.connectivity[block_j, block_i] = values
+            on_pairs_done(count)
+
+    def _explain_non_finite(self, f: Callable[[np.ndarray], Any], i: int, j: int) -> None:
+        """Raise the host path's error for pair ``(i, j)``, evaluated through ``f`` itself."""
+        block = self._new_block(1)
+        block.pair_i[0], block.pair_j[0], block.count = i, j, 1
+        kernels.build_interior_points(
+            self.samples, block.pair_i, block.pair_j, self.interior_lambdas, block.points
+        )
+        self._reduce(block, self._evaluate(f, block))
+        raise ValueError(
+            f"f's pair reduction reported a non-finite value on the segment between samples {i} and {j}, "
+            "but f evaluated on that segment's points is finite: its reduction disagrees with f"
+        )

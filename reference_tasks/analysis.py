@@ -7,9 +7,14 @@ comes, and then the phase lasts to the end of the run), *finalizing* after it.
 
 The LMN at a phase point is the value at the first step at or after the phase step
 where that LMN was measured (checkpoints are sparser than evaluations); ``init`` is
-the first measured value, ``end`` the last one. The Pearson coefficients are taken
-over the rows of the generalizing phase, both ends included, where ``lmn_hidden1``
-was measured (the same rows for LMN and for the L2 norm, so they compare).
+the first measured value, ``end`` the last one. The Pearson coefficients and the
+least-squares lines (LMN against test loss, L2 norm against test loss) are taken over
+the rows of the generalizing phase, both ends included, where ``lmn_hidden1`` was
+measured (the same rows for LMN and for the L2 norm, so they compare).
+
+The *rebound* of the LMN after generalization (the paper's XOR "double descent": LMN
+falls, rises briefly, then falls again) is the largest rise of ``lmn_hidden1`` over the
+checkpoints from the generalization point on: see :func:`rebound`.
 """
 
 from __future__ import annotations
@@ -88,6 +93,91 @@ def pearson(x: Sequence[float], y: Sequence[float]) -> float | None:
     return float(np.clip((a @ b) / denominator, -1.0, 1.0))
 
 
+@dataclass(frozen=True)
+class LinearFit:
+    """Least-squares line ``y = slope * x + intercept`` and its coefficient of determination."""
+
+    slope: float
+    intercept: float
+    r2: float
+
+    def as_dict(self) -> dict[str, float]:
+        """``{"slope", "intercept", "r2"}``."""
+        return {"slope": self.slope, "intercept": self.intercept, "r2": self.r2}
+
+
+def linear_fit(x: Sequence[float], y: Sequence[float]) -> LinearFit | None:
+    """Least-squares line of ``y`` against ``x`` with ``R² = 1 - SS_res / SS_tot``.
+
+    ``None`` in the cases :func:`pearson` gives ``None`` (fewer than 3 points, no spread
+    in ``x`` or ``y``). For a line fitted by least squares ``R²`` equals ``pearson(x, y)²``.
+    """
+    a = np.asarray(x, dtype=np.float64)
+    b = np.asarray(y, dtype=np.float64)
+    if a.size != b.size:
+        raise ValueError(f"linear_fit needs equally long sequences, got {a.size} and {b.size}")
+    if a.size < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return None
+    da, db = a - a.mean(), b - b.mean()
+    slope = float(da @ db) / float(da @ da)
+    intercept = float(b.mean() - slope * a.mean())
+    residual = b - (slope * a + intercept)
+    r2 = 1.0 - float(residual @ residual) / float(db @ db)
+    return LinearFit(slope, intercept, float(np.clip(r2, 0.0, 1.0)))
+
+
+@dataclass(frozen=True)
+class Rebound:
+    """The largest rise of an LMN column after generalization: trough, then peak."""
+
+    min_step: int
+    min_value: float
+    max_step: int
+    max_value: float
+
+    @property
+    def rise(self) -> float:
+        """``max_value - min_value`` (positive)."""
+        return self.max_value - self.min_value
+
+
+def rebound(rows: Sequence[Row], column: str = HEADLINE_COLUMN) -> Rebound | None:
+    """The LMN's rise after generalization: the trough and the peak of its largest rise.
+
+    Over the checkpoints where ``column`` was measured at steps ``>=`` the generalization
+    step, ``v_0, v_1, ...`` in step order, this is the pair ``i < j`` with the largest
+    ``v_j - v_i`` (the earliest such pair on ties): ``v_i`` is the minimum *before* the
+    peak and ``v_j`` the maximum *after* that minimum. The global maximum after
+    generalization would mostly be the generalization point itself (LMN is still
+    falling there) and the global minimum the end of the run, so neither marks the
+    "rise then fall" turning points; the largest rise does. On the committed XOR run
+    (``results/torch/xor-seed0``) it is 20.30 at step 7755 to 21.14 at step 11653. In a
+    run without such a rise it may be the partial recovery after a late float32 blow-up
+    (addition mod 31, seed 0: 2.48 at step 17959 to 3.20 at step 20000).
+
+    Returns
+    -------
+    Rebound or None
+        ``None`` if the run never generalized, or the LMN never rises after it.
+    """
+    generalization = phases(rows).generalization_step
+    if generalization is None:
+        return None
+    after = [row for row in measured(rows, column) if row["step"] >= generalization]
+    best: tuple[float, int, int] | None = None
+    low = 0
+    for j, row in enumerate(after):
+        if row[column] < after[low][column]:
+            low = j
+        rise = row[column] - after[low][column]
+        if rise > 0 and (best is None or rise > best[0]):
+            best = (rise, low, j)
+    if best is None:
+        return None
+    _, i, j = best
+    return Rebound(int(after[i]["step"]), after[i][column], int(after[j]["step"]), after[j][column])
+
+
 def build_summary(
     rows: Sequence[Row],
     *,
@@ -103,7 +193,13 @@ def build_summary(
     max_test_acc, final_train_acc, final_test_acc, lmn_n_samples``,
     ``lmn_hidden1_{init,memorization,generalization,end}`` with the steps they were
     read at in ``lmn_hidden1_steps``, ``pearson_lmn_test_loss``,
-    ``pearson_l2_test_loss`` and ``pearson_n_points``, then ``extra``'s items.
+    ``pearson_l2_test_loss`` and ``pearson_n_points``, the least-squares lines
+    ``linear_fit_lmn_test_loss`` and ``linear_fit_l2_test_loss`` (``{"slope",
+    "intercept", "r2"}`` of LMN, resp. L2 norm, against test loss over the same rows as
+    Pearson, or ``None``), the rebound after generalization ``lmn_hidden1_rebound_min``,
+    ``lmn_hidden1_rebound_max`` with their steps in ``lmn_hidden1_rebound_steps``
+    (``{"min", "max"}``; all ``None`` without a rebound, see :func:`rebound`), then
+    ``extra``'s items.
     """
     phase = phases(rows)
     lmn_rows = measured(rows, HEADLINE_COLUMN)
@@ -136,6 +232,16 @@ def build_summary(
     summary["pearson_lmn_test_loss"] = pearson([row[HEADLINE_COLUMN] for row in window], test_loss)
     summary["pearson_l2_test_loss"] = pearson([row["l2_norm"] for row in window], test_loss)
     summary["pearson_n_points"] = len(window)
+    for name, column in (("lmn", HEADLINE_COLUMN), ("l2", "l2_norm")):
+        fit = linear_fit(test_loss, [row[column] for row in window])
+        summary[f"linear_fit_{name}_test_loss"] = None if fit is None else fit.as_dict()
+    turn = rebound(rows)
+    summary[f"{HEADLINE_COLUMN}_rebound_min"] = None if turn is None else turn.min_value
+    summary[f"{HEADLINE_COLUMN}_rebound_max"] = None if turn is None else turn.max_value
+    summary[f"{HEADLINE_COLUMN}_rebound_steps"] = {
+        "min": None if turn is None else turn.min_step,
+        "max": None if turn is None else turn.max_step,
+    }
     summary.update(extra or {})
     return summary
 

@@ -7,6 +7,13 @@ from typing import Any
 
 from reference_tasks.recipe import TrainConfig, eval_steps, lmn_checkpoints
 from reference_tasks.runs import METRIC_COLUMNS, read_metrics
+from reference_tasks.snapshots import load_snapshot, snapshot_steps
+
+# The weights of a snapshot of the shared-embedding reference model, by PyTorch name.
+SNAPSHOT_KEYS = sorted(
+    ["embedding.tables.0.weight"]
+    + [f"{layer}.{part}" for layer in ("linear1", "linear2", "output") for part in ("weight", "bias")]
+)
 
 REQUIRED_SUMMARY_KEYS = {
     "task",
@@ -26,16 +33,21 @@ REQUIRED_SUMMARY_KEYS = {
 
 
 def check_run_folder(config: TrainConfig, result: Any, framework: str, weights_file: str) -> list[dict]:
-    """Assert a finished short modadd run's folder has the common schema; return its rows."""
+    """Assert a finished short modadd run's folder has the common schema; return its rows.
+
+    A finished run keeps a weight snapshot per LMN checkpoint and no resume checkpoint.
+    """
     folder = result.out_dir
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        ["config.json", "metrics.csv", weights_file, "summary.json"]
+        ["config.json", "metrics.csv", weights_file, "summary.json", "snapshots"]
     )
     assert (folder / "metrics.csv").read_text().splitlines()[0] == ",".join(METRIC_COLUMNS)
     rows = read_metrics(folder / "metrics.csv")
     assert [row["step"] for row in rows] == eval_steps(config).tolist()
     checkpoints = set(lmn_checkpoints(config).tolist())
     assert {0, config.steps} <= checkpoints
+    assert snapshot_steps(folder) == sorted(checkpoints)
+    assert sorted(load_snapshot(folder, 0)) == SNAPSHOT_KEYS
     for row in rows:
         assert all(row[column] is not None for column in METRIC_COLUMNS[:6])
         lmn_values = [row["lmn_embedding"], row["lmn_hidden1"], row["lmn_hidden2"], row["lmn_n_samples"]]

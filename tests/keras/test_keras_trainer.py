@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 from run_folder_checks import REQUIRED_SUMMARY_KEYS, check_run_folder
 
+from reference_tasks import keras_trainer
 from reference_tasks.keras_trainer import train
 from reference_tasks.recipe import TrainConfig
 from reference_tasks.runs import read_metrics
+from reference_tasks.snapshots import load_snapshot, snapshot_steps
 
 # The Keras trainer's summary: the required keys plus these run facts, and nothing else.
 SUMMARY_KEYS = REQUIRED_SUMMARY_KEYS | {
@@ -18,6 +20,11 @@ SUMMARY_KEYS = REQUIRED_SUMMARY_KEYS | {
     "lmn_n_samples",
     "lmn_hidden1_steps",
     "pearson_n_points",
+    "linear_fit_lmn_test_loss",
+    "linear_fit_l2_test_loss",
+    "lmn_hidden1_rebound_min",
+    "lmn_hidden1_rebound_max",
+    "lmn_hidden1_rebound_steps",
     "task_options",
     "dtype",
     "n_train",
@@ -91,3 +98,67 @@ def test_other_tasks_dtypes_and_embeddings(tmp_path, task, options):
     assert len(result.model.get_layer("embedding").tables) == (1 if config.shared_embedding else 2)
     assert result.summary["task"] == task
     assert np.isfinite(rows[-1]["train_loss"])
+
+
+class KilledError(Exception):
+    """Stands in for a kill in the middle of a run."""
+
+
+def _interrupt_at(monkeypatch, stop_step):
+    """Make the trainer die when it reaches the LMN checkpoint at ``stop_step``."""
+    real_save = keras_trainer.save_snapshot
+
+    def save_or_die(run_dir, step, arrays):
+        if step == stop_step:
+            raise KilledError
+        return real_save(run_dir, step, arrays)
+
+    monkeypatch.setattr(keras_trainer, "save_snapshot", save_or_die)
+
+
+def test_a_killed_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch):
+    config = TrainConfig(steps=120, lmn_samples=10, checkpoint_steps=(0, 30, 60, 90, 120), progress=False)
+    whole = train(config, tmp_path / "whole")
+    with monkeypatch.context() as patch:
+        _interrupt_at(patch, 90)
+        with pytest.raises(KilledError):
+            train(config, tmp_path / "resumed")
+    interrupted_rows = read_metrics(tmp_path / "resumed" / "metrics.csv")
+    assert interrupted_rows[-1]["step"] == 89  # rows after the step-60 checkpoint were written
+    assert snapshot_steps(tmp_path / "resumed") == [0, 30, 60]
+    resumed = train(config, tmp_path / "resumed", resume=True)
+    assert (tmp_path / "resumed" / "metrics.csv").read_bytes() == (
+        tmp_path / "whole" / "metrics.csv"
+    ).read_bytes()
+    assert snapshot_steps(tmp_path / "resumed") == [0, 30, 60, 90, 120]
+    np.testing.assert_array_equal(
+        load_snapshot(tmp_path / "resumed", 120)["output.weight"],
+        load_snapshot(tmp_path / "whole", 120)["output.weight"],
+    )
+    for key in ("memorization_step", "lmn_hidden1_end", "pearson_lmn_test_loss", "final_test_acc"):
+        assert resumed.summary[key] == whole.summary[key]
+    assert not (tmp_path / "resumed" / "checkpoint.npz").exists()
+
+
+def test_resuming_another_config_is_refused(tmp_path, monkeypatch):
+    config = TrainConfig(steps=40, lmn_samples=6, checkpoint_steps=(0, 20, 40), progress=False)
+    with monkeypatch.context() as patch:
+        _interrupt_at(patch, 20)
+        with pytest.raises(KilledError):
+            train(config, tmp_path)
+    with pytest.raises(ValueError, match=r"learning_rate: saved 0\.001, now 0\.002"):
+        train(TrainConfig(**{**config.__dict__, "learning_rate": 2e-3}), tmp_path, resume=True)
+    fresh = train(config, tmp_path)  # resume=False starts over
+    assert [row["step"] for row in read_metrics(tmp_path / "metrics.csv")][-1] == 40
+    assert fresh.summary["steps"] == 40
+
+
+def test_snapshots_hold_the_model_weights_in_pytorch_layout(short_run):
+    _, result = short_run
+    snapshot = load_snapshot(result.out_dir, 300)
+    dense = result.model.get_layer("linear2")
+    np.testing.assert_array_equal(snapshot["linear2.weight"], dense.kernel.numpy().T)
+    np.testing.assert_array_equal(snapshot["linear2.bias"], dense.bias.numpy())
+    np.testing.assert_array_equal(
+        snapshot["embedding.tables.0.weight"], result.model.get_layer("embedding").tables[0].numpy()
+    )

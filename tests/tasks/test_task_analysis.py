@@ -3,12 +3,21 @@
 import json
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from run_folder_checks import REQUIRED_SUMMARY_KEYS
 
-from reference_tasks.analysis import build_summary, generalizing_rows, pearson, phases, row_at_or_after
+from reference_tasks.analysis import (
+    build_summary,
+    generalizing_rows,
+    linear_fit,
+    pearson,
+    phases,
+    rebound,
+    row_at_or_after,
+)
 from reference_tasks.runs import METRIC_COLUMNS
 
 
@@ -87,13 +96,106 @@ def test_summary_of_a_generalizing_run_has_too_few_points_for_pearson():
 )
 def test_pearson_matches_numpy(x, seed):
     y = np.random.default_rng(seed).standard_normal(x.size) + 0.5 * x
-    expected = np.corrcoef(x, y)[0, 1]
     result = pearson(x.tolist(), y.tolist())
     if np.ptp(x) == 0:
         assert result is None
     else:
-        assert np.isclose(result, expected, atol=1e-9)
+        assert np.isclose(result, np.corrcoef(x, y)[0, 1], atol=1e-9)
 
 
 def test_pearson_needs_three_points():
     assert pearson([1.0, 2.0], [3.0, 1.0]) is None
+
+
+def test_summary_linear_fits_over_the_generalizing_window():
+    summary = build_summary(synthetic_run(generalizes=False), task="s4", framework="torch", seed=0, steps=100)
+    # window steps 40..100: test loss 5 - step/25, LMN 10 + step/10 = 22.5 - 2.5 * test loss
+    fit = summary["linear_fit_lmn_test_loss"]
+    assert fit["slope"] == pytest.approx(-2.5) and fit["intercept"] == pytest.approx(22.5)
+    assert fit["r2"] == pytest.approx(1.0)
+    steps = np.array([40.0, 60.0, 80.0, 100.0])
+    l2 = 40.0 + ((steps - 70) / 10) ** 2
+    expected = np.corrcoef(5.0 - steps / 25, l2)[0, 1] ** 2
+    assert summary["linear_fit_l2_test_loss"]["r2"] == pytest.approx(expected, abs=1e-12)
+    assert summary["linear_fit_l2_test_loss"]["r2"] == pytest.approx(summary["pearson_l2_test_loss"] ** 2)
+
+
+def test_summary_fits_need_three_points():
+    summary = build_summary(synthetic_run(), task="xor", framework="torch", seed=0, steps=100)
+    assert summary["linear_fit_lmn_test_loss"] is None and summary["linear_fit_l2_test_loss"] is None
+
+
+def test_linear_fit():
+    fit = linear_fit([0.0, 1.0, 2.0, 3.0], [1.0, 3.0, 5.0, 7.0])
+    assert (fit.slope, fit.intercept, fit.r2) == (pytest.approx(2.0), pytest.approx(1.0), pytest.approx(1.0))
+    fit = linear_fit([0.0, 1.0, 2.0], [0.0, 1.0, 0.0])  # no linear trend at all
+    assert fit.slope == pytest.approx(0.0) and fit.r2 == pytest.approx(0.0)
+    assert linear_fit([1.0, 2.0], [1.0, 2.0]) is None
+    assert linear_fit([1.0, 1.0, 1.0], [1.0, 2.0, 3.0]) is None
+    assert linear_fit([1.0, 2.0, 3.0], [4.0, 4.0, 4.0]) is None
+    with pytest.raises(ValueError, match="equally long"):
+        linear_fit([1.0, 2.0, 3.0], [1.0, 2.0])
+
+
+@given(
+    arrays(np.float64, st.integers(3, 30), elements=st.integers(-1000, 1000).map(float)), st.integers(0, 1000)
+)
+def test_linear_fit_r2_is_pearson_squared(x, seed):
+    y = np.random.default_rng(seed).standard_normal(x.size) + 0.5 * x
+    fit, r = linear_fit(x, y), pearson(x, y)
+    if r is None:
+        assert fit is None
+    else:
+        slope, intercept = np.polyfit(x, y, 1)
+        assert fit.r2 == pytest.approx(r**2, abs=1e-9)
+        assert fit.slope == pytest.approx(slope, rel=1e-6, abs=1e-9)
+        assert fit.intercept == pytest.approx(intercept, rel=1e-6, abs=1e-6)
+
+
+def run_with_lmn(values, generalization_step=20):
+    """LMN measured every 10 steps; memorizes at 10, generalizes at ``generalization_step``."""
+    rows = []
+    for index, lmn in enumerate(values):
+        step = 10 * index
+        test_acc = 1.0 if generalization_step is not None and step >= generalization_step else 0.5
+        rows.append(row(step, 1.0 if step >= 10 else 0.5, test_acc, 1.0, 1.0, lmn=lmn))
+    return rows
+
+
+def test_rebound_is_the_largest_rise_after_generalization():
+    # before generalization (steps 0, 10) LMN rises by 30: not counted
+    values = [10.0, 40.0, 30.0, 25.0, 20.3, 20.8, 21.1, 20.0, 1.4, 1.7]
+    turn = rebound(run_with_lmn(values))
+    assert (turn.min_step, turn.min_value, turn.max_step, turn.max_value) == (40, 20.3, 60, 21.1)
+    assert turn.rise == pytest.approx(0.8)
+    summary = build_summary(run_with_lmn(values), task="xor", framework="torch", seed=0, steps=90)
+    assert summary["lmn_hidden1_rebound_min"] == 20.3 and summary["lmn_hidden1_rebound_max"] == 21.1
+    assert summary["lmn_hidden1_rebound_steps"] == {"min": 40, "max": 60}
+
+
+def test_rebound_ties_take_the_earliest_pair():
+    turn = rebound(run_with_lmn([5.0, 5.0, 4.0, 3.0, 4.0, 3.0, 4.0]))
+    assert (turn.min_step, turn.max_step) == (30, 40)
+
+
+def test_no_rebound_without_generalization_or_rise():
+    assert rebound(run_with_lmn([1.0, 2.0, 3.0, 4.0], generalization_step=None)) is None
+    assert rebound(run_with_lmn([9.0, 8.0, 7.0, 7.0, 6.0])) is None
+    summary = build_summary(run_with_lmn([9.0, 8.0, 7.0]), task="xor", framework="torch", seed=0, steps=20)
+    assert summary["lmn_hidden1_rebound_min"] is None and summary["lmn_hidden1_rebound_max"] is None
+    assert summary["lmn_hidden1_rebound_steps"] == {"min": None, "max": None}
+
+
+def test_rebound_of_the_committed_xor_run_is_its_double_descent():
+    from pathlib import Path
+
+    from reference_tasks.runs import read_metrics
+
+    path = Path(__file__).resolve().parents[2] / "results" / "torch" / "xor-seed0" / "metrics.csv"
+    if not path.exists():
+        pytest.skip(f"{path} is not in this checkout")
+    turn = rebound(read_metrics(path))
+    assert (turn.min_step, turn.max_step) == (7755, 11653)
+    assert turn.min_value == pytest.approx(20.296, abs=1e-3) and turn.max_value == pytest.approx(
+        21.139, abs=1e-3
+    )

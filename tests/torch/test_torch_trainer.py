@@ -4,11 +4,13 @@ import numpy as np
 import pytest
 import torch
 from run_folder_checks import check_run_folder
+from torch.nn import functional
 
+from reference_tasks.datasets import make_task, train_test_split
 from reference_tasks.recipe import TrainConfig
 from reference_tasks.runs import read_metrics
 from reference_tasks.torch_model import GrokMLP
-from reference_tasks.torch_trainer import train
+from reference_tasks.torch_trainer import build_model, train
 
 
 @pytest.fixture(scope="module")
@@ -67,3 +69,48 @@ def test_other_tasks_dtypes_and_embeddings(tmp_path, task, options):
     assert parameter.dtype == (torch.float64 if config.dtype == "float64" else torch.float32)
     assert result.summary["task"] == task
     assert np.isfinite(rows[-1]["train_loss"])
+
+
+def textbook_rows(config, steps):
+    """The recipe as a tutorial writes it: autograd, torch.optim.AdamW, one row per step."""
+    task = make_task(config.task)
+    train_index, test_index = train_test_split(task.n_samples, seed=config.seed)
+    pairs, labels = torch.from_numpy(task.pairs), torch.from_numpy(task.labels)
+    model = build_model(config, task.n_tokens, task.n_classes)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    rows = []
+    for _ in range(steps + 1):
+        optimizer.zero_grad()
+        logits = model(pairs[train_index])
+        loss = functional.cross_entropy(logits, labels[train_index])
+        with torch.no_grad():
+            test_logits = model(pairs[test_index])
+            norm = torch.linalg.vector_norm(torch.cat([p.flatten() for p in model.parameters()]))
+        rows.append(
+            {
+                "train_loss": loss.item(),
+                "test_loss": functional.cross_entropy(test_logits, labels[test_index]).item(),
+                "train_acc": (logits.argmax(1) == labels[train_index]).sum().item() / train_index.size,
+                "test_acc": (test_logits.argmax(1) == labels[test_index]).sum().item() / test_index.size,
+                "l2_norm": norm.item(),
+            }
+        )
+        loss.backward()
+        optimizer.step()
+    return rows
+
+
+def test_the_trainer_follows_the_textbook_recipe(tmp_path):
+    config = TrainConfig(steps=60, dtype="float64", probes=(), progress=False)
+    rows = read_metrics(train(config, tmp_path).out_dir / "metrics.csv")
+    expected = textbook_rows(config, 60)
+    assert [row["step"] for row in rows] == list(range(61))
+    for row, want in zip(rows, expected, strict=True):
+        for column, value in want.items():
+            assert row[column] == pytest.approx(value, rel=1e-10), (row["step"], column)
+    assert (
+        rows[-1]["train_loss"] < 0.9 * rows[0]["train_loss"]
+        and rows[-1]["train_acc"] > 2 * rows[0]["train_acc"]
+    )

@@ -1,0 +1,171 @@
+"""Training speed of the PyTorch trainer against a textbook loop: one seed, then K seeds batched.
+
+Addition mod 31, float32, CPU, the paper's recipe (full batch of 769 pairs, AdamW lr 1e-3,
+weight decay 0.2). Every variant runs from the same initial weights; the variants take
+turns within each repeat and the table shows medians over the repeats.
+
+- *textbook step*: what a tutorial writes, ``optimizer.zero_grad(); loss =
+  cross_entropy(model(x), y); loss.backward(); optimizer.step(); loss.item()`` with
+  ``torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.2)`` (PyTorch's default
+  implementation) on ``GrokMLP``.
+- *trainer step*: one ``StackedGrokMLP.step`` of one model without evaluation, the update
+  that ``torch_trainer.train`` takes on the steps that write no metrics row.
+- *run without LMN*: a whole run of ``--steps`` steps with the metrics rows of the recipe's
+  schedule but no LMN checkpoint (``probes=()``). Textbook: the loop above plus, at each
+  row, a test-set forward pass, both accuracies and the parameters' L2 norm read with
+  ``.item()`` into a list. Trainer: ``train(config, folder)``, which also writes the
+  run folder (config, ``metrics.csv`` flushed per row, summary, weights).
+- *K seeds*: K such runs of seeds ``0 .. K-1``, one after the other (``train`` each, and
+  the textbook loop each) against one ``train_batched`` of the K; in seed-steps per second.
+
+Run it on an idle machine: ``../shared/tools/when-idle python benchmarks/bench_train.py``;
+``--threads 1`` (or 2) sets PyTorch's thread count first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch.nn import functional
+
+from reference_tasks.datasets import make_task, train_test_split
+from reference_tasks.recipe import TrainConfig, eval_steps
+from reference_tasks.torch_batched import train_batched
+from reference_tasks.torch_stacked import StackedGrokMLP
+from reference_tasks.torch_trainer import build_model, train
+
+TASK = make_task("modadd")
+
+
+def config(steps: int, seed: int = 0) -> TrainConfig:
+    """The recipe for ``steps`` steps with no LMN checkpoint."""
+    return TrainConfig(task="modadd", seed=seed, steps=steps, probes=(), progress=False)
+
+
+def split(seed: int) -> tuple[torch.Tensor, ...]:
+    """``x_train, y_train, x_test, y_test`` of ``seed``'s split."""
+    train_index, test_index = train_test_split(TASK.n_samples, seed=seed)
+    pairs, labels = torch.from_numpy(TASK.pairs), torch.from_numpy(TASK.labels)
+    return pairs[train_index], labels[train_index], pairs[test_index], labels[test_index]
+
+
+def textbook_run(steps: int, seed: int, *, with_rows: bool) -> None:
+    """The textbook loop of ``steps`` steps, with the recipe's metrics rows if ``with_rows``."""
+    recipe = config(steps, seed)
+    x, y, x_test, y_test = split(seed)
+    model = build_model(recipe, TASK.n_tokens, TASK.n_classes)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay
+    )
+    to_eval = set(eval_steps(recipe).tolist()) if with_rows else set()
+    rows = []
+    for step in range(steps):
+        optimizer.zero_grad()
+        logits = model(x)
+        loss = functional.cross_entropy(logits, y)
+        loss.backward()
+        optimizer.step()
+        train_loss = loss.item()
+        if step in to_eval:
+            with torch.no_grad():
+                test_logits = model(x_test)
+                norm = torch.linalg.vector_norm(torch.cat([p.flatten() for p in model.parameters()]))
+                rows.append(
+                    (
+                        train_loss,
+                        functional.cross_entropy(test_logits, y_test).item(),
+                        (logits.argmax(1) == y).sum().item() / y.numel(),
+                        (test_logits.argmax(1) == y_test).sum().item() / y_test.numel(),
+                        norm.item(),
+                    )
+                )
+
+
+def trainer_steps(steps: int) -> None:
+    """``steps`` updates of the trainer's engine for seed 0, without evaluation."""
+    x, y, _, _ = split(0)
+    recipe = config(steps)
+    engine = StackedGrokMLP(
+        [build_model(recipe, TASK.n_tokens, TASK.n_classes)],
+        learning_rate=recipe.learning_rate,
+        weight_decay=recipe.weight_decay,
+    )
+    rows, labels = engine.rows(x.unsqueeze(0)), y.unsqueeze(0)
+    for _ in range(steps):
+        engine.step(rows, labels)
+
+
+def seconds(run: Callable[[], object]) -> float:
+    """Wall time of one call of ``run``."""
+    started = time.perf_counter()
+    run()
+    return time.perf_counter() - started
+
+
+def measure(variants: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median seconds of each variant; the variants take turns within each repeat."""
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(repeats):
+        for name, run in variants.items():
+            times[name].append(seconds(run))
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=2000, help="steps per timed run (default 2000)")
+    parser.add_argument("--seeds", type=int, default=8, help="K, the seeds trained batched (default 8)")
+    parser.add_argument("--repeats", type=int, default=5, help="repeats; the median is shown (default 5)")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads first")
+    args = parser.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    steps, k = args.steps, args.seeds
+    folder = Path(tempfile.mkdtemp(prefix="bench_train_"))
+    print(
+        f"modadd float32 CPU, {torch.get_num_threads()} PyTorch thread(s), {steps} steps a run, "
+        f"median of {args.repeats}"
+    )
+
+    textbook_steps = lambda: textbook_run(steps, 0, with_rows=False)  # noqa: E731
+    trainer_step_loop = lambda: trainer_steps(steps)  # noqa: E731
+    one = measure(
+        {
+            "textbook step": textbook_steps,
+            "trainer step": trainer_step_loop,
+            "textbook run": lambda: textbook_run(steps, 0, with_rows=True),
+            "trainer run": lambda: train(config(steps), folder / "one"),
+        },
+        args.repeats,
+    )
+    print(f"\n{'one seed, ms per step':32} {'textbook':>9} {'trainer':>9} {'ratio':>6}")
+    for label, key in (("update only", "step"), ("run without LMN", "run")):
+        textbook, trainer = one[f"textbook {key}"] / steps, one[f"trainer {key}"] / steps
+        print(f"{label:32} {textbook * 1e3:9.3f} {trainer * 1e3:9.3f} {textbook / trainer:6.2f}")
+
+    configs = [config(steps, seed) for seed in range(k)]
+    many = measure(
+        {
+            "textbook": lambda: [textbook_run(steps, seed, with_rows=True) for seed in range(k)],
+            "sequential": lambda: [train(c, folder / f"seq-{c.seed}") for c in configs],
+            "batched": lambda: train_batched(configs, [folder / f"batch-{c.seed}" for c in configs]),
+        },
+        args.repeats,
+    )
+    rate = {name: k * steps / value for name, value in many.items()}
+    print(f"\n{k} seeds, runs without LMN, seed-steps per second")
+    print(f"{f'{k} textbook runs one after the other':40} {rate['textbook']:9.0f}")
+    print(f"{f'{k} trainer runs one after the other':40} {rate['sequential']:9.0f}")
+    print(f"{f'one batched run of {k}':40} {rate['batched']:9.0f}")
+    print(f"{'batched / sequential trainer runs':40} {rate['batched'] / rate['sequential']:9.2f}")
+    print(f"{'batched / sequential textbook runs':40} {rate['batched'] / rate['textbook']:9.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,358 @@
+"""The paper's figures from finished runs, drawn with matplotlib (Agg backend, PNG).
+
+- :func:`figure_training` (the paper's Figure 2): per task, train and test accuracy,
+  the LMN at ``hidden1`` and the L2 norm of the parameters against the step.
+- :func:`figure_probes` (Figure 3): per task, the LMN at every probe against the step.
+- :func:`figure_connectivity` (Figure 4): for one run, the ``hidden1`` connectivity
+  matrix at phase points, its samples ordered by spectral clustering, beside its spectrum.
+- :func:`figure_claim`: per task, LMN and L2 norm against test loss over the
+  generalizing phase with their least-squares lines and ``R²``.
+
+Each figure shows the runs of one framework. Steps are drawn as ``step + 1`` on a log
+axis (so step 0 shows; Figure 2 also comes on a linear step axis). With several seeds a
+curve is the mean over seeds and its band the min-max range, on the steps every seed
+measured. The phases (memorizing, generalizing, finalizing) are shaded from the mean
+phase steps over the seeds that reached them. Nothing is smoothed or clipped: a float32
+blow-up late in training shows.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from reference_tasks.analysis import generalizing_rows, linear_fit, measured
+from reference_tasks.clustering import spectral_clustering
+from reference_tasks.run_data import RunData
+from reference_tasks.runs import PROBES
+
+logger = logging.getLogger(__name__)
+
+TASK_TITLES = {"modadd": "addition mod 31", "s4": "permutation composition in S4", "xor": "5-bit XOR"}
+PHASE_COLORS = {"memorizing": "#f4cccc", "generalizing": "#fff2cc", "finalizing": "#d9ead3"}
+PROBE_COLORS = {"embedding": "tab:green", "hidden1": "tab:red", "hidden2": "tab:purple"}
+STEP_LABEL = "step + 1 (log scale)"
+LINEAR_STEP_LABEL = "step"
+DPI = 110
+
+
+@dataclass(frozen=True)
+class Curve:
+    """A metric over steps, aggregated over seeds: mean and min-max band."""
+
+    steps: np.ndarray
+    mean: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    n_runs: int
+
+
+@dataclass(frozen=True, eq=False)
+class ConnectivityPanel:
+    """One row of Figure 4: a connectivity matrix recomputed from a snapshot.
+
+    Attributes
+    ----------
+    label : str
+        What the step is (``"initialization"``, ``"memorization"``, ...).
+    step : int
+        The snapshot's step.
+    connectivity : numpy.ndarray
+        ``(N, N)`` matrix ``L``.
+    eigenvalues : numpy.ndarray
+        Its eigenvalues.
+    lmn : float
+        The LMN recomputed from the snapshot.
+    recorded_lmn : float or None
+        The LMN that ``metrics.csv`` holds at that step.
+    """
+
+    label: str
+    step: int
+    connectivity: np.ndarray
+    eigenvalues: np.ndarray
+    lmn: float
+    recorded_lmn: float | None
+
+
+def task_title(task: str) -> str:
+    """A readable name of a task."""
+    return TASK_TITLES.get(task, task)
+
+
+def aggregate(runs: Sequence[RunData], column: str) -> Curve:
+    """Mean and min-max of ``column`` over runs, on the steps where every run measured it.
+
+    Raises
+    ------
+    ValueError
+        If ``runs`` is empty.
+    """
+    if not runs:
+        raise ValueError(f"no runs to aggregate {column!r} over")
+    series = [{int(row["step"]): float(row[column]) for row in measured(run.rows, column)} for run in runs]
+    steps = sorted(set.intersection(*(set(values) for values in series)))
+    dropped = max(len(values) for values in series) - len(steps)
+    if dropped:
+        logger.warning(
+            "%s: %d steps are not measured in every run (%s); curves show the %d common steps",
+            column,
+            dropped,
+            ", ".join(str(run.path) for run in runs),
+            len(steps),
+        )
+    values = np.array([[run_values[step] for step in steps] for run_values in series]).reshape(len(runs), -1)
+    return Curve(
+        np.array(steps, dtype=np.int64),
+        values.mean(axis=0),
+        values.min(axis=0),
+        values.max(axis=0),
+        len(runs),
+    )
+
+
+def _mean_step(values: Sequence[int | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return float(np.mean(present)) if present else None
+
+
+def shade_phases(ax: Axes, runs: Sequence[RunData], *, label: bool = False, shift: int = 1) -> str:
+    """Shade the memorizing, generalizing and finalizing phases on a ``step + shift`` axis.
+
+    Returns a note on how the phases were found (for a title), empty for one run that
+    reached both phase points.
+    """
+    memorization = _mean_step([run.summary["memorization_step"] for run in runs])
+    generalizations = [run.summary["generalization_step"] for run in runs]
+    generalization = _mean_step(generalizations)
+    end = max(int(run.rows[-1]["step"]) for run in runs)
+    bounds = [0.0, memorization, generalization, float(end)]
+    for index, phase in enumerate(PHASE_COLORS):
+        start, stop = bounds[index], bounds[index + 1]
+        if start is None:
+            break
+        if stop is None:
+            stop = float(end)
+        ax.axvspan(
+            start + shift,
+            stop + shift,
+            color=PHASE_COLORS[phase],
+            alpha=0.6,
+            lw=0,
+            label=phase if label else None,
+        )
+        if stop == end:
+            break
+    notes = []
+    if len(runs) > 1:
+        notes.append(f"phases: mean of {len(runs)} seeds")
+    reached = sum(step is not None for step in generalizations)
+    if reached < len(runs):
+        notes.append(f"generalized in {reached}/{len(runs)}" if len(runs) > 1 else "never generalized")
+    return "; ".join(notes)
+
+
+def _plot_curve(
+    ax: Axes, curve: Curve, color: str, label: str, *, marker: str | None = None, shift: int = 1
+) -> None:
+    x = curve.steps + shift
+    ax.plot(x, curve.mean, color=color, lw=1.2, marker=marker, ms=2.5, label=label)
+    if curve.n_runs > 1:
+        ax.fill_between(x, curve.low, curve.high, color=color, alpha=0.25, lw=0)
+
+
+def _seeds_note(runs: Sequence[RunData]) -> str:
+    seeds = ", ".join(str(run.seed) for run in runs)
+    if len(runs) == 1:
+        return f"seed {seeds}"
+    return f"mean of {len(runs)} seeds ({seeds}), band: min-max"
+
+
+def _n_note(runs: Sequence[RunData]) -> str:
+    sizes = sorted({run.summary.get("lmn_n_samples") for run in runs} - {None})
+    return "N = " + "/".join(str(n) for n in sizes) if sizes else "N unknown"
+
+
+def _save(figure: Figure, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=DPI)
+    plt.close(figure)
+    return path
+
+
+def _ordered(runs_by_task: Mapping[str, Sequence[RunData]]) -> list[tuple[str, Sequence[RunData]]]:
+    order = list(TASK_TITLES)
+    items = [(task, runs) for task, runs in runs_by_task.items() if runs]
+    if not items:
+        raise ValueError("no runs to draw")
+    return sorted(items, key=lambda item: (order.index(item[0]) if item[0] in order else len(order), item[0]))
+
+
+def figure_training(
+    runs_by_task: Mapping[str, Sequence[RunData]], path: str | Path, *, framework: str, log_steps: bool = True
+) -> Path:
+    """Figure 2: accuracy, LMN at ``hidden1`` and L2 norm against the step, a row per task.
+
+    ``log_steps=False`` draws the steps on a linear axis (the late phases, such as a
+    float32 blow-up, get more room).
+    """
+    items = _ordered(runs_by_task)
+    shift = 1 if log_steps else 0
+    figure, axes = plt.subplots(len(items), 3, figsize=(15, 3.4 * len(items)), squeeze=False)
+    for row_axes, (task, runs) in zip(axes, items, strict=True):
+        note = ""
+        for index, ax in enumerate(row_axes):
+            note = shade_phases(ax, runs, label=index == 0, shift=shift)
+            if log_steps:
+                ax.set_xscale("log")
+            ax.set_xlabel(STEP_LABEL if log_steps else LINEAR_STEP_LABEL)
+            ax.grid(alpha=0.3)
+        accuracy, lmn_ax, l2_ax = row_axes
+        _plot_curve(accuracy, aggregate(runs, "train_acc"), "tab:blue", "train", shift=shift)
+        _plot_curve(accuracy, aggregate(runs, "test_acc"), "tab:orange", "test", shift=shift)
+        accuracy.set_ylabel("accuracy")
+        accuracy.set_ylim(-0.02, 1.02)
+        accuracy.legend(fontsize=7, loc="center left")
+        _plot_curve(
+            lmn_ax,
+            aggregate(runs, "lmn_hidden1"),
+            PROBE_COLORS["hidden1"],
+            "LMN hidden1",
+            marker="o",
+            shift=shift,
+        )
+        lmn_ax.set_ylabel(f"LMN (hidden1 → logits), {_n_note(runs)}")
+        _plot_curve(l2_ax, aggregate(runs, "l2_norm"), "tab:gray", "L2 norm", shift=shift)
+        l2_ax.set_ylabel("L2 norm of the parameters")
+        title = f"{task_title(task)} ({framework}): {_seeds_note(runs)}"
+        accuracy.set_title(title + (f"; {note}" if note else ""), loc="left", fontsize=9)
+    figure.suptitle("Figure 2: training curves, LMN at the first hidden layer, parameter norm")
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def figure_probes(runs_by_task: Mapping[str, Sequence[RunData]], path: str | Path, *, framework: str) -> Path:
+    """Figure 3: the LMN at every probe against the step (log LMN axis), a panel per task."""
+    items = _ordered(runs_by_task)
+    figure, axes = plt.subplots(1, len(items), figsize=(5.5 * len(items), 4.2), squeeze=False)
+    for ax, (task, runs) in zip(axes[0], items, strict=True):
+        note = shade_phases(ax, runs, label=False)
+        for probe in PROBES:
+            if measured(runs[0].rows, f"lmn_{probe}"):
+                _plot_curve(ax, aggregate(runs, f"lmn_{probe}"), PROBE_COLORS[probe], probe, marker="o")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(STEP_LABEL)
+        ax.set_ylabel(f"LMN (probe → logits, log scale), {_n_note(runs)}")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+        ax.set_title(
+            f"{task_title(task)} ({framework})\n{_seeds_note(runs)}" + (f"; {note}" if note else ""),
+            fontsize=9,
+        )
+    figure.suptitle(
+        "Figure 3: LMN at every probe layer (phases shaded: memorizing, generalizing, finalizing)"
+    )
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def figure_connectivity(
+    panels: Sequence[ConnectivityPanel], path: str | Path, *, title: str, n_clusters: int = 10, seed: int = 0
+) -> Path:
+    """Figure 4: each panel's matrix, ordered by spectral clustering, beside its |eigenvalues|.
+
+    The samples are clustered separately for each matrix (``min(n_clusters, N)``
+    clusters, seeded); white lines separate the clusters. The spectrum shows the
+    positive eigenvalues and the magnitudes of the negative ones (red), each sorted
+    by decreasing ``|λ|``, on a log axis, with each sign's share of ``Σ|λ|`` (the LMN
+    counts both, DESIGN.md section 1).
+    """
+    if not panels:
+        raise ValueError("figure_connectivity needs at least one panel")
+    figure, axes = plt.subplots(len(panels), 2, figsize=(10, 4.2 * len(panels)), squeeze=False)
+    for (matrix_ax, spectrum_ax), panel in zip(axes, panels, strict=True):
+        n = panel.connectivity.shape[0]
+        clustering = spectral_clustering(panel.connectivity, min(n_clusters, n), seed=seed)
+        ordered = panel.connectivity[np.ix_(clustering.order, clustering.order)]
+        image = matrix_ax.imshow(ordered, vmin=0.0, vmax=1.0, cmap="viridis", interpolation="nearest")
+        for edge in np.cumsum(clustering.sizes)[:-1]:
+            matrix_ax.axhline(edge - 0.5, color="white", lw=0.5)
+            matrix_ax.axvline(edge - 0.5, color="white", lw=0.5)
+        figure.colorbar(image, ax=matrix_ax, fraction=0.046, pad=0.04, label="linear connectivity $L_{ij}$")
+        recorded = "not recorded" if panel.recorded_lmn is None else f"{panel.recorded_lmn:.2f}"
+        matrix_ax.set_title(
+            f"{panel.label}, step {panel.step}: LMN {panel.lmn:.2f} (metrics.csv: {recorded}), N = {n}\n"
+            f"samples ordered by spectral clustering into {clustering.sizes.size} clusters",
+            fontsize=8,
+        )
+        matrix_ax.set_xlabel("sample (reordered)")
+        matrix_ax.set_ylabel("sample (reordered)")
+        eigenvalues = np.asarray(panel.eigenvalues, dtype=np.float64)
+        total = np.abs(eigenvalues).sum()
+        for sign, color, name in ((1.0, "tab:blue", "λ > 0"), (-1.0, "tab:red", "|λ|, λ < 0")):
+            part = np.sort(np.abs(eigenvalues[sign * eigenvalues > 0]))[::-1]
+            if part.size:
+                share = part.sum() / total
+                label = f"{name}: {part.size} eigenvalues, {share:.0%} of Σ|λ|"
+                spectrum_ax.semilogy(
+                    np.arange(1, part.size + 1), part, ".-", ms=3, lw=0.8, color=color, label=label
+                )
+        spectrum_ax.set_xlabel("rank within its sign (by |λ|)")
+        spectrum_ax.set_ylabel("|eigenvalue| (log scale)")
+        spectrum_ax.grid(alpha=0.3, which="both")
+        spectrum_ax.legend(fontsize=8)
+        spectrum_ax.set_title(f"eigenvalues of L, {panel.label}", fontsize=8)
+    figure.suptitle(title)
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def figure_claim(runs_by_task: Mapping[str, Sequence[RunData]], path: str | Path, *, framework: str) -> Path:
+    """LMN (hidden1) and L2 norm against test loss over the generalizing phase, with fits.
+
+    One column per task; each seed is a scatter, joined in step order by a thin line,
+    with its least-squares line and ``R²`` in the legend (the rows of
+    ``analysis.generalizing_rows``, as for the summary; for a run that never
+    generalized they run to its end).
+    """
+    items = _ordered(runs_by_task)
+    figure, axes = plt.subplots(2, len(items), figsize=(5.2 * len(items), 8), squeeze=False)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for column, (task, runs) in enumerate(items):
+        for row, (name, quantity) in enumerate(
+            (("lmn_hidden1", "LMN (hidden1 → logits)"), ("l2_norm", "L2 norm"))
+        ):
+            ax = axes[row, column]
+            for index, run in enumerate(runs):
+                window = generalizing_rows(run.rows)
+                x = np.array([r["test_loss"] for r in window])
+                y = np.array([r[name] for r in window])
+                color = colors[index % len(colors)]
+                fit = linear_fit(x, y)
+                r2 = "R² n/a" if fit is None else f"R² = {fit.r2:.3f}"
+                ax.plot(x, y, color=color, lw=0.5, alpha=0.5)  # the trajectory, in step order
+                ax.scatter(x, y, s=10, color=color, label=f"seed {run.seed}: {r2} ({x.size} points)")
+                if fit is not None:
+                    line = np.linspace(x.min(), x.max(), 2)
+                    ax.plot(line, fit.slope * line + fit.intercept, color=color, lw=1)
+            ax.set_xlabel("test loss")
+            ax.set_ylabel(quantity + (f", {_n_note(runs)}" if row == 0 else ""))
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+            ax.set_title(f"{task_title(task)} ({framework}): {quantity} vs test loss", fontsize=9)
+    figure.suptitle("Generalizing phase (memorization to generalization step): linear fits against test loss")
+    figure.tight_layout()
+    return _save(figure, path)

@@ -1,0 +1,167 @@
+"""Finished run folders read back for the report: config, metrics, summary, snapshots.
+
+Runs live at ``RUNS_DIR/{framework}/{task}-seed{seed}/``. A run is *finished* when its
+``summary.json`` exists; unfinished runs are skipped with a warning. The summary used
+by the report is rebuilt from ``metrics.csv`` with ``reference_tasks.analysis`` (so
+analyses added since the run was trained apply to it too), keeping the saved
+summary's other entries (sizes, timings).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import lmn_core
+from reference_tasks.analysis import build_summary
+from reference_tasks.datasets import make_task
+from reference_tasks.numpy_model import NumpyGrokMLP
+from reference_tasks.recipe import TrainConfig, lmn_sample_indices
+from reference_tasks.runs import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, Row, read_json, read_metrics
+from reference_tasks.snapshots import load_snapshot, snapshot_steps
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, eq=False)
+class RunData:
+    """One finished run, read back.
+
+    Attributes
+    ----------
+    path : Path
+        The run folder.
+    framework : str
+        ``"torch"`` or ``"keras"`` (from ``config.json``).
+    config : TrainConfig
+        The run's config, rebuilt from ``config.json``.
+    rows : list of dict
+        ``metrics.csv`` rows.
+    summary : dict
+        The saved ``summary.json`` updated with a summary rebuilt from ``rows``.
+    """
+
+    path: Path
+    framework: str
+    config: TrainConfig
+    rows: list[Row]
+    summary: dict[str, Any]
+
+    @property
+    def task(self) -> str:
+        """The task's registry name."""
+        return self.config.task
+
+    @property
+    def seed(self) -> int:
+        """The run's seed."""
+        return self.config.seed
+
+    @property
+    def snapshot_steps(self) -> list[int]:
+        """Steps with a weight snapshot in the run folder."""
+        return snapshot_steps(self.path)
+
+
+def train_config_from_json(record: Mapping[str, Any]) -> TrainConfig:
+    """A ``TrainConfig`` from a ``config.json`` record (entries that are not fields are ignored)."""
+    fields = {field.name for field in dataclasses.fields(TrainConfig)}
+    values = {key: value for key, value in record.items() if key in fields}
+    for key in ("probes", "checkpoint_steps"):
+        if values.get(key) is not None:
+            values[key] = tuple(values[key])
+    values["task_options"] = dict(values.get("task_options") or {})
+    return TrainConfig(**values)
+
+
+def load_run(run_dir: str | Path) -> RunData | None:
+    """Read a run folder; ``None`` (with a warning) if the run is not finished.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the folder lacks ``config.json`` or ``metrics.csv``.
+    ValueError
+        If its config or metrics do not follow the schema (the message names the folder).
+    """
+    run_dir = Path(run_dir)
+    for name in (CONFIG_FILE, METRICS_FILE):
+        if not (run_dir / name).exists():
+            raise FileNotFoundError(f"run folder {run_dir} has no {name}")
+    if not (run_dir / SUMMARY_FILE).exists():
+        logger.warning("skipping %s: the run is not finished (no %s)", run_dir, SUMMARY_FILE)
+        return None
+    record = read_json(run_dir / CONFIG_FILE)
+    try:
+        config = train_config_from_json(record)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{run_dir / CONFIG_FILE}: {error}") from error
+    framework = str(record.get("framework", run_dir.parent.name))
+    rows = read_metrics(run_dir / METRICS_FILE)
+    if not rows:
+        raise ValueError(f"{run_dir / METRICS_FILE} has no rows")
+    saved = read_json(run_dir / SUMMARY_FILE)
+    summary = {
+        **saved,
+        **build_summary(rows, task=config.task, framework=framework, seed=config.seed, steps=config.steps),
+    }
+    return RunData(run_dir, framework, config, rows, summary)
+
+
+def find_runs(runs_dir: str | Path) -> tuple[list[RunData], list[Path]]:
+    """The finished runs under ``runs_dir/{framework}/{task}-seed{seed}/`` and the skipped folders.
+
+    A folder counts as a run folder if it holds ``config.json``. Runs come sorted by
+    framework, task and seed.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``runs_dir`` is not a folder.
+    """
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        raise FileNotFoundError(f"runs folder {runs_dir} does not exist")
+    runs, skipped = [], []
+    for config_path in sorted(runs_dir.glob(f"*/*/{CONFIG_FILE}")):
+        run = load_run(config_path.parent)
+        if run is None:
+            skipped.append(config_path.parent)
+        else:
+            runs.append(run)
+    runs.sort(key=lambda run: (run.framework, run.task, run.seed, str(run.path)))
+    return runs, skipped
+
+
+def checkpoint_lmn(run: RunData, step: int, probe: str = "hidden1", **lmn_kwargs: Any) -> lmn_core.LMNResult:
+    """The LMN at ``probe`` recomputed from the run's weight snapshot at ``step``.
+
+    Measured as the trainers do: on the run's LMN samples
+    (``recipe.lmn_sample_indices``), with the config's ``lmn_points``, through the
+    NumPy forward pass of the snapshot in the run's dtype, with the head's leading
+    affine layer folded into the samples (exact: identity 3 of DESIGN.md).
+
+    Raises
+    ------
+    FileNotFoundError
+        If the run has no snapshot at ``step``.
+    """
+    task = make_task(run.config.task, **run.config.task_options)
+    pairs = task.pairs[lmn_sample_indices(task.n_samples, run.config)]
+    model = NumpyGrokMLP.from_snapshot(load_snapshot(run.path, step))
+    prefix, rest = model.folded_head(probe)
+    samples = prefix(model.activations(pairs, probe))
+    return lmn_core.lmn(rest, samples, n_points=run.config.lmn_points, **lmn_kwargs)
+
+
+def recorded_lmn(run: RunData, step: int, probe: str = "hidden1") -> float | None:
+    """The LMN at ``probe`` that ``metrics.csv`` records at ``step`` (``None`` if not measured)."""
+    column = f"lmn_{probe}"
+    value = next((row[column] for row in run.rows if row["step"] == step), None)
+    return None if value is None or not np.isfinite(value) else float(value)

@@ -1,0 +1,115 @@
+"""Spectral ordering of connectivity matrices and the figure functions of the report."""
+
+from pathlib import Path
+
+import matplotlib.image
+import numpy as np
+import pytest
+
+from reference_tasks.clustering import kmeans, spectral_clustering, spectral_embedding
+from reference_tasks.figures import (
+    ConnectivityPanel,
+    aggregate,
+    figure_connectivity,
+    figure_probes,
+    figure_training,
+)
+from reference_tasks.recipe import TrainConfig
+from reference_tasks.run_data import RunData
+from reference_tasks.runs import METRIC_COLUMNS
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def assert_png(path: Path) -> None:
+    assert path.read_bytes()[:8] == PNG_MAGIC
+    image = matplotlib.image.imread(path)
+    assert image.ndim == 3 and image.shape[0] > 200 and image.shape[1] > 200
+    assert image[..., :3].std() > 0.05  # something is drawn
+
+
+def blocks(sizes, off=0.1):
+    """Block-diagonal connectivity: 1 inside blocks, ``off`` between them; and the labels."""
+    labels = np.repeat(np.arange(len(sizes)), sizes)
+    matrix = np.where(labels[:, None] == labels[None, :], 1.0, off)
+    return matrix, labels
+
+
+def test_spectral_clustering_recovers_shuffled_blocks():
+    matrix, truth = blocks([12, 9, 6, 3])
+    shuffle = np.random.default_rng(0).permutation(truth.size)
+    result = spectral_clustering(matrix[np.ix_(shuffle, shuffle)], 4, seed=0)
+    found = result.labels
+    # clusters are numbered by decreasing size: they are exactly the blocks
+    np.testing.assert_array_equal(found, truth[shuffle])
+    np.testing.assert_array_equal(result.sizes, [12, 9, 6, 3])
+    ordered = found[result.order]
+    assert np.all(np.diff(ordered) >= 0) and sorted(result.order) == list(range(truth.size))
+
+
+def test_spectral_clustering_is_deterministic_and_sign_invariant():
+    rng = np.random.default_rng(1)
+    a = rng.uniform(size=(40, 40))
+    matrix = (a + a.T) / 2
+    np.fill_diagonal(matrix, 1.0)
+    first = spectral_clustering(matrix, 10, seed=3)
+    np.testing.assert_array_equal(first.labels, spectral_clustering(matrix, 10, seed=3).labels)
+    points = spectral_embedding(matrix, 5)
+    np.testing.assert_allclose(np.linalg.norm(points, axis=1), 1.0)
+    flipped = points * np.array([1, -1, 1, -1, -1])
+    np.testing.assert_array_equal(kmeans(points, 5, seed=2), kmeans(flipped, 5, seed=2))
+
+
+def test_spectral_clustering_errors():
+    with pytest.raises(ValueError, match=r"n_clusters must be in 1\.\.3"):
+        spectral_clustering(np.eye(3), 4)
+    with pytest.raises(ValueError, match="square"):
+        spectral_clustering(np.ones((2, 3)), 1)
+
+
+def fake_run(seed, steps=(0, 10, 20, 30), lmn_shift=0.0, memorization=10, generalization=20):
+    rows = []
+    for step in steps:
+        row = {column: None for column in METRIC_COLUMNS}
+        row.update(
+            step=step,
+            train_loss=1.0,
+            test_loss=1.0 - step / 100,
+            train_acc=1.0 if step >= memorization else 0.5,
+            test_acc=1.0 if generalization is not None and step >= generalization else 0.5,
+            l2_norm=10.0 + step,
+            lmn_embedding=5.0,
+            lmn_hidden1=2.0 + step / 10 + lmn_shift,
+            lmn_hidden2=1.0,
+            lmn_n_samples=40,
+        )
+        rows.append(row)
+    summary = {"memorization_step": memorization, "generalization_step": generalization, "lmn_n_samples": 40}
+    return RunData(Path(f"runs/torch/modadd-seed{seed}"), "torch", TrainConfig(seed=seed), rows, summary)
+
+
+def test_aggregate_is_mean_and_min_max_over_common_steps(caplog):
+    runs = [
+        fake_run(0, lmn_shift=0.0),
+        fake_run(1, lmn_shift=2.0),
+        fake_run(2, steps=(0, 10, 30), lmn_shift=4.0),
+    ]
+    curve = aggregate(runs, "lmn_hidden1")
+    np.testing.assert_array_equal(curve.steps, [0, 10, 30])
+    np.testing.assert_allclose(curve.mean, [4.0, 5.0, 7.0])
+    np.testing.assert_allclose(curve.low, [2.0, 3.0, 5.0])
+    np.testing.assert_allclose(curve.high, [6.0, 7.0, 9.0])
+    assert curve.n_runs == 3
+    assert "not measured in every run" in caplog.text
+
+
+def test_figures_write_pngs(tmp_path):
+    runs = {"modadd": [fake_run(0), fake_run(1, lmn_shift=1.0)], "xor": [fake_run(0, generalization=None)]}
+    assert_png(figure_training(runs, tmp_path / "fig2.png", framework="torch"))
+    assert_png(figure_training(runs, tmp_path / "fig2_linear.png", framework="torch", log_steps=False))
+    assert_png(figure_probes(runs, tmp_path / "fig3.png", framework="torch"))
+    matrix, _ = blocks([5, 4, 3])
+    panel = ConnectivityPanel("memorization", 10, matrix, np.linalg.eigvalsh(matrix), 3.0, None)
+    assert_png(figure_connectivity([panel, panel], tmp_path / "fig4.png", title="test"))
+    with pytest.raises(ValueError, match="no runs"):
+        figure_training({"modadd": []}, tmp_path / "empty.png", framework="torch")

@@ -1,0 +1,13 @@
+"""Fixtures shared by the PyTorch tests."""
+
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One PyTorch thread: the development machine's 2 cores are shared (see torch_trainer)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

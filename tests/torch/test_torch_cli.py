@@ -1,0 +1,100 @@
+"""``lmn reproduce`` end to end on short PyTorch runs: killed and re-run, skipped when finished."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from reference_tasks.runs import is_finished, read_metrics
+from reference_tasks.snapshots import snapshot_steps
+
+TIMING_KEYS = {"seconds_total", "seconds_lmn"}
+
+
+def _reproduce(out, *extra):
+    command = [sys.executable, "-m", "reference_tasks.cli", "reproduce", "--task", "modadd"]
+    command += ["--steps", "3000", "--lmn-samples", "12", "--out", str(out), "--quiet", "--no-report"]
+    return [*command, *extra]
+
+
+def _environment():
+    return {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def _summary(run_dir):
+    summary = json.loads((run_dir / "summary.json").read_text())
+    return {key: value for key, value in summary.items() if key not in TIMING_KEYS}
+
+
+def test_a_killed_reproduce_finishes_as_if_never_killed(tmp_path):
+    subprocess.run(_reproduce(tmp_path / "whole"), check=True, env=_environment())
+    whole = tmp_path / "whole" / "torch" / "modadd-seed0"
+    killed = tmp_path / "killed" / "torch" / "modadd-seed0"
+
+    process = subprocess.Popen(_reproduce(tmp_path / "killed"), env=_environment())
+    deadline = time.monotonic() + 300
+    while len(snapshot_steps(killed)) < 60:
+        assert process.poll() is None, "the run finished before it could be killed: make it longer"
+        assert time.monotonic() < deadline
+        time.sleep(0.002)
+    process.kill()
+    process.wait()
+    assert not is_finished(killed)
+    steps_done = read_metrics(killed / "metrics.csv")[-1]["step"]
+    assert 0 < steps_done < 3000
+
+    subprocess.run(_reproduce(tmp_path / "killed"), check=True, env=_environment())
+    assert (killed / "metrics.csv").read_bytes() == (whole / "metrics.csv").read_bytes()
+    assert _summary(killed) == _summary(whole)
+    assert snapshot_steps(killed) == snapshot_steps(whole)
+
+    finished_at = (killed / "metrics.csv").stat().st_mtime_ns
+    subprocess.run(_reproduce(tmp_path / "killed"), check=True, env=_environment())
+    assert (killed / "metrics.csv").stat().st_mtime_ns == finished_at  # finished: skipped
+
+
+def test_fresh_starts_a_finished_run_over(tmp_path):
+    arguments = ["--steps", "20", "--lmn-samples", "6", "--out", str(tmp_path), "--quiet", "--no-report"]
+    command = [sys.executable, "-m", "reference_tasks.cli", "reproduce", "--task", "xor", *arguments]
+    subprocess.run(command, check=True, env=_environment())
+    run_dir = tmp_path / "torch" / "xor-seed0"
+    first = (run_dir / "metrics.csv").read_bytes()
+    (run_dir / "notes.txt").write_text("mine")
+    subprocess.run([*command, "--fresh"], check=True, env=_environment())
+    assert (run_dir / "metrics.csv").read_bytes() == first
+    assert (run_dir / "notes.txt").read_text() == "mine"  # only the trainer's own files are replaced
+
+
+def test_seeds_in_parallel_processes_equal_sequential_runs(tmp_path):
+    arguments = ["--task", "s4", "--seeds", "0", "1", "--steps", "30", "--lmn-samples", "6", "--quiet"]
+    base = [sys.executable, "-m", "reference_tasks.cli", "reproduce", *arguments, "--no-report"]
+    subprocess.run([*base, "--out", str(tmp_path / "serial")], check=True, env=_environment())
+    parallel_run = [*base, "--out", str(tmp_path / "parallel"), "--jobs", "2"]
+    subprocess.run(parallel_run, check=True, env=_environment())
+    for seed in (0, 1):
+        serial = tmp_path / "serial" / "torch" / f"s4-seed{seed}" / "metrics.csv"
+        parallel = tmp_path / "parallel" / "torch" / f"s4-seed{seed}" / "metrics.csv"
+        assert parallel.read_bytes() == serial.read_bytes()
+    assert (tmp_path / "serial" / "torch" / "s4-seed0" / "metrics.csv").read_bytes() != (
+        tmp_path / "serial" / "torch" / "s4-seed1" / "metrics.csv"
+    ).read_bytes()
+
+
+def test_batched_seeds_match_sequential_runs(tmp_path):
+    arguments = ["--task", "xor", "--seeds", "0", "1", "--steps", "40", "--lmn-samples", "6", "--quiet"]
+    base = [sys.executable, "-m", "reference_tasks.cli", "reproduce", *arguments, "--no-report"]
+    subprocess.run([*base, "--out", str(tmp_path / "serial")], check=True, env=_environment())
+    subprocess.run([*base, "--out", str(tmp_path / "batched"), "--batched"], check=True, env=_environment())
+    for seed in (0, 1):
+        serial = read_metrics(tmp_path / "serial" / "torch" / f"xor-seed{seed}" / "metrics.csv")
+        batched = read_metrics(tmp_path / "batched" / "torch" / f"xor-seed{seed}" / "metrics.csv")
+        assert [row["step"] for row in batched] == [row["step"] for row in serial]
+        for serial_row, batched_row in zip(serial, batched, strict=True):
+            for column, value in serial_row.items():
+                if value is None:
+                    assert batched_row[column] is None
+                else:
+                    assert batched_row[column] == pytest.approx(value, rel=1e-4, abs=1e-6), column

@@ -1,0 +1,141 @@
+"""adapters.torch: pairs reduced to L with torch ops on the module's device (reduction="device")."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import lmn_core
+from adapters.torch import TorchFunction, layer_lmn
+from adapters.torch_reduction import TorchPairReduction
+from reference_tasks.datasets import make_task
+from reference_tasks.torch_model import GrokMLP
+
+
+class Elementwise(nn.Module):
+    """A module computing ``function(x)`` elementwise."""
+
+    def __init__(self, function):
+        super().__init__()
+        self.function = function
+
+    def forward(self, x):
+        return self.function(x)
+
+
+@pytest.fixture(scope="module")
+def pairs():
+    return make_task("modadd").pairs[::16]  # 61 samples
+
+
+@pytest.mark.parametrize("fold", [False, True])
+@pytest.mark.parametrize("probe", ["embedding", "hidden1", "hidden2"])
+def test_device_and_host_reductions_agree_in_float64(pairs, probe, fold):
+    torch.manual_seed(0)
+    model = GrokMLP(31, 31).double()
+    host = layer_lmn(model, pairs, probe, fold=fold, reduction="host")
+    device = layer_lmn(model, pairs, probe, fold=fold, reduction="device", block_pairs=97)
+    np.testing.assert_allclose(device.connectivity, host.connectivity, rtol=0, atol=1e-6)
+    assert np.abs(device.connectivity - host.connectivity).max() < 1e-12  # in fact to float64 rounding
+    assert device.lmn == pytest.approx(host.lmn, rel=1e-6)
+
+
+def test_device_and_host_reductions_agree_in_float32(pairs):
+    torch.manual_seed(1)
+    model = GrokMLP(31, 31)
+    host = layer_lmn(model, pairs, "hidden1", reduction="host")
+    device = layer_lmn(model, pairs, "hidden1", reduction="device")
+    # the points are interpolated in float32 on the device, in float64 rounded once on the host
+    np.testing.assert_allclose(device.connectivity, host.connectivity, rtol=0, atol=1e-4)
+    assert device.lmn == pytest.approx(host.lmn, rel=1e-5)
+
+
+def test_image_shaped_samples_are_interpolated_per_element():
+    torch.manual_seed(2)
+    module = nn.Sequential(nn.Tanh(), nn.Flatten(), nn.Linear(12, 3)).double()
+    X = np.random.default_rng(2).normal(size=(9, 3, 2, 2)) * 2.0
+    host = lmn_core.connectivity_matrix(TorchFunction(module, reduction="host"), X)
+    device = lmn_core.connectivity_matrix(TorchFunction(module, reduction="device", batch_size=7), X)
+    np.testing.assert_allclose(device, host, rtol=0, atol=1e-12)
+    assert host.min() < 0.9
+
+
+def test_near_constant_float32_outputs_count_as_linear():
+    module = Elementwise(lambda x: 1000.0 + 1e-4 * torch.sin(50.0 * x))  # a few float32 ulps
+    X = np.linspace(-3.0, 3.0, 12, dtype=np.float32)[:, None]
+    device = TorchFunction(module, reduction="device")
+    assert lmn_core.lmn(device, X).lmn == pytest.approx(1.0, abs=1e-12)
+    strict_device = lmn_core.connectivity_matrix(device, X, const_rtol=0.0)
+    strict_host = lmn_core.connectivity_matrix(TorchFunction(module, reduction="host"), X, const_rtol=0.0)
+    assert strict_device.min() < 0.9  # with no tolerance, rounding noise reads as non-linearity
+    np.testing.assert_array_equal(strict_device < 1.0, strict_host < 1.0)  # the same constant calls
+
+
+def test_absolute_tolerance_is_applied_on_the_device():
+    module = Elementwise(lambda x: 1e-3 * torch.sin(5.0 * x))
+    X = np.linspace(-1.0, 1.0, 6)[:, None]
+    device = TorchFunction(module, reduction="device")
+    assert lmn_core.connectivity_matrix(device, X).min() < 0.9
+    assert lmn_core.connectivity_matrix(device, X, const_atol=3e-3).min() == 1.0
+
+
+def test_duplicate_samples_are_linearly_connected():
+    module = Elementwise(lambda x: torch.sin(3.0 * x))
+    X = np.array([[0.0, 1.0], [2.0, -1.0], [0.0, 1.0]], dtype=np.float32)
+    L = lmn_core.connectivity_matrix(TorchFunction(module, reduction="device"), X)
+    assert L[0, 2] == 1.0
+    assert L[0, 1] < 0.9
+
+
+def test_non_finite_interior_output_names_the_pair_and_lambda():
+    module = Elementwise(lambda x: 1.0 / (x - 0.5))
+    X = np.array([[2.0], [3.0], [0.0], [1.0]])  # first crossing: pair (0, 2) at λ = 0.75
+    with pytest.raises(ValueError, match=r"between samples 0 and 2 at λ = 0\.75"):
+        lmn_core.lmn(TorchFunction(module.double(), reduction="device"), X)
+
+
+def test_overflowing_outputs_are_an_error_not_a_nan():
+    module = Elementwise(lambda x: 1e200 * x**2)
+    with pytest.raises(ValueError, match="too large to square"):
+        lmn_core.lmn(TorchFunction(module, dtype=torch.float64, reduction="device"), np.array([[0.0], [1.0]]))
+
+
+def test_a_changing_output_width_is_named():
+    module = Elementwise(lambda x: x if x.shape[0] <= 4 else x[:, :1])
+    with pytest.raises(ValueError, match=r"shape \(19, 1\) for the 19 interior points of pairs \(0, 1\)"):
+        lmn_core.lmn(TorchFunction(module, reduction="device"), np.eye(4, dtype=np.float32), block_pairs=1)
+
+
+def test_auto_reduces_on_the_host_on_a_cpu():
+    task = lmn_core.ReductionTask(np.eye(3), np.eye(3), 21, 1e-6, 0.0)
+    module = nn.Linear(3, 3)
+    assert TorchFunction(module).pair_reduction(task) is None
+    assert TorchFunction(module, reduction="host").pair_reduction(task) is None
+    assert isinstance(TorchFunction(module, reduction="device").pair_reduction(task), TorchPairReduction)
+    with pytest.raises(ValueError, match=r"reduction must be one of .*got 'gpu'"):
+        TorchFunction(module, reduction="gpu")
+
+
+def test_the_device_path_restores_modes_and_touches_no_gradient(pairs):
+    torch.manual_seed(3)
+    model = GrokMLP(31, 31)
+    model.train()
+    model.hidden1.eval()
+    modes = {name: module.training for name, module in model.named_modules()}
+    state = {name: value.clone() for name, value in model.state_dict().items()}
+    layer_lmn(model, pairs[:10], "embedding", reduction="device")
+    assert {name: module.training for name, module in model.named_modules()} == modes
+    assert all(torch.equal(value, state[name]) for name, value in model.state_dict().items())
+    assert all(parameter.grad is None for parameter in model.parameters())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_auto_reduces_on_a_gpu(pairs):
+    torch.manual_seed(4)
+    model = GrokMLP(31, 31).double()
+    host = layer_lmn(model, pairs, "hidden1", reduction="host")
+    model.cuda()
+    task = lmn_core.ReductionTask(np.eye(3), np.eye(3), 21, 1e-6, 0.0)
+    assert isinstance(TorchFunction(model.output).pair_reduction(task), TorchPairReduction)
+    device = layer_lmn(model, pairs, "hidden1")
+    np.testing.assert_allclose(device.connectivity, host.connectivity, rtol=0, atol=1e-6)
