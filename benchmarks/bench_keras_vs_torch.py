@@ -4,8 +4,10 @@ For each framework it builds the trainer's own model and optimizer (``build_mode
 ``reference_tasks.torch_trainer`` and ``reference_tasks.keras_trainer``, float32, seed
 0) and prints the median wall time of:
 
-a. one full-batch training step (769 pairs), as the trainer runs it: PyTorch forward,
-   cross-entropy, ``zero_grad``, ``backward``, ``step``; Keras ``train_on_batch``
+a. one full-batch training step (769 pairs), as the trainer runs it: PyTorch's
+   hand-written step (``reference_tasks.torch_stacked.StackedGrokMLP.step``, fused
+   AdamW), and for reference the textbook autograd step (forward, cross-entropy,
+   ``zero_grad``, ``backward``, ``torch.optim.AdamW.step``); Keras ``train_on_batch``
    (its compiled step: XLA on TensorFlow);
 b. one LMN checkpoint as the trainer runs it: ``layer_lmn`` at the three probes on
    ``--lmn-samples`` pairs (all 961 by default), 21 points per segment.
@@ -32,6 +34,7 @@ from reference_tasks import keras_trainer, torch_trainer
 from reference_tasks.datasets import make_task, train_test_split
 from reference_tasks.recipe import TrainConfig
 from reference_tasks.runs import PROBES
+from reference_tasks.torch_stacked import StackedGrokMLP
 
 
 def median_seconds(run: Callable[[], object], repeats: int, per: int = 1) -> float:
@@ -75,7 +78,23 @@ def main() -> None:
         loss.item()
 
     torch_steps()
-    rows = [("torch", torch.__version__, median_seconds(torch_steps, args.repeats, args.steps))]
+    rows = [("torch (autograd)", torch.__version__, median_seconds(torch_steps, args.repeats, args.steps))]
+
+    engine = StackedGrokMLP(
+        [torch_trainer.build_model(config, task.n_tokens, task.n_classes)],
+        learning_rate=config.learning_rate,
+        weight_decay=config.weight_decay,
+    )
+    engine_rows, engine_labels = engine.rows(x_train.unsqueeze(0)), y_train.unsqueeze(0)
+
+    def trainer_steps() -> None:
+        for _ in range(args.steps):
+            engine.step(engine_rows, engine_labels)
+
+    trainer_steps()
+    rows.insert(
+        0, ("torch (trainer)", torch.__version__, median_seconds(trainer_steps, args.repeats, args.steps))
+    )
 
     def torch_lmn() -> None:
         for probe in PROBES:

@@ -167,6 +167,24 @@ def _format(stats: dict[str, Any], spec: str) -> str:
     return text if stats["std"] is None else f"{text} ± {format(stats['std'], spec)}"
 
 
+def _overview(tables: Sequence[dict[str, Any]], specs: dict[str, tuple[str, str]]) -> list[str]:
+    """One column per task and framework, side by side (the per-table sections give the n)."""
+    if not tables:
+        return []
+    tables = sorted(tables, key=lambda table: (_task_order(table["task"]), table["framework"] != "torch"))
+    columns = [f"{table['task']} {table['framework']}" for table in tables]
+    lines = [
+        "## Overview",
+        "",
+        "| quantity | " + " | ".join(columns) + " |",
+        "| --- |" + " --- |" * len(columns),
+    ]
+    for key, (description, spec) in specs.items():
+        cells = [_format(table["quantities"][key], spec) for table in tables]
+        lines.append(f"| {description} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
 def summary_markdown(tables: Sequence[dict[str, Any]], checks: Sequence[dict[str, Any]]) -> str:
     """``summary.md``: one table per task and framework, then the Figure 4 LMN checks."""
     lines = [
@@ -181,6 +199,7 @@ def summary_markdown(tables: Sequence[dict[str, Any]], checks: Sequence[dict[str
         "",
     ]
     specs = {key: (description, spec) for key, description, _, spec in QUANTITIES}
+    lines += _overview(tables, specs)
     for table in tables:
         seeds = ", ".join(str(seed) for seed in table["seeds"])
         lines += [

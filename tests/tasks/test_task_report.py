@@ -289,6 +289,9 @@ def test_summary_markdown(report):
     assert "| memorization step (train acc 100%) | 35 ± 7 | 2 |" in text
     assert "| generalization step (test acc 100%) | – | 0 |" in text
     assert "| LMN rebound: maximum | 9.50 | 1 |" in text
+    # the overview puts every task and framework side by side, task by task
+    assert "| quantity | modadd torch | s4 keras | xor torch | xor keras |" in text
+    assert "| memorization step (train acc 100%) | 35 ± 7 | 30 | 20 | " in text
 
 
 def test_aggregate_values():

@@ -3,6 +3,7 @@
 import pytest
 import torch
 from run_folder_checks import check_run_folder
+from torch_threads import one_thread  # noqa: F401 (an autouse fixture)
 
 from reference_tasks.recipe import TrainConfig
 from reference_tasks.runs import METRIC_COLUMNS, read_metrics

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from torch_threads import one_thread  # noqa: F401 (an autouse fixture)
 
 from reference_tasks.recipe import TrainConfig, lmn_checkpoints
 from reference_tasks.runs import read_metrics

@@ -5,6 +5,7 @@ import pytest
 import torch
 from run_folder_checks import check_run_folder
 from torch.nn import functional
+from torch_threads import one_thread  # noqa: F401 (an autouse fixture)
 
 from reference_tasks.datasets import make_task, train_test_split
 from reference_tasks.recipe import TrainConfig

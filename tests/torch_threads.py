@@ -1,4 +1,4 @@
-"""Fixtures shared by the PyTorch tests."""
+"""A fixture for PyTorch tests: import ``one_thread`` into a test module to run it on one thread."""
 
 import pytest
 import torch
