@@ -141,29 +141,50 @@ class Rebound:
         return self.max_value - self.min_value
 
 
-def rebound(rows: Sequence[Row], column: str = HEADLINE_COLUMN) -> Rebound | None:
-    """The LMN's rise after generalization: the trough and the peak of its largest rise.
+def unstable_step(rows: Sequence[Row]) -> int | None:
+    """The first evaluated step after memorization where train accuracy falls below 100%.
 
-    Over the checkpoints where ``column`` was measured at steps ``>=`` the generalization
-    step, ``v_0, v_1, ...`` in step order, this is the pair ``i < j`` with the largest
-    ``v_j - v_i`` (the earliest such pair on ties): ``v_i`` is the minimum *before* the
-    peak and ``v_j`` the maximum *after* that minimum. The global maximum after
-    generalization would mostly be the generalization point itself (LMN is still
-    falling there) and the global minimum the end of the run, so neither marks the
-    "rise then fall" turning points; the largest rise does. On the committed XOR run
-    (``results/torch/xor-seed0``) it is 20.30 at step 7755 to 21.14 at step 11653. In a
-    run without such a rise it may be the partial recovery after a late float32 blow-up
-    (addition mod 31, seed 0: 2.48 at step 17959 to 3.20 at step 20000).
+    After memorization that only happens when training blows up (in float32, once the
+    train loss reaches about 1e-7: DESIGN.md section 2); ``None`` if it never happens.
+    """
+    memorization = phases(rows).memorization_step
+    if memorization is None:
+        return None
+    return next(
+        (
+            int(row["step"])
+            for row in measured(rows, "train_acc")
+            if row["step"] > memorization and row["train_acc"] < 1.0
+        ),
+        None,
+    )
+
+
+def rebound(rows: Sequence[Row], column: str = HEADLINE_COLUMN) -> Rebound | None:
+    """The LMN's rise after generalization, while training is stable: its trough and peak.
+
+    Over the checkpoints where ``column`` was measured from the generalization step up
+    to (not including) :func:`unstable_step`, ``v_0, v_1, ...`` in step order, this is the
+    pair ``i < j`` with the largest ``v_j - v_i`` (the earliest such pair on ties):
+    ``v_i`` is the minimum *before* the peak and ``v_j`` the maximum *after* that minimum.
+    The global maximum after generalization would mostly be the generalization point
+    itself (LMN is still falling there) and the global minimum the end of the run, so
+    neither marks the "rise then fall" turning points; the largest rise does. Steps from
+    a float32 blow-up on are left out, so the recovery from it does not pass for a rise.
+    On the committed PyTorch XOR run (``results/torch/xor-seed0``) it is 20.30 at step
+    7755 to 21.14 at step 11653.
 
     Returns
     -------
     Rebound or None
-        ``None`` if the run never generalized, or the LMN never rises after it.
+        ``None`` if the run never generalized, or the LMN never rises in that window.
     """
     generalization = phases(rows).generalization_step
     if generalization is None:
         return None
-    after = [row for row in measured(rows, column) if row["step"] >= generalization]
+    stop = unstable_step(rows)
+    stop = math.inf if stop is None else stop
+    after = [row for row in measured(rows, column) if generalization <= row["step"] < stop]
     best: tuple[float, int, int] | None = None
     low = 0
     for j, row in enumerate(after):

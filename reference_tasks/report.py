@@ -195,7 +195,8 @@ def summary_markdown(tables: Sequence[dict[str, Any]], checks: Sequence[dict[str
         "LMN checkpoints of the generalizing phase (memorization to generalization step, both included);",
         "R² is that of the least-squares line of LMN (resp. L2 norm) against test loss. The LMN rebound is",
         "the largest rise of LMN (hidden1) after the generalization step: its minimum comes before its",
-        "maximum (the paper's XOR double descent; in other tasks it may be a late float32 blow-up).",
+        "maximum (the paper's XOR double descent), searched only while training is stable: up to the",
+        "first step after memorization where train accuracy falls below 100% (a float32 blow-up).",
         "",
     ]
     specs = {key: (description, spec) for key, description, _, spec in QUANTITIES}

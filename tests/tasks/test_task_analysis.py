@@ -17,6 +17,7 @@ from reference_tasks.analysis import (
     phases,
     rebound,
     row_at_or_after,
+    unstable_step,
 )
 from reference_tasks.runs import METRIC_COLUMNS
 
@@ -152,13 +153,17 @@ def test_linear_fit_r2_is_pearson_squared(x, seed):
         assert fit.intercept == pytest.approx(intercept, rel=1e-6, abs=1e-6)
 
 
-def run_with_lmn(values, generalization_step=20):
-    """LMN measured every 10 steps; memorizes at 10, generalizes at ``generalization_step``."""
+def run_with_lmn(values, generalization_step=20, blow_up_step=None):
+    """LMN measured every 10 steps; memorizes at 10, generalizes at ``generalization_step``.
+
+    At ``blow_up_step`` train accuracy drops to 0.9 for one row, as in a float32 blow-up.
+    """
     rows = []
     for index, lmn in enumerate(values):
         step = 10 * index
         test_acc = 1.0 if generalization_step is not None and step >= generalization_step else 0.5
-        rows.append(row(step, 1.0 if step >= 10 else 0.5, test_acc, 1.0, 1.0, lmn=lmn))
+        train_acc = 0.9 if step == blow_up_step else 1.0 if step >= 10 else 0.5
+        rows.append(row(step, train_acc, test_acc, 1.0, 1.0, lmn=lmn))
     return rows
 
 
@@ -171,6 +176,17 @@ def test_rebound_is_the_largest_rise_after_generalization():
     summary = build_summary(run_with_lmn(values), task="xor", framework="torch", seed=0, steps=90)
     assert summary["lmn_hidden1_rebound_min"] == 20.3 and summary["lmn_hidden1_rebound_max"] == 21.1
     assert summary["lmn_hidden1_rebound_steps"] == {"min": 40, "max": 60}
+
+
+def test_rebound_leaves_out_the_recovery_from_a_blow_up():
+    values = [10.0, 40.0, 30.0, 20.0, 20.5, 19.0, 1.2, 8.0, 9.0]
+    rows = run_with_lmn(values, blow_up_step=60)
+    assert unstable_step(rows) == 60
+    turn = rebound(rows)
+    assert (turn.min_step, turn.min_value, turn.max_step, turn.max_value) == (30, 20.0, 40, 20.5)
+    whole = rebound(run_with_lmn(values))  # without the drop in train accuracy, the recovery counts
+    assert (whole.min_step, whole.max_step) == (60, 80)
+    assert unstable_step(run_with_lmn(values)) is None
 
 
 def test_rebound_ties_take_the_earliest_pair():
