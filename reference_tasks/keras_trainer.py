@@ -226,7 +226,9 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False) -> 
                     lmn_started = time.perf_counter()
                     row["lmn_n_samples"] = int(lmn_inputs.shape[0])
                     for probe, measure in measures.items():
-                        row[lmn_column(probe)] = measure(lmn_inputs, n_points=config.lmn_points).lmn
+                        row[lmn_column(probe)] = measure(
+                            lmn_inputs, n_points=config.lmn_points, progress=config.progress
+                        ).lmn
                     seconds_lmn += time.perf_counter() - lmn_started
                     logger.debug("step %d: %s", step, row)
                 if step < config.steps:

@@ -274,7 +274,9 @@ class _Stack:
             self.engine.copy_to(k, model)
             row: Row = {"lmn_n_samples": int(inputs.shape[0])}
             for probe in self.config.probes:
-                result = layer_lmn(model, inputs, probe, n_points=self.config.lmn_points, progress=False)
+                result = layer_lmn(
+                    model, inputs, probe, n_points=self.config.lmn_points, progress=self.config.progress
+                )
                 row[lmn_column(probe)] = result.lmn
             values.append(row)
             self.seconds_lmn[k] += time.perf_counter() - started
