@@ -71,6 +71,12 @@ def _parser() -> argparse.ArgumentParser:
         "--jobs", type=int, default=1, help="runs trained at once in separate processes (default 1)"
     )
     reproduce.add_argument(
+        "--threads",
+        type=int,
+        help="PyTorch threads per process (default: PyTorch's own, or 1 with --jobs; on a machine "
+        "shared with other work, 1 avoids threads spinning against each other)",
+    )
+    reproduce.add_argument(
         "--batched",
         action="store_true",
         help="PyTorch: train all seeds of a task at once in one process (stacked parameters)",
@@ -136,18 +142,23 @@ def _trainer(framework: str) -> Callable[..., object]:
     return train
 
 
-def _train_one(run: Run, resume: bool, threads: int | None) -> None:
-    """Train one run (in this process or a spawned worker)."""
-    if threads is not None and run.framework == "torch":
+def _set_torch_threads(framework: str, threads: int | None) -> None:
+    if threads is not None and framework == "torch":
         import torch
 
         torch.set_num_threads(threads)
+
+
+def _train_one(run: Run, resume: bool, threads: int | None) -> None:
+    """Train one run (in this process or a spawned worker)."""
+    _set_torch_threads(run.framework, threads)
     _trainer(run.framework)(run.config, run.out_dir, resume=resume)
 
 
-def _train_batched(runs: Sequence[Run], resume: bool) -> None:
+def _train_batched(runs: Sequence[Run], resume: bool, threads: int | None) -> None:
     from reference_tasks.torch_batched import train_batched
 
+    _set_torch_threads("torch", threads)
     batches: dict[str, list[Run]] = {}
     for run in runs:  # runs that differ only in their seed train together
         batches.setdefault(repr(dataclasses.replace(run.config, seed=0)), []).append(run)
@@ -161,6 +172,8 @@ def reproduce(args: argparse.Namespace) -> int:
         raise SystemExit("lmn: --batched trains PyTorch models only (use --framework torch)")
     if args.jobs < 1:
         raise SystemExit(f"lmn: --jobs must be at least 1, got {args.jobs}")
+    if args.threads is not None and args.threads < 1:
+        raise SystemExit(f"lmn: --threads must be at least 1, got {args.threads}")
     runs = plan_runs(args)
     pending = []
     for run in runs:
@@ -171,15 +184,16 @@ def reproduce(args: argparse.Namespace) -> int:
             pending.append(run)
     resume = not args.fresh
     if args.batched and pending:
-        _train_batched(pending, resume)
+        _train_batched(pending, resume, args.threads)
     elif args.jobs > 1 and len(pending) > 1:
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(min(args.jobs, len(pending)), mp_context=context) as pool:
-            for future in [pool.submit(_train_one, run, resume, 1) for run in pending]:
+            threads = 1 if args.threads is None else args.threads
+            for future in [pool.submit(_train_one, run, resume, threads) for run in pending]:
                 future.result()
     else:
         for run in pending:
-            _train_one(run, resume, None)
+            _train_one(run, resume, args.threads)
     if not args.no_report:
         return report_command(args.out, None, quiet=args.quiet)
     return 0

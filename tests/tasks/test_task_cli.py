@@ -45,6 +45,8 @@ def test_bad_arguments_are_refused(tmp_path, capsys):
         cli.main(["reproduce", "--framework", "keras", "--batched", "--out", str(tmp_path)])
     with pytest.raises(SystemExit, match="--jobs must be at least 1, got 0"):
         cli.main(["reproduce", "--jobs", "0", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match="--threads must be at least 1, got 0"):
+        cli.main(["reproduce", "--threads", "0", "--out", str(tmp_path)])
     with pytest.raises(SystemExit, match="is not a folder of runs"):
         cli.main(["report", str(tmp_path / "nothing")])
 

@@ -58,6 +58,7 @@ def test_a_killed_reproduce_finishes_as_if_never_killed(tmp_path):
 
 def test_fresh_starts_a_finished_run_over(tmp_path):
     arguments = ["--steps", "20", "--lmn-samples", "6", "--out", str(tmp_path), "--quiet", "--no-report"]
+    arguments += ["--threads", "1"]
     command = [sys.executable, "-m", "reference_tasks.cli", "reproduce", "--task", "xor", *arguments]
     subprocess.run(command, check=True, env=_environment())
     run_dir = tmp_path / "torch" / "xor-seed0"
