@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from lmn_core import kernels
-from lmn_core.protocol import PairReduction
+from lmn_core.protocol import PairReduction, segment_lambdas
 from lmn_core.validation import checked_outputs, checked_reduction, pairs_named, raise_non_finite
 
 CONST_RTOL_ULPS = 32
@@ -40,7 +40,7 @@ class Segments:
 
     @property
     def lambdas(self) -> np.ndarray:
-        return np.linspace(0.0, 1.0, self.n_points)
+        return segment_lambdas(self.n_points)
 
     @property
     def n_interior(self) -> int:

@@ -19,6 +19,11 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 
+def segment_lambdas(n_points: int) -> np.ndarray:
+    """The ``n_points`` uniform positions ``λ`` in ``[0, 1]`` of every segment, float64."""
+    return np.linspace(0.0, 1.0, n_points)
+
+
 @dataclass(frozen=True)
 class ReductionTask:
     """What a pair reduction needs for one measurement; the policies are fixed by the core.
@@ -56,7 +61,7 @@ class ReductionTask:
     @property
     def lambdas(self) -> np.ndarray:
         """The ``T`` uniform λ in ``[0, 1]``, float64."""
-        return np.linspace(0.0, 1.0, self.n_points)
+        return segment_lambdas(self.n_points)
 
     @property
     def interior_lambdas(self) -> np.ndarray:

@@ -77,14 +77,23 @@ def generalizing_rows(rows: Sequence[Row], column: str = HEADLINE_COLUMN) -> lis
     ]
 
 
-def pearson(x: Sequence[float], y: Sequence[float]) -> float | None:
-    """Pearson correlation of ``x`` and ``y``; ``None`` with fewer than 3 points or no spread."""
+def _paired(x: Sequence[float], y: Sequence[float], name: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """``x`` and ``y`` as float64 arrays; ``None`` with fewer than 3 points or no spread in either."""
     a = np.asarray(x, dtype=np.float64)
     b = np.asarray(y, dtype=np.float64)
     if a.size != b.size:
-        raise ValueError(f"pearson needs equally long sequences, got {a.size} and {b.size}")
+        raise ValueError(f"{name} needs equally long sequences, got {a.size} and {b.size}")
     if a.size < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
         return None
+    return a, b
+
+
+def pearson(x: Sequence[float], y: Sequence[float]) -> float | None:
+    """Pearson correlation of ``x`` and ``y``; ``None`` with fewer than 3 points or no spread."""
+    pair = _paired(x, y, "pearson")
+    if pair is None:
+        return None
+    a, b = pair
     a = a - a.mean()
     b = b - b.mean()
     denominator = math.sqrt(float(a @ a) * float(b @ b))
@@ -112,12 +121,10 @@ def linear_fit(x: Sequence[float], y: Sequence[float]) -> LinearFit | None:
     ``None`` in the cases :func:`pearson` gives ``None`` (fewer than 3 points, no spread
     in ``x`` or ``y``). For a line fitted by least squares ``R²`` equals ``pearson(x, y)²``.
     """
-    a = np.asarray(x, dtype=np.float64)
-    b = np.asarray(y, dtype=np.float64)
-    if a.size != b.size:
-        raise ValueError(f"linear_fit needs equally long sequences, got {a.size} and {b.size}")
-    if a.size < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
+    pair = _paired(x, y, "linear_fit")
+    if pair is None:
         return None
+    a, b = pair
     da, db = a - a.mean(), b - b.mean()
     slope = float(da @ db) / float(da @ da)
     intercept = float(b.mean() - slope * a.mean())
