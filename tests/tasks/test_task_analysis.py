@@ -1,6 +1,7 @@
 """Phases, Pearson coefficients and the run summary from metrics rows."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ from reference_tasks.analysis import (
     row_at_or_after,
     unstable_step,
 )
-from reference_tasks.runs import METRIC_COLUMNS
+from reference_tasks.runs import METRIC_COLUMNS, read_metrics
 
 
 def row(step, train_acc, test_acc, test_loss, l2, lmn=None):
@@ -203,13 +204,7 @@ def test_no_rebound_without_generalization_or_rise():
 
 
 def test_rebound_of_the_committed_xor_run_is_its_double_descent():
-    from pathlib import Path
-
-    from reference_tasks.runs import read_metrics
-
     path = Path(__file__).resolve().parents[2] / "results" / "torch" / "xor-seed0" / "metrics.csv"
-    if not path.exists():
-        pytest.skip(f"{path} is not in this checkout")
     turn = rebound(read_metrics(path))
     assert (turn.min_step, turn.max_step) == (7755, 11653)
     assert turn.min_value == pytest.approx(20.296, abs=1e-3) and turn.max_value == pytest.approx(

@@ -116,6 +116,14 @@ def test_auto_reduces_on_the_host_on_a_cpu():
         TorchFunction(module, reduction="gpu")
 
 
+def test_auto_reduces_on_the_device_off_the_cpu():
+    # a module on PyTorch's "meta" device stands in for one on an accelerator
+    task = lmn_core.ReductionTask(np.eye(3), np.eye(3), 21, 1e-6, 0.0)
+    module = nn.Linear(3, 3, device="meta")
+    assert isinstance(TorchFunction(module).pair_reduction(task), TorchPairReduction)
+    assert TorchFunction(module, reduction="host").pair_reduction(task) is None
+
+
 def test_the_device_path_restores_modes_and_touches_no_gradient(pairs):
     torch.manual_seed(3)
     model = GrokMLP(31, 31)
