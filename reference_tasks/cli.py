@@ -123,10 +123,11 @@ def plan_runs(args: argparse.Namespace) -> list[Run]:
 
 def _refuse_other_finished_run(run: Run) -> None:
     """Raise if ``run.out_dir`` holds a finished run of another config."""
+    current = {"framework": run.framework, **dataclasses.asdict(run.config)}
     saved = read_json(run.out_dir / CONFIG_FILE)
-    differences = config_differences(saved, {"framework": run.framework, **dataclasses.asdict(run.config)})
-    differences = [line for line in differences if not line.startswith(("keras_backend", "framework"))]
-    if differences or saved.get("framework") != run.framework:
+    # only what the command sets is compared (the trainer adds versions and the Keras backend)
+    differences = config_differences({key: saved.get(key) for key in current}, current)
+    if differences:
         raise SystemExit(
             f"lmn: {run.out_dir} holds a finished run of another config ({'; '.join(differences)}); "
             "use --fresh to replace it or --out for another folder"

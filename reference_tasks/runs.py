@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
-from reference_tasks.snapshots import SNAPSHOT_DIR, remove_snapshots_after
+from reference_tasks.snapshots import SNAPSHOT_DIR, remove_snapshots_from
 
 PROBES = ("embedding", "hidden1", "hidden2")
 LMN_COLUMNS = tuple(f"lmn_{probe}" for probe in PROBES)
@@ -238,4 +238,4 @@ def rewind_run(run_dir: str | Path, step: int) -> None:
     """Drop the metrics rows and snapshots of steps ``>= step``: a resumed run redoes them."""
     run_dir = Path(run_dir)
     truncate_metrics(run_dir / METRICS_FILE, step)
-    remove_snapshots_after(run_dir, step)
+    remove_snapshots_from(run_dir, step)

@@ -63,7 +63,7 @@ def snapshot_steps(run_dir: str | Path) -> list[int]:
     return sorted(int(match.group(1)) for match in matches if match)
 
 
-def remove_snapshots_after(run_dir: str | Path, step: int) -> None:
+def remove_snapshots_from(run_dir: str | Path, step: int) -> None:
     """Delete the snapshots of steps ``>= step`` (a resumed run writes them again)."""
     for later in snapshot_steps(run_dir):
         if later >= step:

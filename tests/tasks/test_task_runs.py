@@ -9,12 +9,16 @@ from hypothesis import strategies as st
 
 from reference_tasks.runs import (
     METRIC_COLUMNS,
+    METRICS_FILE,
     MetricsWriter,
     lmn_column,
     read_json,
     read_metrics,
+    rewind_run,
+    start_run,
     write_json,
 )
+from reference_tasks.snapshots import save_snapshot, snapshot_steps
 
 REQUIRED = (
     "step, train_loss, test_loss, train_acc, test_acc, l2_norm, lmn_embedding, lmn_hidden1, lmn_hidden2"
@@ -92,3 +96,30 @@ def test_json_is_written_atomically_with_non_finite_as_null(tmp_path):
     assert read_json(path) == {"a": None, "b": [1.0, None], "c": {"d": 2}}
     assert json.loads(path.read_text())["c"] == {"d": 2}
     assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]
+
+
+def test_rewinding_drops_later_rows_a_cut_row_and_later_snapshots(tmp_path):
+    with MetricsWriter(tmp_path / METRICS_FILE) as writer:
+        for step in range(6):
+            writer.write({"step": step, "train_loss": 0.5})
+    with (tmp_path / METRICS_FILE).open("a") as file:
+        file.write("1")  # a row cut short by a kill, its step cut too
+    for step in (0, 3, 5):
+        save_snapshot(tmp_path, step, {"w": [float(step)]})
+    rewind_run(tmp_path, 3)
+    assert [row["step"] for row in read_metrics(tmp_path / METRICS_FILE)] == [0, 1, 2]
+    assert snapshot_steps(tmp_path) == [0]
+
+
+def test_start_run_resumes_only_the_same_config_and_clears_only_its_own_files(tmp_path):
+    record = {"framework": "torch", "steps": 10, "progress": True, "torch_version": "a"}
+    assert not start_run(tmp_path, record, checkpoint="checkpoint.pt", resume=True)  # nothing to resume
+    (tmp_path / "checkpoint.pt").write_text("state")
+    (tmp_path / "notes.txt").write_text("mine")
+    volatile_only = {**record, "progress": False, "torch_version": "b"}
+    assert start_run(tmp_path, volatile_only, checkpoint="checkpoint.pt", resume=True)
+    with pytest.raises(ValueError, match=r"steps: saved 10, now 20"):
+        start_run(tmp_path, {**record, "steps": 20}, checkpoint="checkpoint.pt", resume=True)
+    assert not start_run(tmp_path, {**record, "steps": 20}, checkpoint="checkpoint.pt", resume=False)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["config.json", "notes.txt"]
+    assert json.loads((tmp_path / "config.json").read_text())["steps"] == 20
