@@ -3,17 +3,22 @@
 For a NumPy MLP head 100 -> 100 -> 31 with SiLU (random weights) it prints, per dtype
 and N, the median wall time of:
 
-a. ``connectivity_matrix(f, X)``;
+a. ``connectivity_matrix(f, X)``, with the kernels run where it chooses (``mode``:
+   inline, or on a worker thread when ``f`` leaves a CPU idle);
 b. the literal oracle of ``tests/oracle.py`` (N = 200 only: it is slow);
 c. the floor: ``f`` alone on the same total number of rows, in blocks of the same size;
 
-and the ratios a/c (the core's overhead) and b/a (speed-up over the oracle).
+and the ratios a/c (the core's overhead) and b/a (speed-up over the oracle). With
+``--compare-modes`` it also times both modes forced, as a/c inline and a/c worker.
 Run it on an idle machine: ``../shared/tools/when-idle python benchmarks/bench_core.py``.
+How many CPUs the head's BLAS keeps busy decides the mode; compare
+``OPENBLAS_NUM_THREADS=1 python benchmarks/bench_core.py``.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import statistics
 import sys
 import time
@@ -62,6 +67,19 @@ def floor_time(head: Callable[[np.ndarray], np.ndarray], X: np.ndarray, memory_b
     return time.perf_counter() - start
 
 
+class ModeLog(logging.Handler):
+    """Remembers where ``connectivity_matrix`` last chose to run its kernels."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.mode = "-"
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if "the kernels run" in message:
+            self.mode = "worker" if "worker" in message else "inline"
+
+
 def timed(run: Callable[[], object]) -> float:
     start = time.perf_counter()
     run()
@@ -74,22 +92,36 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--oracle-size", type=int, default=200)
     parser.add_argument("--memory-budget", type=int, default=DEFAULT_MEMORY_BUDGET, help="bytes")
+    parser.add_argument("--compare-modes", action="store_true", help="also time both kernel modes forced")
     args = parser.parse_args()
 
+    mode_log = ModeLog()
+    pipeline_logger = logging.getLogger("lmn_core.pipeline")
+    pipeline_logger.addHandler(mode_log)
+    pipeline_logger.setLevel(logging.DEBUG)
+    forced = {"inline": False, "worker": True} if args.compare_modes else {}
     budget = args.memory_budget
     print(f"memory budget {budget / 2**20:g} MiB, median of {args.repeats}")
-    print(f"{'dtype':8} {'N':>5} {'a core s':>9} {'b oracle s':>10} {'c floor s':>9} {'a/c':>6} {'b/a':>7}")
+    columns = [("dtype", 8), ("N", 5), ("a core s", 9), ("mode", 6), ("b oracle s", 10), ("c floor s", 9)]
+    columns += [("a/c", 6), ("b/a", 7)] + [(f"a/c {name}", 12) for name in forced]
+    print(" ".join(f"{title:>{width}}" for title, width in columns))
     for dtype in (np.float32, np.float64):
         head = make_head(dtype)
         lmn_core.connectivity_matrix(head, np.zeros((3, WIDTH), dtype))  # compile outside the timing
         for n_samples in args.sizes:
             X = np.random.default_rng(n_samples).normal(size=(n_samples, WIDTH)).astype(dtype)
             core, floor = [], []
-            for _ in range(args.repeats):  # interleaved, so drift hits both alike
+            forced_times: dict[str, list[float]] = {name: [] for name in forced}
+            modes = set()
+            for _ in range(args.repeats):  # interleaved, so drift hits all alike
                 measure = partial(lmn_core.connectivity_matrix, head, X, memory_budget=budget)
                 core.append(timed(measure))
+                modes.add(mode_log.mode)
+                for name, overlap in forced.items():
+                    forced_times[name].append(timed(partial(measure, overlap=overlap)))
                 floor.append(floor_time(head, X, budget))
             a, c = statistics.median(core), statistics.median(floor)
+            mode = "/".join(sorted(modes))
             if n_samples == args.oracle_size:
                 b = timed(lambda X=X, head=head: oracle_connectivity(head, X))
                 oracle_cells = f"{b:10.3f}"
@@ -97,10 +129,10 @@ def main() -> None:
             else:
                 oracle_cells, ratio_cell = f"{'-':>10}", f"{'-':>7}"
             name = np.dtype(dtype).name
-            print(
-                f"{name:8} {n_samples:5d} {a:9.3f} {oracle_cells} {c:9.3f} {a / c:6.3f} {ratio_cell}",
-                flush=True,
-            )
+            forced_cells = [f"{statistics.median(times) / c:12.3f}" for times in forced_times.values()]
+            cells = [f"{name:>8}", f"{n_samples:5d}", f"{a:9.3f}", f"{mode:>6}", oracle_cells, f"{c:9.3f}"]
+            cells += [f"{a / c:6.3f}", ratio_cell, *forced_cells]
+            print(" ".join(cells), flush=True)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,10 @@
 
 Each kernel works on one block of pairs ``i < j``, is compiled once (``cache=True``)
 per dtype combination and releases the GIL (``nogil=True``), so that a worker thread
-runs it while the calling thread evaluates ``f`` on another block. All sums are
-accumulated in float64.
+can run it while the calling thread evaluates ``f`` on another block. All sums are
+accumulated in float64. A block's rows are ordered by ``λ`` first (row
+``t * n_pairs + p``), so that the kernels' inner loops run over tiles of pairs laid
+end to end rather than over one short row.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ import numba
 import numpy as np
 
 _JIT = {"cache": True, "nogil": True}
+
+# Pairs per tile: small enough that a tile's float64 sums (6 x 16 x K values) stay in cache.
+TILE_PAIRS = 16
 
 
 @numba.njit(**_JIT)
@@ -45,26 +50,34 @@ def build_interior_points(
     interior_lambdas: np.ndarray,
     out: np.ndarray,
 ) -> None:
-    """Fill ``out[p * m + t] = x_i + λ_t (x_j - x_i)`` for the ``m`` interior λ of pair ``p``.
+    """Fill ``out`` with ``x_i + λ_t (x_j - x_i)`` for every pair ``p`` and interior ``λ_t``.
 
-    ``samples`` is ``(N, D)``; ``out`` is ``(n_pairs * m, D)`` in the samples' dtype.
-    The point is computed in float64 and rounded once to the output dtype.
+    ``samples`` is ``(N, D)``; ``out`` is flat, ``n_interior * n_pairs * D`` long, in the
+    samples' dtype, ordered by ``λ`` first: the point of pair ``p`` at ``λ_t`` is row
+    ``t * n_pairs + p``. The point is computed in float64 and rounded once to the
+    output dtype. Pairs go in tiles, so each ``λ`` writes one long contiguous run.
     """
     n_interior = interior_lambdas.shape[0]
     n_features = samples.shape[1]
-    start = np.empty(n_features)
-    step = np.empty(n_features)
-    for p in range(pair_i.shape[0]):
-        xi = samples[pair_i[p]]
-        xj = samples[pair_j[p]]
-        for d in range(n_features):
-            start[d] = xi[d]
-            step[d] = np.float64(xj[d]) - start[d]
+    n_pairs = pair_i.shape[0]
+    start = np.empty(TILE_PAIRS * n_features)
+    step = np.empty(TILE_PAIRS * n_features)
+    for first in range(0, n_pairs, TILE_PAIRS):
+        width = min(TILE_PAIRS, n_pairs - first) * n_features
+        for q in range(min(TILE_PAIRS, n_pairs - first)):
+            xi = samples[pair_i[first + q]]
+            xj = samples[pair_j[first + q]]
+            tile_start = start[q * n_features : (q + 1) * n_features]
+            tile_step = step[q * n_features : (q + 1) * n_features]
+            for d in range(n_features):
+                tile_start[d] = xi[d]
+                tile_step[d] = np.float64(xj[d]) - tile_start[d]
         for t in range(n_interior):
             lam = interior_lambdas[t]
-            row = out[p * n_interior + t]
-            for d in range(n_features):
-                row[d] = start[d] + lam * step[d]
+            offset = (t * n_pairs + first) * n_features
+            run = out[offset : offset + width]
+            for e in range(width):
+                run[e] = start[e] + lam * step[e]
 
 
 @numba.njit(**_JIT)
@@ -82,14 +95,16 @@ def reduce_to_connectivity(
 ) -> None:
     """Reduce each pair's outputs along its segment to ``L_ij = mean_k r²``.
 
-    ``endpoint_outputs`` is ``f(X)`` ``(N, K)`` float64; ``interior_outputs`` is
-    ``(n_pairs * (T - 2), K)``; ``centered_lambdas`` are the ``T`` values
-    ``λ_t - mean(λ)``. The sums run in one pass over the values shifted by the
-    segment's first value, in float64. A dimension whose spread along the segment is
-    within ``const_rtol * scale + const_atol`` counts as linear (r² = 1); ``scale`` is
-    the larger of ``output_scales[k]`` and the segment's largest magnitude (bounded
-    above by ``|start| + largest excursion``). ``non_finite_out[p]`` is set when a sum
-    of pair ``p`` is not finite (a NaN or infinite output, or an overflow).
+    ``endpoint_outputs`` is ``f(X)`` ``(N, K)`` float64; ``interior_outputs`` is flat,
+    ``(T - 2) * n_pairs * K`` long, ordered by ``λ`` first as
+    :func:`build_interior_points` lays out the points; ``centered_lambdas`` are the
+    ``T`` values ``λ_t - mean(λ)``. The sums run in one pass over the values shifted by
+    the segment's first value, in float64, over tiles of pairs so that each ``λ`` reads
+    one contiguous run. A dimension whose spread along the segment is within
+    ``const_rtol * scale + const_atol`` counts as linear (r² = 1); ``scale`` is the
+    larger of ``output_scales[k]`` and the segment's largest magnitude (bounded above by
+    ``|start| + largest excursion``). ``non_finite_out[p]`` is set when a sum of pair
+    ``p`` is not finite (a NaN or infinite output, or an overflow).
     """
     n_points = centered_lambdas.shape[0]
     n_interior = n_points - 2
@@ -99,43 +114,50 @@ def reduce_to_connectivity(
     for t in range(n_points):
         sxx += centered_lambdas[t] * centered_lambdas[t]
     c_end = centered_lambdas[n_points - 1]
-    accumulators = np.empty((6, n_outputs))
+    accumulators = np.empty((6, TILE_PAIRS * n_outputs))
     origin = accumulators[0]
     sum_d = accumulators[1]
     sum_dd = accumulators[2]
     sum_cd = accumulators[3]
     low = accumulators[4]
     high = accumulators[5]
-    for p in range(n_pairs):
-        start = endpoint_outputs[pair_i[p]]
-        end = endpoint_outputs[pair_j[p]]
-        for k in range(n_outputs):
-            d = end[k] - start[k]
-            origin[k] = start[k]
-            sum_d[k] = d
-            sum_dd[k] = d * d
-            sum_cd[k] = c_end * d
-            low[k] = min(d, 0.0)
-            high[k] = max(d, 0.0)
-        for t in range(n_interior):
-            row = interior_outputs[p * n_interior + t]
-            c = centered_lambdas[t + 1]
+    for first in range(0, n_pairs, TILE_PAIRS):
+        size = min(TILE_PAIRS, n_pairs - first)
+        width = size * n_outputs
+        for q in range(size):
+            start = endpoint_outputs[pair_i[first + q]]
+            end = endpoint_outputs[pair_j[first + q]]
+            base = q * n_outputs
             for k in range(n_outputs):
-                d = np.float64(row[k]) - origin[k]
-                sum_d[k] += d
-                sum_dd[k] += d * d
-                sum_cd[k] += c * d
-                low[k] = min(low[k], d)
-                high[k] = max(high[k], d)
-        total = 0.0
-        finite = True
-        for k in range(n_outputs):
-            syy = sum_dd[k] - sum_d[k] * sum_d[k] / n_points
-            finite = finite and np.isfinite(syy) and np.isfinite(sum_cd[k])
-            scale = max(output_scales[k], abs(origin[k]) + max(-low[k], high[k]))
-            if high[k] - low[k] <= const_rtol * scale + const_atol:
-                total += 1.0
-            else:
-                total += min(sum_cd[k] * sum_cd[k] / (sxx * syy), 1.0)
-        connectivity_out[p] = total / n_outputs
-        non_finite_out[p] = not finite
+                d = end[k] - start[k]
+                origin[base + k] = start[k]
+                sum_d[base + k] = d
+                sum_dd[base + k] = d * d
+                sum_cd[base + k] = c_end * d
+                low[base + k] = min(d, 0.0)
+                high[base + k] = max(d, 0.0)
+        for t in range(n_interior):
+            c = centered_lambdas[t + 1]
+            offset = (t * n_pairs + first) * n_outputs
+            run = interior_outputs[offset : offset + width]
+            for e in range(width):
+                d = np.float64(run[e]) - origin[e]
+                sum_d[e] += d
+                sum_dd[e] += d * d
+                sum_cd[e] += c * d
+                low[e] = min(low[e], d)
+                high[e] = max(high[e], d)
+        for q in range(size):
+            total = 0.0
+            finite = True
+            for k in range(n_outputs):
+                e = q * n_outputs + k
+                syy = sum_dd[e] - sum_d[e] * sum_d[e] / n_points
+                finite = finite and np.isfinite(syy) and np.isfinite(sum_cd[e])
+                scale = max(output_scales[k], abs(origin[e]) + max(-low[e], high[e]))
+                if high[e] - low[e] <= const_rtol * scale + const_atol:
+                    total += 1.0
+                else:
+                    total += min(sum_cd[e] * sum_cd[e] / (sxx * syy), 1.0)
+            connectivity_out[first + q] = total / n_outputs
+            non_finite_out[first + q] = not finite

@@ -122,6 +122,7 @@ def connectivity_matrix(
     const_rtol: float | None = None,
     const_atol: float = 0.0,
     progress: bool = False,
+    overlap: bool | None = None,
 ) -> np.ndarray:
     """Linear connectivity matrix ``L`` of ``f`` on the samples ``X``.
 
@@ -142,8 +143,8 @@ def connectivity_matrix(
     n_points : int
         ``T >= 3`` points per segment, endpoints included (the paper uses 21).
     memory_budget : int
-        Bytes for the interpolated inputs and outputs of the two blocks in flight (one
-        in ``f``, one being built or reduced on a worker thread); sets how many pairs
+        Bytes for the interpolated inputs and outputs of up to two blocks in flight
+        (one in ``f``, one being built or reduced on a worker thread); sets how many pairs
         go to ``f`` at once (``f``'s own intermediates are not counted). A function
         that reduces pairs itself (:class:`lmn_core.ReducingFunction`) gets blocks of
         the same size.
@@ -158,13 +159,21 @@ def connectivity_matrix(
         rounding does not turn a constant into a random r².
     progress : bool
         Show a tqdm progress bar over pairs.
+    overlap : bool, optional
+        Build and reduce blocks on a worker thread while ``f`` evaluates the next one
+        (True), or in the calling thread between calls of ``f`` (False). The default
+        (None) runs the first blocks inline and overlaps the rest only if ``f`` left
+        at least half a CPU idle meanwhile: when ``f``'s own threads keep every CPU
+        busy, a worker only competes with them. The result is the same either way.
 
     Returns
     -------
     numpy.ndarray
         Symmetric float64 ``(N, N)`` matrix with entries in ``[0, 1]``.
     """
-    connectivity, _ = _measure(f, X, n_points, memory_budget, block_pairs, const_rtol, const_atol, progress)
+    connectivity, _ = _measure(
+        f, X, n_points, memory_budget, block_pairs, const_rtol, const_atol, progress, overlap
+    )
     return connectivity
 
 
@@ -177,6 +186,7 @@ def _measure(
     const_rtol: float | None,
     const_atol: float,
     progress: bool,
+    overlap: bool | None,
 ) -> tuple[np.ndarray, int]:
     """Compute ``L`` and the number of output dimensions; see :func:`connectivity_matrix`."""
     n_points = checked_n_points(n_points)
@@ -216,7 +226,7 @@ def _measure(
     on_pairs_done = bar.update if bar is not None else lambda count: None
     try:
         if reduction is None:
-            connectivity = stream.run(f, on_pairs_done)
+            connectivity = stream.run(f, on_pairs_done, overlap)
         else:
             connectivity = stream.run_reduced(f, reduction, on_pairs_done)
     finally:
@@ -235,6 +245,7 @@ def lmn(
     const_rtol: float | None = None,
     const_atol: float = 0.0,
     progress: bool = False,
+    overlap: bool | None = None,
 ) -> LMNResult:
     """Linear mapping number of ``f`` on the samples ``X``.
 
@@ -246,7 +257,7 @@ def lmn(
     LMNResult
     """
     connectivity, n_outputs = _measure(
-        f, X, n_points, memory_budget, block_pairs, const_rtol, const_atol, progress
+        f, X, n_points, memory_budget, block_pairs, const_rtol, const_atol, progress, overlap
     )
     summary = spectrum(connectivity)
     return LMNResult(

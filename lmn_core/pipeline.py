@@ -1,9 +1,20 @@
-"""Stream the pairs ``i < j`` through ``f`` in blocks, with the kernels on a worker thread.
+"""Stream the pairs ``i < j`` through ``f`` in blocks, and reduce them to ``L``.
 
-While the calling thread evaluates ``f`` on block ``k``, one worker thread reduces block
-``k - 1`` to its connectivity values and builds the interpolated points of block
-``k + 1``. The kernels release the GIL, so their work overlaps ``f``'s instead of
-adding to it, and no threading layer is involved: ``f`` may use any threads it likes.
+Each block's interpolated points are built and its outputs reduced by Numba kernels
+that release the GIL. They run in one of two ways, with the same result:
+
+- overlapped: while the calling thread evaluates ``f`` on block ``k``, one worker
+  thread reduces block ``k - 1`` and builds block ``k + 1``, so the kernels use a
+  CPU that ``f`` leaves idle;
+- inline: the calling thread builds, evaluates and reduces each block in turn.
+
+Overlap only pays when ``f`` leaves a CPU idle: when ``f``'s own threads keep every
+CPU busy (a multi-threaded BLAS or PyTorch spins its threads between calls), the
+worker competes with them and slows ``f`` by more than the kernels cost inline. By
+default the first blocks run inline while ``f``'s CPU use is measured, and the rest
+run overlapped only if ``f`` left at least half a CPU idle. No threading layer is
+involved: ``f`` may use any threads it likes, and it is always called from the
+calling thread.
 
 When ``f`` reduces pairs itself (:mod:`lmn_core.protocol`), the blocks of pairs go to
 its reduction instead, and only their ``L`` values come back.
@@ -11,6 +22,9 @@ its reduction instead, and only their ``L`` values come back.
 
 from __future__ import annotations
 
+import logging
+import os
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,7 +36,11 @@ from lmn_core import kernels
 from lmn_core.protocol import PairReduction, segment_lambdas
 from lmn_core.validation import checked_outputs, checked_reduction, pairs_named, raise_non_finite
 
+logger = logging.getLogger(__name__)
+
 CONST_RTOL_ULPS = 32
+# Blocks timed inline, after a first one that may include f's warm-up, to decide overlap.
+PROBE_BLOCKS = 2
 
 
 def default_const_rtol(dtype: np.dtype) -> float:
@@ -45,6 +63,30 @@ class Segments:
     @property
     def n_interior(self) -> int:
         return self.n_points - 2
+
+
+def available_cpus() -> int:
+    """The number of CPUs this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def leaves_cpu_idle(cpu_seconds: float, wall_seconds: float, n_cpus: int) -> bool:
+    """Whether a process busy for ``cpu_seconds`` over ``wall_seconds`` left half a CPU idle.
+
+    Parameters
+    ----------
+    cpu_seconds : float
+        CPU time of the whole process (all threads) while ``f`` ran.
+    wall_seconds : float
+        Wall time over the same calls.
+    n_cpus : int
+        CPUs the process may run on.
+    """
+    if wall_seconds <= 0.0:
+        return False
+    return n_cpus - cpu_seconds / wall_seconds >= 0.5
 
 
 class _Block:
@@ -100,7 +142,7 @@ class ConnectivityStream:
         return _Block(block_pairs, self.segments.n_interior, self.samples.shape[1], self.samples.dtype)
 
     def _build(self, block: _Block) -> _Block:
-        """Take the next pairs into ``block`` and interpolate their points (worker thread)."""
+        """Take the next pairs into ``block`` and interpolate their points."""
         start_i, start_j = self.next_pair
         count, *self.next_pair = kernels.fill_pairs(
             self.samples.shape[0], start_i, start_j, block.pair_i, block.pair_j
@@ -112,18 +154,18 @@ class ConnectivityStream:
                 block.pair_i[:count],
                 block.pair_j[:count],
                 self.interior_lambdas,
-                block.points[: count * self.segments.n_interior],
+                block.points[: count * self.segments.n_interior].reshape(-1),
             )
         return block
 
     def _reduce(self, block: _Block, outputs: np.ndarray) -> int:
-        """Reduce ``block``'s outputs into the matrix (worker thread); return its pair count."""
+        """Reduce ``block``'s outputs into the matrix; return its pair count."""
         count = block.count
         pair_i, pair_j = block.pair_i[:count], block.pair_j[:count]
         values, non_finite = block.values[:count], block.non_finite[:count]
         kernels.reduce_to_connectivity(
             self.endpoint_outputs,
-            outputs,
+            outputs.reshape(-1),
             pair_i,
             pair_j,
             self.centered_lambdas,
@@ -151,12 +193,62 @@ class ConnectivityStream:
             )
         return outputs
 
-    def run(self, f: Callable[[np.ndarray], Any], on_pairs_done: Callable[[int], None]) -> np.ndarray:
+    def run(
+        self,
+        f: Callable[[np.ndarray], Any],
+        on_pairs_done: Callable[[int], None],
+        overlap: bool | None = None,
+    ) -> np.ndarray:
         """Evaluate every block and return the filled connectivity matrix.
 
         ``on_pairs_done(count)`` is called in the calling thread as blocks complete.
+        ``overlap`` runs the kernels on a worker thread (True), in the calling thread
+        (False), or decides from ``f``'s CPU use on the first blocks (None).
         """
-        blocks = [self._new_block(self.block_pairs) for _ in range(2)]
+        block = self._new_block(self.block_pairs)
+        if overlap is None:
+            overlap = self._probe_inline(f, block, on_pairs_done)
+        if overlap:
+            self._run_overlapped(f, [block, self._new_block(self.block_pairs)], on_pairs_done)
+        else:
+            self._run_inline(f, block, on_pairs_done)
+        return self.connectivity
+
+    def _probe_inline(
+        self, f: Callable[[np.ndarray], Any], block: _Block, on_pairs_done: Callable[[int], None]
+    ) -> bool:
+        """Run the first blocks inline, timing ``f``; return whether it left a CPU idle."""
+        cpu_seconds = wall_seconds = 0.0
+        for index in range(1 + PROBE_BLOCKS):
+            if not self._build(block).count:
+                return False
+            wall_start, cpu_start = time.perf_counter(), time.process_time()
+            outputs = self._evaluate(f, block)
+            if index:
+                wall_seconds += time.perf_counter() - wall_start
+                cpu_seconds += time.process_time() - cpu_start
+            on_pairs_done(self._reduce(block, outputs))
+        n_cpus = available_cpus()
+        overlap = leaves_cpu_idle(cpu_seconds, wall_seconds, n_cpus)
+        logger.debug(
+            "f kept %.2f of %d CPUs busy: the kernels run %s",
+            cpu_seconds / max(wall_seconds, 1e-12),
+            n_cpus,
+            "on a worker thread" if overlap else "inline",
+        )
+        return overlap
+
+    def _run_inline(
+        self, f: Callable[[np.ndarray], Any], block: _Block, on_pairs_done: Callable[[int], None]
+    ) -> None:
+        """Build, evaluate and reduce the remaining blocks in the calling thread."""
+        while self._build(block).count:
+            on_pairs_done(self._reduce(block, self._evaluate(f, block)))
+
+    def _run_overlapped(
+        self, f: Callable[[np.ndarray], Any], blocks: list[_Block], on_pairs_done: Callable[[int], None]
+    ) -> None:
+        """Evaluate the remaining blocks while a worker thread builds and reduces the others."""
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lmn-kernels") as worker:
             building: Future[_Block] = worker.submit(self._build, blocks[0])
             reducing: Future[int] | None = None
@@ -170,7 +262,6 @@ class ConnectivityStream:
                 reducing = worker.submit(self._reduce, block, outputs)
             if reducing is not None:
                 on_pairs_done(reducing.result())
-        return self.connectivity
 
     def run_reduced(
         self,
@@ -204,7 +295,7 @@ class ConnectivityStream:
         block = self._new_block(1)
         block.pair_i[0], block.pair_j[0], block.count = i, j, 1
         kernels.build_interior_points(
-            self.samples, block.pair_i, block.pair_j, self.interior_lambdas, block.points
+            self.samples, block.pair_i, block.pair_j, self.interior_lambdas, block.points.reshape(-1)
         )
         self._reduce(block, self._evaluate(f, block))
         raise ValueError(

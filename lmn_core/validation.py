@@ -71,8 +71,7 @@ def raise_non_finite(
 ) -> None:
     """Name the first pair and λ where ``f`` returned NaN or infinity (or overflowed r²)."""
     pair = int(np.argmax(non_finite))
-    n_interior = interior_lambdas.shape[0]
-    rows = outputs[pair * n_interior : (pair + 1) * n_interior]
+    rows = outputs[pair :: pair_i.shape[0]]  # the block's rows are ordered by λ, then pair
     where = f"the segment between samples {pair_i[pair]} and {pair_j[pair]}"
     finite_rows = np.isfinite(rows).all(axis=1)
     if finite_rows.all():

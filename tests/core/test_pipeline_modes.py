@@ -1,0 +1,102 @@
+"""The kernels run inline or on a worker thread, chosen from f's CPU use; L is the same."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+from conftest import silu_mlp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from oracle import oracle_connectivity
+
+import lmn_core
+from lmn_core.pipeline import PROBE_BLOCKS, leaves_cpu_idle
+
+WORKER_PREFIX = "lmn-kernels"
+
+
+def worker_running() -> bool:
+    return any(thread.name.startswith(WORKER_PREFIX) for thread in threading.enumerate())
+
+
+class CallLog:
+    """Wraps ``f``; records for each call whether the kernels' worker thread was alive."""
+
+    def __init__(self, f, pause_seconds: float = 0.0) -> None:
+        self.f = f
+        self.pause_seconds = pause_seconds
+        self.worker_seen: list[bool] = []
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        self.worker_seen.append(worker_running())
+        if self.pause_seconds:
+            time.sleep(self.pause_seconds)
+        return self.f(x)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 2**16), st.integers(2, 30), st.integers(1, 40), st.integers(1, 5))
+def test_every_mode_gives_the_same_matrix(
+    seed: int, n_samples: int, block_pairs: int, n_outputs: int
+) -> None:
+    X = np.random.default_rng(seed).normal(size=(n_samples, 3))
+    f = silu_mlp(3, 8, n_outputs, seed, scale=2.0)
+    inline = lmn_core.connectivity_matrix(f, X, block_pairs=block_pairs, overlap=False)
+    overlapped = lmn_core.connectivity_matrix(f, X, block_pairs=block_pairs, overlap=True)
+    chosen = lmn_core.connectivity_matrix(f, X, block_pairs=block_pairs)
+    np.testing.assert_array_equal(overlapped, inline)
+    np.testing.assert_array_equal(chosen, inline)
+
+
+@pytest.mark.parametrize("overlap", [False, True])
+def test_both_modes_agree_with_the_oracle_across_tiles_and_blocks(overlap: bool) -> None:
+    X = np.random.default_rng(8).normal(size=(23, 4))  # 253 pairs: blocks of 37, tiles of 16
+    f = silu_mlp(4, 16, 5, seed=8, scale=3.0)
+    np.testing.assert_allclose(
+        lmn_core.connectivity_matrix(f, X, block_pairs=37, overlap=overlap),
+        oracle_connectivity(f, X),
+        rtol=0,
+        atol=1e-10,
+    )
+
+
+def test_inline_never_starts_a_worker_and_overlap_always_does() -> None:
+    X = np.random.default_rng(0).normal(size=(12, 3))
+    f = silu_mlp(3, 8, 2, seed=0)
+    inline, overlapped = CallLog(f), CallLog(f)
+    lmn_core.connectivity_matrix(inline, X, block_pairs=5, overlap=False)
+    lmn_core.connectivity_matrix(overlapped, X, block_pairs=5, overlap=True)
+    assert not any(inline.worker_seen)
+    assert all(overlapped.worker_seen[1:])  # the first call is f(X), before any block
+
+
+def test_a_function_that_leaves_the_cpus_idle_gets_the_worker_after_the_probe() -> None:
+    X = np.random.default_rng(0).normal(size=(12, 3))
+    sleepy = CallLog(silu_mlp(3, 8, 2, seed=0), pause_seconds=0.02)  # sleeping uses no CPU
+    lmn_core.connectivity_matrix(sleepy, X, block_pairs=5)  # f(X), then 14 blocks
+    probed = 1 + PROBE_BLOCKS
+    assert sleepy.worker_seen[: 1 + probed] == [False] * (1 + probed)
+    assert all(sleepy.worker_seen[1 + probed :])
+    assert len(sleepy.worker_seen) == 1 + 14
+
+
+@pytest.mark.parametrize(
+    ("cpu_seconds", "wall_seconds", "n_cpus", "expected"),
+    [
+        (1.0, 1.0, 2, True),  # single-threaded f on two CPUs: one idle
+        (2.0, 1.0, 2, False),  # f's threads keep both busy (a spinning BLAS)
+        (1.6, 1.0, 2, False),  # less than half a CPU idle
+        (1.5, 1.0, 2, True),
+        (0.1, 1.0, 1, True),  # f mostly waits (I/O, a device)
+        (0.9, 1.0, 1, False),
+        (15.0, 1.0, 16, True),
+        (1.0, 0.0, 2, False),  # nothing measured
+    ],
+)
+def test_overlap_needs_half_a_cpu_left_idle(
+    cpu_seconds: float, wall_seconds: float, n_cpus: int, expected: bool
+) -> None:
+    assert leaves_cpu_idle(cpu_seconds, wall_seconds, n_cpus) is expected
