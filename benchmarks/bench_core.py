@@ -4,12 +4,15 @@ For a NumPy MLP head 100 -> 100 -> 31 with SiLU (random weights) it prints, per 
 and N, the median wall time of:
 
 a. ``connectivity_matrix(f, X)``, with the kernels run where it chooses (``mode``:
-   inline, or on a worker thread when ``f`` leaves a CPU idle);
+   inline, or on a worker thread when ``f`` leaves a CPU idle; ``mixed`` when the
+   repeats chose differently);
 b. the literal oracle of ``tests/oracle.py`` (N = 200 only: it is slow);
 c. the floor: ``f`` alone on the same total number of rows, in blocks of the same size;
 
 and the ratios a/c (the core's overhead) and b/a (speed-up over the oracle). With
-``--compare-modes`` it also times both modes forced, as a/c inline and a/c worker.
+``--compare-modes`` it also times both modes forced, as a/c inline and a/c worker, and
+the core's own work alone (k: building and reducing with an ``f`` that costs nothing,
+its outputs computed beforehand) as k/c.
 Run it on an idle machine: ``../shared/tools/when-idle python benchmarks/bench_core.py``.
 How many CPUs the head's BLAS keeps busy decides the mode; compare
 ``OPENBLAS_NUM_THREADS=1 python benchmarks/bench_core.py``.
@@ -67,6 +70,28 @@ def floor_time(head: Callable[[np.ndarray], np.ndarray], X: np.ndarray, memory_b
     return time.perf_counter() - start
 
 
+def core_alone_time(head: Callable[[np.ndarray], np.ndarray], X: np.ndarray, memory_budget: int) -> float:
+    """Seconds for ``connectivity_matrix`` (kernels inline) when ``f`` costs nothing.
+
+    ``f`` hands back outputs computed beforehand, so what is timed is the core's own work:
+    building and reducing every block, and its Python loop.
+    """
+    n_pairs = X.shape[0] * (X.shape[0] - 1) // 2
+    block = min(n_pairs, pairs_per_block(X[0].nbytes, OUTPUTS, DEFAULT_N_POINTS, memory_budget))
+    rows = np.random.default_rng(1).normal(size=(block * (DEFAULT_N_POINTS - 2), WIDTH)).astype(X.dtype)
+    endpoint_outputs, block_outputs = head(X), head(rows)
+    calls = 0
+
+    def free(x: np.ndarray) -> np.ndarray:
+        nonlocal calls
+        calls += 1
+        return endpoint_outputs if calls == 1 else block_outputs[: x.shape[0]]
+
+    start = time.perf_counter()
+    lmn_core.connectivity_matrix(free, X, memory_budget=memory_budget, overlap=False)
+    return time.perf_counter() - start
+
+
 class ModeLog(logging.Handler):
     """Remembers where ``connectivity_matrix`` last chose to run its kernels."""
 
@@ -104,6 +129,7 @@ def main() -> None:
     print(f"memory budget {budget / 2**20:g} MiB, median of {args.repeats}")
     columns = [("dtype", 8), ("N", 5), ("a core s", 9), ("mode", 6), ("b oracle s", 10), ("c floor s", 9)]
     columns += [("a/c", 6), ("b/a", 7)] + [(f"a/c {name}", 12) for name in forced]
+    columns += [("k/c", 6)] if args.compare_modes else []
     print(" ".join(f"{title:>{width}}" for title, width in columns))
     for dtype in (np.float32, np.float64):
         head = make_head(dtype)
@@ -112,6 +138,7 @@ def main() -> None:
             X = np.random.default_rng(n_samples).normal(size=(n_samples, WIDTH)).astype(dtype)
             core, floor = [], []
             forced_times: dict[str, list[float]] = {name: [] for name in forced}
+            alone = []
             modes = set()
             for _ in range(args.repeats):  # interleaved, so drift hits all alike
                 measure = partial(lmn_core.connectivity_matrix, head, X, memory_budget=budget)
@@ -119,9 +146,11 @@ def main() -> None:
                 modes.add(mode_log.mode)
                 for name, overlap in forced.items():
                     forced_times[name].append(timed(partial(measure, overlap=overlap)))
+                if args.compare_modes:
+                    alone.append(core_alone_time(head, X, budget))
                 floor.append(floor_time(head, X, budget))
             a, c = statistics.median(core), statistics.median(floor)
-            mode = "/".join(sorted(modes))
+            mode = modes.pop() if len(modes) == 1 else "mixed"
             if n_samples == args.oracle_size:
                 b = timed(lambda X=X, head=head: oracle_connectivity(head, X))
                 oracle_cells = f"{b:10.3f}"
@@ -132,6 +161,7 @@ def main() -> None:
             forced_cells = [f"{statistics.median(times) / c:12.3f}" for times in forced_times.values()]
             cells = [f"{name:>8}", f"{n_samples:5d}", f"{a:9.3f}", f"{mode:>6}", oracle_cells, f"{c:9.3f}"]
             cells += [f"{a / c:6.3f}", ratio_cell, *forced_cells]
+            cells += [f"{statistics.median(alone) / c:6.3f}"] if alone else []
             print(" ".join(cells), flush=True)
 
 

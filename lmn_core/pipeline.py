@@ -8,11 +8,12 @@ that release the GIL. They run in one of two ways, with the same result:
   CPU that ``f`` leaves idle;
 - inline: the calling thread builds, evaluates and reduces each block in turn.
 
-Overlap only pays when ``f`` leaves a CPU idle: when ``f``'s own threads keep every
-CPU busy (a multi-threaded BLAS or PyTorch spins its threads between calls), the
-worker competes with them and slows ``f`` by more than the kernels cost inline. By
-default the first blocks run inline while ``f``'s CPU use is measured, and the rest
-run overlapped only if ``f`` left at least half a CPU idle. No threading layer is
+Overlap only pays when ``f`` leaves a CPU idle. When ``f``'s own threads keep every
+CPU busy (OpenBLAS, for one, spins its threads between calls), the worker competes
+with them, and on the 2-CPU development machine that cost more than running the
+kernels inline (``benchmarks/bench_core.py --compare-modes``). By
+default the first blocks (at least 50 ms of ``f``) run inline while ``f``'s CPU use is
+measured, and the rest run overlapped only if ``f`` left at least half a CPU idle. No threading layer is
 involved: ``f`` may use any threads it likes, and it is always called from the
 calling thread.
 
@@ -39,8 +40,10 @@ from lmn_core.validation import checked_outputs, checked_reduction, pairs_named,
 logger = logging.getLogger(__name__)
 
 CONST_RTOL_ULPS = 32
-# Blocks timed inline, after a first one that may include f's warm-up, to decide overlap.
-PROBE_BLOCKS = 2
+# f is timed inline on at least this many blocks and this many seconds, after a first
+# block that may include its warm-up, before deciding whether to overlap.
+PROBE_MIN_BLOCKS = 2
+PROBE_SECONDS = 0.05
 
 
 def default_const_rtol(dtype: np.dtype) -> float:
@@ -219,21 +222,26 @@ class ConnectivityStream:
     ) -> bool:
         """Run the first blocks inline, timing ``f``; return whether it left a CPU idle."""
         cpu_seconds = wall_seconds = 0.0
-        for index in range(1 + PROBE_BLOCKS):
+        timed_blocks = 0
+        warmed_up = False
+        while timed_blocks < PROBE_MIN_BLOCKS or wall_seconds < PROBE_SECONDS:
             if not self._build(block).count:
                 return False
             wall_start, cpu_start = time.perf_counter(), time.process_time()
             outputs = self._evaluate(f, block)
-            if index:
+            if warmed_up:
                 wall_seconds += time.perf_counter() - wall_start
                 cpu_seconds += time.process_time() - cpu_start
+                timed_blocks += 1
+            warmed_up = True
             on_pairs_done(self._reduce(block, outputs))
         n_cpus = available_cpus()
         overlap = leaves_cpu_idle(cpu_seconds, wall_seconds, n_cpus)
         logger.debug(
-            "f kept %.2f of %d CPUs busy: the kernels run %s",
-            cpu_seconds / max(wall_seconds, 1e-12),
+            "f kept %.2f of %d CPUs busy over %d blocks: the kernels run %s",
+            cpu_seconds / wall_seconds,
             n_cpus,
+            timed_blocks,
             "on a worker thread" if overlap else "inline",
         )
         return overlap

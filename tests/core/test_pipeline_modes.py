@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from oracle import oracle_connectivity
 
 import lmn_core
-from lmn_core.pipeline import PROBE_BLOCKS, leaves_cpu_idle
+from lmn_core.pipeline import PROBE_MIN_BLOCKS, leaves_cpu_idle
 
 WORKER_PREFIX = "lmn-kernels"
 
@@ -74,13 +74,14 @@ def test_inline_never_starts_a_worker_and_overlap_always_does() -> None:
 
 
 def test_a_function_that_leaves_the_cpus_idle_gets_the_worker_after_the_probe() -> None:
-    X = np.random.default_rng(0).normal(size=(12, 3))
-    sleepy = CallLog(silu_mlp(3, 8, 2, seed=0), pause_seconds=0.02)  # sleeping uses no CPU
-    lmn_core.connectivity_matrix(sleepy, X, block_pairs=5)  # f(X), then 14 blocks
-    probed = 1 + PROBE_BLOCKS
-    assert sleepy.worker_seen[: 1 + probed] == [False] * (1 + probed)
-    assert all(sleepy.worker_seen[1 + probed :])
-    assert len(sleepy.worker_seen) == 1 + 14
+    X = np.random.default_rng(0).normal(size=(16, 3))
+    sleepy = CallLog(silu_mlp(3, 8, 2, seed=0), pause_seconds=0.01)  # sleeping uses no CPU
+    lmn_core.connectivity_matrix(sleepy, X, block_pairs=4)  # f(X), then 30 blocks
+    seen = sleepy.worker_seen[1:]
+    assert len(seen) == 30
+    probed = seen.index(True)
+    assert probed >= 1 + PROBE_MIN_BLOCKS  # a first block, then the timed ones
+    assert seen[probed:] == [True] * (len(seen) - probed)
 
 
 @pytest.mark.parametrize(
