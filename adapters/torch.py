@@ -120,7 +120,7 @@ class TorchFunction:
         Where ``lmn_core`` reduces the outputs of interpolated points to r²: on the
         module's device (``"device"``), on the host with its Numba kernels (``"host"``),
         or on the device unless that is the CPU (``"auto"``, the default: on a CPU the
-        host kernels, which overlap the module on a worker thread, are faster).
+        host kernels, one fused pass each, are faster).
     """
 
     def __init__(
