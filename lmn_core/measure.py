@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from lmn_core.pipeline import ConnectivityStream, Segments, default_const_rtol
+from lmn_core.pipeline import ConnectivityStream, default_const_rtol
 from lmn_core.protocol import ReducingFunction, ReductionTask
 from lmn_core.spectrum import spectrum
 from lmn_core.validation import checked_n_points, checked_outputs, checked_samples
@@ -192,14 +192,12 @@ def _measure(
     n_points = checked_n_points(n_points)
     samples = checked_samples(X)
     n_samples = samples.shape[0]
-    sample_shape = samples.shape[1:]
-    flat_samples = np.ascontiguousarray(samples.reshape(n_samples, -1))
     if memory_budget <= 0:
         raise ValueError(f"memory_budget must be a positive number of bytes, got {memory_budget}")
     if block_pairs is not None and block_pairs < 1:
         raise ValueError(f"block_pairs must be at least 1, got {block_pairs}")
 
-    row_bytes_in = flat_samples.shape[1] * flat_samples.itemsize
+    row_bytes_in = samples[0].nbytes
     chunk_rows = max(1, memory_budget // max(row_bytes_in, 1))
     endpoint_outputs, output_dtype = _endpoint_outputs(f, samples, chunk_rows)
     n_outputs = endpoint_outputs.shape[1]
@@ -215,13 +213,9 @@ def _measure(
     )
     if const_rtol is None:
         const_rtol = default_const_rtol(output_dtype)
-    stream = ConnectivityStream(
-        flat_samples, sample_shape, endpoint_outputs, Segments(n_points, const_rtol, const_atol), block_pairs
-    )
-    reduction = None
-    if isinstance(f, ReducingFunction):
-        task = ReductionTask(samples, endpoint_outputs, n_points, const_rtol, const_atol)
-        reduction = f.pair_reduction(task)
+    task = ReductionTask(samples, endpoint_outputs, n_points, const_rtol, const_atol)
+    stream = ConnectivityStream(task, block_pairs)
+    reduction = f.pair_reduction(task) if isinstance(f, ReducingFunction) else None
     bar = _progress_bar(n_pairs, progress)
     on_pairs_done = bar.update if bar is not None else lambda count: None
     try:

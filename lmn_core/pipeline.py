@@ -28,13 +28,12 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from lmn_core import kernels
-from lmn_core.protocol import PairReduction, segment_lambdas
+from lmn_core.protocol import PairReduction, ReductionTask
 from lmn_core.validation import checked_outputs, checked_reduction, pairs_named, raise_non_finite
 
 logger = logging.getLogger(__name__)
@@ -49,23 +48,6 @@ PROBE_SECONDS = 0.05
 def default_const_rtol(dtype: np.dtype) -> float:
     """The default constant tolerance: 32 machine epsilons of ``f``'s output dtype."""
     return CONST_RTOL_ULPS * float(np.finfo(dtype).eps)
-
-
-@dataclass(frozen=True)
-class Segments:
-    """The λ grid of every segment and the constant-output tolerance."""
-
-    n_points: int
-    const_rtol: float
-    const_atol: float
-
-    @property
-    def lambdas(self) -> np.ndarray:
-        return segment_lambdas(self.n_points)
-
-    @property
-    def n_interior(self) -> int:
-        return self.n_points - 2
 
 
 def available_cpus() -> int:
@@ -109,40 +91,29 @@ class ConnectivityStream:
 
     Parameters
     ----------
-    flat_samples : numpy.ndarray
-        ``(N, D)`` C-contiguous samples, float32 or float64.
-    sample_shape : tuple of int
-        Shape of one sample as ``f`` expects it.
-    endpoint_outputs : numpy.ndarray
-        ``f(X)`` as float64 ``(N, d2)``.
-    segments : Segments
-        The λ grid and the constant tolerance.
+    task : ReductionTask
+        The samples, ``f(X)``, the λ grid and the resolved constant tolerance.
     block_pairs : int
         Pairs per block.
     """
 
-    def __init__(
-        self,
-        flat_samples: np.ndarray,
-        sample_shape: tuple[int, ...],
-        endpoint_outputs: np.ndarray,
-        segments: Segments,
-        block_pairs: int,
-    ) -> None:
-        self.samples = flat_samples
-        self.sample_shape = sample_shape
-        self.endpoint_outputs = endpoint_outputs
-        self.output_scales = np.abs(endpoint_outputs).max(axis=0)
-        self.segments = segments
-        lambdas = segments.lambdas
-        self.interior_lambdas = lambdas[1:-1].copy()
-        self.centered_lambdas = lambdas - lambdas.mean()
+    def __init__(self, task: ReductionTask, block_pairs: int) -> None:
+        n_samples = task.samples.shape[0]
+        self.samples = np.ascontiguousarray(task.samples.reshape(n_samples, -1))
+        self.sample_shape = task.samples.shape[1:]
+        self.endpoint_outputs = task.endpoint_outputs
+        self.output_scales = task.output_scales
+        self.const_rtol = task.const_rtol
+        self.const_atol = task.const_atol
+        self.interior_lambdas = task.interior_lambdas
+        self.n_interior = self.interior_lambdas.shape[0]
+        self.centered_lambdas = task.centered_lambdas
         self.block_pairs = block_pairs
-        self.connectivity = np.eye(flat_samples.shape[0])
+        self.connectivity = np.eye(n_samples)
         self.next_pair = (0, 1)
 
     def _new_block(self, block_pairs: int) -> _Block:
-        return _Block(block_pairs, self.segments.n_interior, self.samples.shape[1], self.samples.dtype)
+        return _Block(block_pairs, self.n_interior, self.samples.shape[1], self.samples.dtype)
 
     def _build(self, block: _Block) -> _Block:
         """Take the next pairs into ``block`` and interpolate their points."""
@@ -157,7 +128,7 @@ class ConnectivityStream:
                 block.pair_i[:count],
                 block.pair_j[:count],
                 self.interior_lambdas,
-                block.points[: count * self.segments.n_interior].reshape(-1),
+                block.points[: count * self.n_interior].reshape(-1),
             )
         return block
 
@@ -173,8 +144,8 @@ class ConnectivityStream:
             pair_j,
             self.centered_lambdas,
             self.output_scales,
-            self.segments.const_rtol,
-            self.segments.const_atol,
+            self.const_rtol,
+            self.const_atol,
             values,
             non_finite,
         )
@@ -186,7 +157,7 @@ class ConnectivityStream:
 
     def _evaluate(self, f: Callable[[np.ndarray], Any], block: _Block) -> np.ndarray:
         """``f`` on ``block``'s interpolated points, checked (calling thread)."""
-        rows = block.count * self.segments.n_interior
+        rows = block.count * self.n_interior
         where = f"interior points of {pairs_named(block.pair_i[: block.count], block.pair_j[: block.count])}"
         outputs = checked_outputs(f(block.points[:rows].reshape((rows, *self.sample_shape))), rows, where)
         n_outputs = self.endpoint_outputs.shape[1]

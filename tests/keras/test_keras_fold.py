@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+from fold_checks import check_folding_keeps_the_connectivity_matrix
 
 import lmn_core
 from adapters.keras import LayerLMN, LMNCallback, layer_lmn, split
@@ -38,22 +39,14 @@ def test_folding_moves_the_next_dense_into_the_body(pairs, probe, body_ends, hea
 @pytest.mark.parametrize("probe", PROBES)
 def test_folding_keeps_the_connectivity_matrix_in_float64(pairs, probe):
     model = build_model(31, 31, dtype="float64", seed=1)
-    plain = layer_lmn(model, pairs, probe, fold=False)
-    folded = layer_lmn(model, pairs, probe)
-    np.testing.assert_allclose(folded.connectivity, plain.connectivity, rtol=0, atol=1e-12)
-    assert folded.lmn == pytest.approx(plain.lmn, rel=1e-12)
-    assert folded.n_outputs == plain.n_outputs == 31
+    check_folding_keeps_the_connectivity_matrix(layer_lmn, model, pairs, probe, 1e-12)
 
 
 @pytest.mark.parametrize("probe", PROBES)
 def test_folding_keeps_the_connectivity_matrix_to_float32_rounding(pairs, probe):
-    model = build_model(31, 31, seed=2)
-    plain = layer_lmn(model, pairs, probe, fold=False)
-    folded = layer_lmn(model, pairs, probe)
     # unfolded, the affine layer runs on the interpolated float32 points: a segment whose outputs
     # barely move gets an r² off by float32 rounding relative to that movement
-    np.testing.assert_allclose(folded.connectivity, plain.connectivity, rtol=0, atol=1e-3)
-    assert folded.lmn == pytest.approx(plain.lmn, rel=1e-3)
+    check_folding_keeps_the_connectivity_matrix(layer_lmn, build_model(31, 31, seed=2), pairs, probe, 1e-3)
 
 
 @pytest.mark.float64

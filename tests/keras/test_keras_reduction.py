@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+import reduction_contract as contract
 
 import lmn_core
 from adapters.keras import KerasFunction, LayerLMN, layer_lmn
@@ -43,37 +44,24 @@ def test_device_and_host_reductions_agree_in_float32(pairs):
     assert device.lmn == pytest.approx(host.lmn, rel=1e-5)
 
 
+def reducing(function, reduction, width=1):
+    return KerasFunction(elementwise(function, width=width), reduction=reduction)
+
+
 def test_near_constant_float32_outputs_count_as_linear():
-    model = elementwise(lambda x: 1000.0 + 1e-4 * keras.ops.sin(50.0 * x))  # a few float32 ulps
-    X = np.linspace(-3.0, 3.0, 12, dtype=np.float32)[:, None]
-    device = KerasFunction(model, reduction="device")
-    assert lmn_core.lmn(device, X).lmn == pytest.approx(1.0, abs=1e-12)
-    strict_device = lmn_core.connectivity_matrix(device, X, const_rtol=0.0)
-    strict_host = lmn_core.connectivity_matrix(KerasFunction(model, reduction="host"), X, const_rtol=0.0)
-    assert strict_device.min() < 0.9  # with no tolerance, rounding noise reads as non-linearity
-    np.testing.assert_array_equal(strict_device < 1.0, strict_host < 1.0)  # the same constant calls
+    contract.check_near_constant_float32_outputs_count_as_linear(reducing, keras.ops.sin)
 
 
 def test_absolute_tolerance_is_applied_in_the_backend():
-    device = KerasFunction(elementwise(lambda x: 1e-3 * keras.ops.sin(5.0 * x)), reduction="device")
-    X = np.linspace(-1.0, 1.0, 6, dtype=np.float32)[:, None]
-    assert lmn_core.connectivity_matrix(device, X).min() < 0.9
-    assert lmn_core.connectivity_matrix(device, X, const_atol=3e-3).min() == 1.0
+    contract.check_absolute_tolerance_is_applied_where_the_outputs_are(reducing, keras.ops.sin, np.float32)
 
 
 def test_duplicate_samples_are_linearly_connected():
-    model = elementwise(lambda x: keras.ops.sin(3.0 * x), width=2)
-    X = np.array([[0.0, 1.0], [2.0, -1.0], [0.0, 1.0]], dtype=np.float32)
-    L = lmn_core.connectivity_matrix(KerasFunction(model, reduction="device"), X)
-    assert L[0, 2] == 1.0
-    assert L[0, 1] < 0.9
+    contract.check_duplicate_samples_are_linearly_connected(reducing, keras.ops.sin)
 
 
 def test_non_finite_interior_output_names_the_pair_and_lambda():
-    model = elementwise(lambda x: 1.0 / (x - 0.5))
-    X = np.array([[2.0], [3.0], [0.0], [1.0]], dtype=np.float32)  # first crossing: pair (0, 2) at λ = 0.75
-    with pytest.raises(ValueError, match=r"between samples 0 and 2 at λ = 0\.75"):
-        lmn_core.lmn(KerasFunction(model, reduction="device"), X)
+    contract.check_non_finite_interior_output_names_the_pair_and_lambda(reducing, np.float32)
 
 
 def test_auto_reduces_on_the_host_on_a_cpu():

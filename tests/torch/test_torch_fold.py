@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from fold_checks import check_folding_keeps_the_connectivity_matrix
 from torch import nn
 
 import lmn_core
@@ -40,23 +41,14 @@ def test_folding_moves_the_next_linear_into_the_body(pairs, probe, body_ends, he
 
 @pytest.mark.parametrize("probe", PROBES)
 def test_folding_keeps_the_connectivity_matrix_in_float64(pairs, probe):
-    model = grok_mlp(torch.float64, 1)
-    plain = layer_lmn(model, pairs, probe, fold=False)
-    folded = layer_lmn(model, pairs, probe)
-    np.testing.assert_allclose(folded.connectivity, plain.connectivity, rtol=0, atol=1e-12)
-    assert folded.lmn == pytest.approx(plain.lmn, rel=1e-12)
-    assert folded.n_outputs == plain.n_outputs == 31
+    check_folding_keeps_the_connectivity_matrix(layer_lmn, grok_mlp(torch.float64, 1), pairs, probe, 1e-12)
 
 
 @pytest.mark.parametrize("probe", PROBES)
 def test_folding_keeps_the_connectivity_matrix_to_float32_rounding(pairs, probe):
-    model = grok_mlp(torch.float32, 2)
-    plain = layer_lmn(model, pairs, probe, fold=False)
-    folded = layer_lmn(model, pairs, probe)
     # unfolded, the affine layer runs on the interpolated float32 points: a segment whose outputs
     # barely move gets an r² off by float32 rounding relative to that movement
-    np.testing.assert_allclose(folded.connectivity, plain.connectivity, rtol=0, atol=1e-3)
-    assert folded.lmn == pytest.approx(plain.lmn, rel=1e-3)
+    check_folding_keeps_the_connectivity_matrix(layer_lmn, grok_mlp(torch.float32, 2), pairs, probe, 1e-3)
 
 
 def test_a_head_of_one_linear_folds_to_the_identity(pairs):

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import reduction_contract as contract
 import torch
 from torch import nn
 
@@ -60,38 +61,24 @@ def test_image_shaped_samples_are_interpolated_per_element():
     assert host.min() < 0.9
 
 
+def reducing(function, reduction, width=1):
+    return TorchFunction(Elementwise(function), reduction=reduction)
+
+
 def test_near_constant_float32_outputs_count_as_linear():
-    module = Elementwise(lambda x: 1000.0 + 1e-4 * torch.sin(50.0 * x))  # a few float32 ulps
-    X = np.linspace(-3.0, 3.0, 12, dtype=np.float32)[:, None]
-    device = TorchFunction(module, reduction="device")
-    assert lmn_core.lmn(device, X).lmn == pytest.approx(1.0, abs=1e-12)
-    strict_device = lmn_core.connectivity_matrix(device, X, const_rtol=0.0)
-    strict_host = lmn_core.connectivity_matrix(TorchFunction(module, reduction="host"), X, const_rtol=0.0)
-    assert strict_device.min() < 0.9  # with no tolerance, rounding noise reads as non-linearity
-    np.testing.assert_array_equal(strict_device < 1.0, strict_host < 1.0)  # the same constant calls
+    contract.check_near_constant_float32_outputs_count_as_linear(reducing, torch.sin)
 
 
 def test_absolute_tolerance_is_applied_on_the_device():
-    module = Elementwise(lambda x: 1e-3 * torch.sin(5.0 * x))
-    X = np.linspace(-1.0, 1.0, 6)[:, None]
-    device = TorchFunction(module, reduction="device")
-    assert lmn_core.connectivity_matrix(device, X).min() < 0.9
-    assert lmn_core.connectivity_matrix(device, X, const_atol=3e-3).min() == 1.0
+    contract.check_absolute_tolerance_is_applied_where_the_outputs_are(reducing, torch.sin, np.float64)
 
 
 def test_duplicate_samples_are_linearly_connected():
-    module = Elementwise(lambda x: torch.sin(3.0 * x))
-    X = np.array([[0.0, 1.0], [2.0, -1.0], [0.0, 1.0]], dtype=np.float32)
-    L = lmn_core.connectivity_matrix(TorchFunction(module, reduction="device"), X)
-    assert L[0, 2] == 1.0
-    assert L[0, 1] < 0.9
+    contract.check_duplicate_samples_are_linearly_connected(reducing, torch.sin)
 
 
 def test_non_finite_interior_output_names_the_pair_and_lambda():
-    module = Elementwise(lambda x: 1.0 / (x - 0.5))
-    X = np.array([[2.0], [3.0], [0.0], [1.0]])  # first crossing: pair (0, 2) at λ = 0.75
-    with pytest.raises(ValueError, match=r"between samples 0 and 2 at λ = 0\.75"):
-        lmn_core.lmn(TorchFunction(module.double(), reduction="device"), X)
+    contract.check_non_finite_interior_output_names_the_pair_and_lambda(reducing, np.float64)
 
 
 def test_overflowing_outputs_are_an_error_not_a_nan():
