@@ -18,7 +18,7 @@ layers (no copies), so they follow its training, and ``head(body(x))`` runs exac
 the operations of ``model(x)``. A subclassed model's ``call`` cannot be read, so it
 cannot be cut.
 
-Affine prefix folding (DESIGN.md, identity 3). ``split(..., fold=True)`` (what
+Affine prefix folding (docs/design.md, identity 3). ``split(..., fold=True)`` (what
 :func:`layer_lmn`, :class:`LayerLMN` and :class:`LMNCallback` do by default) moves the
 ``Dense`` layers with a linear activation that start the head into the body (a
 ``Dense`` followed by a separate ``Activation`` layer counts): the samples become their

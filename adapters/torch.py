@@ -17,7 +17,7 @@ once on a few ``example_inputs`` with hooks on the children, then compares
 done in ``forward`` between children makes it refuse with a ``ValueError`` naming the
 layer.
 
-Affine prefix folding (DESIGN.md, identity 3). ``split(..., fold=True)`` (what
+Affine prefix folding (docs/design.md, identity 3). ``split(..., fold=True)`` (what
 :func:`layer_lmn` does by default) moves the ``nn.Linear`` layers that start the head
 into the body: the samples become their output, computed once, and the head left to
 interpolate through is shorter. The connectivity matrix is the same, up to rounding,

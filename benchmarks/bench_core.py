@@ -13,7 +13,7 @@ and the ratios a/c (the core's overhead) and b/a (speed-up over the oracle). Wit
 ``--compare-modes`` it also times both modes forced, as a/c inline and a/c worker, and
 the core's own work alone (k: building and reducing with an ``f`` that costs nothing,
 its outputs computed beforehand) as k/c.
-Run it on an idle machine: ``../shared/tools/when-idle python benchmarks/bench_core.py``.
+Run it on an idle machine (nothing else running): ``python benchmarks/bench_core.py``.
 How many CPUs the head's BLAS keeps busy decides the mode; compare
 ``OPENBLAS_NUM_THREADS=1 python benchmarks/bench_core.py``.
 """

@@ -1,18 +1,18 @@
 """Training and LMN cost of the Keras trainer next to the PyTorch one, on addition mod 31.
 
 For each framework it builds the trainer's own model and optimizer (``build_model`` of
-``reference_tasks.torch_trainer`` and ``reference_tasks.keras_trainer``, float32, seed
+``reference_tasks.training.torch_engine`` and ``...keras_engine``, float32, seed
 0) and prints the median wall time of:
 
 a. one full-batch training step (769 pairs), as the trainer runs it: PyTorch's
-   hand-written step (``reference_tasks.torch_stacked.StackedGrokMLP.step``, fused
-   AdamW), and for reference the textbook autograd step (forward, cross-entropy,
+   ``TorchEngine.update`` (autograd through ``torch.vmap(functional_call)``,
+   ``torch.optim.AdamW``), and for reference the textbook autograd step (forward, cross-entropy,
    ``zero_grad``, ``backward``, ``torch.optim.AdamW.step``); Keras ``train_on_batch``
    (its compiled step: XLA on TensorFlow);
 b. one LMN checkpoint as the trainer runs it: ``layer_lmn`` at the three probes on
    ``--lmn-samples`` pairs (all 961 by default), 21 points per segment.
 
-Run it on an idle machine: ``../shared/tools/when-idle python benchmarks/bench_keras_vs_torch.py``
+Run it on an idle machine (nothing else running): ``python benchmarks/bench_keras_vs_torch.py``
 (``KERAS_BACKEND`` picks the Keras backend as usual).
 """
 
@@ -30,11 +30,11 @@ from torch.nn import functional
 
 from adapters.keras import LayerLMN
 from adapters.torch import layer_lmn as torch_layer_lmn
-from reference_tasks import keras_trainer, torch_trainer
-from reference_tasks.datasets import make_task, train_test_split
-from reference_tasks.recipe import TrainConfig
-from reference_tasks.runs import PROBES
-from reference_tasks.torch_stacked import StackedGrokMLP
+from reference_tasks.model.spec import PROBES
+from reference_tasks.tasks import make_task, train_test_split
+from reference_tasks.training import keras_engine, torch_engine
+from reference_tasks.training.engine import TrainingData
+from reference_tasks.training.recipe import TrainConfig
 
 
 def median_seconds(run: Callable[[], object], repeats: int, per: int = 1) -> float:
@@ -57,13 +57,13 @@ def main() -> None:
     parser.add_argument("--lmn-repeats", type=int, default=1, help="timings of the LMN checkpoint")
     args = parser.parse_args()
 
-    config = TrainConfig(progress=False)
+    config = TrainConfig()
     task = make_task("modadd")
     train_index, _ = train_test_split(task.n_samples, seed=config.seed)
     pairs, labels = task.pairs, task.labels
     lmn_inputs = pairs[np.linspace(0, task.n_samples - 1, args.lmn_samples).astype(np.int64)]
 
-    model = torch_trainer.build_model(config, task.n_tokens, task.n_classes)
+    model = torch_engine.build_model(config, task.n_tokens, task.n_classes)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
@@ -80,16 +80,11 @@ def main() -> None:
     torch_steps()
     rows = [("torch (autograd)", torch.__version__, median_seconds(torch_steps, args.repeats, args.steps))]
 
-    engine = StackedGrokMLP(
-        [torch_trainer.build_model(config, task.n_tokens, task.n_classes)],
-        learning_rate=config.learning_rate,
-        weight_decay=config.weight_decay,
-    )
-    engine_rows, engine_labels = engine.rows(x_train.unsqueeze(0)), y_train.unsqueeze(0)
+    engine = torch_engine.TorchEngine([config], TrainingData.for_configs([config]), "cpu")
 
     def trainer_steps() -> None:
         for _ in range(args.steps):
-            engine.step(engine_rows, engine_labels)
+            engine.update(evaluate=False)
 
     trainer_steps()
     rows.insert(
@@ -102,7 +97,7 @@ def main() -> None:
 
     lmn_rows = [("torch", median_seconds(torch_lmn, args.lmn_repeats))]
 
-    kmodel = keras_trainer.build_model(config, task.n_tokens, task.n_classes)
+    kmodel = keras_engine.build_model(config, task.n_tokens, task.n_classes)
     kx, ky = pairs[train_index].astype(np.int32), labels[train_index].astype(np.int32)
 
     def keras_steps() -> None:

@@ -1,9 +1,9 @@
 """LMN at ``hidden1`` of a trained addition-mod-31 model: plain, folded, folded + reduced in the framework.
 
-It trains the paper's MLP (``reference_tasks.torch_model.GrokMLP``, float32, seed 0) for
+It trains the paper's MLP (``reference_tasks.model.torch_model.GrokMLP``, float32, seed 0) for
 ``--steps`` full-batch AdamW steps (or loads ``--weights``, a ``state_dict``; a missing
 file is written after training), copies the weights into the Keras model
-(``reference_tasks.crossframework.torch_to_keras``), and times, on ``--samples`` pairs
+(``reference_tasks.model.crossframework.torch_to_keras``), and times, on ``--samples`` pairs
 (all 961 by default) with 21 points per segment:
 
 a. the black box: the head after ``hidden1`` as a plain callable, the core's Numba
@@ -16,7 +16,7 @@ c. folding, and the pairs reduced to ``L`` by the framework next to its outputs
 for PyTorch at each ``--threads`` count (``torch.set_num_threads``), then for Keras on
 its active backend (``KERAS_BACKEND``). It prints the median of ``--repeats`` timings,
 the ratios a/b and a/c, and each LMN with its relative difference from a.
-Run it on an idle machine: ``../shared/tools/when-idle python benchmarks/bench_lmn.py``.
+Run it on an idle machine (nothing else running): ``python benchmarks/bench_lmn.py``.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ import torch
 from torch.nn import functional
 
 from adapters.torch import layer_lmn
-from reference_tasks.datasets import make_task, train_test_split
-from reference_tasks.torch_model import GrokMLP
+from reference_tasks.model.torch_model import GrokMLP
+from reference_tasks.tasks import make_task, train_test_split
 
 PROBE = "hidden1"
 PATHS = {"a plain": (False, "host"), "b fold": (True, "host"), "c fold+reduce": (True, "device")}
@@ -120,8 +120,8 @@ def time_keras(model: GrokMLP, inputs: np.ndarray, repeats: int) -> None:
     import keras
 
     from adapters.keras import LayerLMN
-    from reference_tasks.crossframework import torch_to_keras
-    from reference_tasks.keras_model import build_model
+    from reference_tasks.model.crossframework import torch_to_keras
+    from reference_tasks.model.keras_model import build_model
 
     kmodel = build_model(31, 31)
     torch_to_keras(model, kmodel)

@@ -2,7 +2,7 @@
 
 For each task, with the paper's recipe in PyTorch (float32, CPU), prints the median time
 of a full-batch AdamW step and of one LMN checkpoint (the three probes on all N samples).
-Run it on an idle machine: ``../shared/tools/when-idle python benchmarks/bench_run_costs.py``.
+Run it on an idle machine (nothing else running): ``python benchmarks/bench_run_costs.py``.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import torch
 from torch.nn import functional
 
 from adapters.torch import layer_lmn
-from reference_tasks.datasets import make_task, train_test_split
-from reference_tasks.recipe import TrainConfig
-from reference_tasks.runs import PROBES
-from reference_tasks.torch_trainer import build_model
+from reference_tasks.model.spec import PROBES
+from reference_tasks.tasks import make_task, train_test_split
+from reference_tasks.training.recipe import TrainConfig
+from reference_tasks.training.torch_engine import build_model
 
 
 def median_seconds(run: Callable[[], object], repeats: int, calls: int = 1) -> float:

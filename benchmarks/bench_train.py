@@ -8,8 +8,9 @@ turns within each repeat and the table shows medians over the repeats.
   cross_entropy(model(x), y); loss.backward(); optimizer.step(); loss.item()`` with
   ``torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.2)`` (PyTorch's default
   implementation) on ``GrokMLP``.
-- *trainer step*: one ``StackedGrokMLP.step`` of one model without evaluation, the update
-  that ``torch_trainer.train`` takes on the steps that write no metrics row.
+- *trainer step*: one ``TorchEngine.update(evaluate=False)`` of one run: autograd through
+  ``torch.vmap(functional_call)`` over the stacked parameters and ``torch.optim.AdamW``,
+  the update that ``train`` takes on the steps that write no metrics row.
 - *run without LMN*: a whole run of ``--steps`` steps with the metrics rows of the recipe's
   schedule but no LMN checkpoint (``probes=()``). Textbook: the loop above plus, at each
   row, a test-set forward pass, both accuracies and the parameters' L2 norm read with
@@ -18,7 +19,7 @@ turns within each repeat and the table shows medians over the repeats.
 - *K seeds*: K such runs of seeds ``0 .. K-1``, one after the other (``train`` each, and
   the textbook loop each) against one ``train_batched`` of the K; in seed-steps per second.
 
-Run it on an idle machine: ``../shared/tools/when-idle python benchmarks/bench_train.py``;
+Run it on an idle machine (nothing else running): ``python benchmarks/bench_train.py``;
 ``--threads 1`` (or 2) sets PyTorch's thread count first.
 """
 
@@ -34,18 +35,21 @@ from pathlib import Path
 import torch
 from torch.nn import functional
 
-from reference_tasks.datasets import make_task, train_test_split
-from reference_tasks.recipe import TrainConfig, eval_steps
-from reference_tasks.torch_batched import train_batched
-from reference_tasks.torch_stacked import StackedGrokMLP
-from reference_tasks.torch_trainer import build_model, train
+from reference_tasks.tasks import make_task, train_test_split
+from reference_tasks.training import RunOptions, TrainConfig, train, train_batched
+from reference_tasks.training.engine import TrainingData
+from reference_tasks.training.recipe import eval_steps
+from reference_tasks.training.torch_engine import TorchEngine, build_model
 
 TASK = make_task("modadd")
 
 
 def config(steps: int, seed: int = 0) -> TrainConfig:
     """The recipe for ``steps`` steps with no LMN checkpoint."""
-    return TrainConfig(task="modadd", seed=seed, steps=steps, probes=(), progress=False)
+    return TrainConfig(task="modadd", seed=seed, steps=steps, probes=())
+
+
+QUIET = RunOptions(progress=False)
 
 
 def split(seed: int) -> tuple[torch.Tensor, ...]:
@@ -89,16 +93,10 @@ def textbook_run(steps: int, seed: int, *, with_rows: bool) -> None:
 
 def trainer_steps(steps: int) -> None:
     """``steps`` updates of the trainer's engine for seed 0, without evaluation."""
-    x, y, _, _ = split(0)
     recipe = config(steps)
-    engine = StackedGrokMLP(
-        [build_model(recipe, TASK.n_tokens, TASK.n_classes)],
-        learning_rate=recipe.learning_rate,
-        weight_decay=recipe.weight_decay,
-    )
-    rows, labels = engine.rows(x.unsqueeze(0)), y.unsqueeze(0)
+    engine = TorchEngine([recipe], TrainingData.for_configs([recipe]), "cpu")
     for _ in range(steps):
-        engine.step(rows, labels)
+        engine.update(evaluate=False)
 
 
 def seconds(run: Callable[[], object]) -> float:
@@ -140,7 +138,7 @@ def main() -> None:
             "textbook step": textbook_steps,
             "trainer step": trainer_step_loop,
             "textbook run": lambda: textbook_run(steps, 0, with_rows=True),
-            "trainer run": lambda: train(config(steps), folder / "one"),
+            "trainer run": lambda: train(config(steps), folder / "one", options=QUIET),
         },
         args.repeats,
     )
@@ -153,8 +151,10 @@ def main() -> None:
     many = measure(
         {
             "textbook": lambda: [textbook_run(steps, seed, with_rows=True) for seed in range(k)],
-            "sequential": lambda: [train(c, folder / f"seq-{c.seed}") for c in configs],
-            "batched": lambda: train_batched(configs, [folder / f"batch-{c.seed}" for c in configs]),
+            "sequential": lambda: [train(c, folder / f"seq-{c.seed}", options=QUIET) for c in configs],
+            "batched": lambda: train_batched(
+                configs, [folder / f"batch-{c.seed}" for c in configs], options=QUIET
+            ),
         },
         args.repeats,
     )

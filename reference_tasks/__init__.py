@@ -1,18 +1,25 @@
-"""The paper's reference tasks, run folders and their analysis.
+"""The paper's reference tasks: tasks, model, run folders, training, analysis and report.
 
-This package imports no deep-learning framework: the trainers live in
-``reference_tasks.torch_trainer`` (and its Keras counterpart) and are imported by name.
+The rooms, each importing only those listed before it: ``tasks``; ``model`` (``spec``
+written once; NumPy, PyTorch and Keras models); ``runfolder``; ``analysis``; ``training``;
+``report``; ``cli``. Importing this package imports no deep-learning framework; only
+``model.torch_model``, ``model.keras_model``, ``model.crossframework`` and the training
+engines do.
 """
 
-from reference_tasks.datasets import TASKS, TaskData, make_task, train_test_split
-from reference_tasks.runs import METRIC_COLUMNS, PROBES, MetricsWriter, read_metrics
+from reference_tasks.model.spec import PROBES
+from reference_tasks.runfolder import METRIC_COLUMNS, MetricsWriter, read_metrics
+from reference_tasks.tasks import TASKS, TaskData, make_task, train_test_split
+from reference_tasks.training import RunOptions, TrainConfig
 
 __all__ = [
     "METRIC_COLUMNS",
     "PROBES",
     "TASKS",
     "MetricsWriter",
+    "RunOptions",
     "TaskData",
+    "TrainConfig",
     "make_task",
     "read_metrics",
     "train_test_split",

@@ -1,6 +1,6 @@
 """The ``lmn`` command: ``lmn reproduce`` runs the paper's experiment, ``lmn report`` redraws it.
 
-``lmn reproduce`` trains the reference tasks (DESIGN.md section 2) into
+``lmn reproduce`` trains the reference tasks (docs/design.md, section 2) into
 ``OUT/{framework}/{task}-seed{seed}/``, measuring LMN as it goes, then writes the figures
 and summary tables into ``OUT/report/``. Running it again resumes unfinished runs from their
 last checkpoint and skips finished ones; ``--fresh`` starts them over. ``lmn report RUNS_DIR``
@@ -14,17 +14,17 @@ import dataclasses
 import logging
 import multiprocessing
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from reference_tasks.datasets import TASKS
-from reference_tasks.recipe import TrainConfig
-from reference_tasks.runs import CONFIG_FILE, config_differences, is_finished, read_json
+from reference_tasks.runfolder import CONFIG_FILE, config_differences, is_finished, read_json
+from reference_tasks.tasks import TASKS
+from reference_tasks.training.loop import FRAMEWORKS, train, train_batched
+from reference_tasks.training.recipe import RunOptions, TrainConfig
 
 logger = logging.getLogger("lmn")
 
-FRAMEWORKS = ("torch", "keras")
 # --quick: a first look in a few minutes (all three tasks memorize; addition mod 31 generalizes).
 QUICK = {"steps": 8000, "lmn_samples": 256, "n_checkpoints": 40}
 
@@ -106,14 +106,7 @@ def plan_runs(args: argparse.Namespace) -> list[Run]:
     return [
         Run(
             args.framework,
-            TrainConfig(
-                task=task,
-                seed=seed,
-                dtype=args.dtype,
-                device=args.device,
-                progress=not args.quiet,
-                **settings,
-            ),
+            TrainConfig(task=task, seed=seed, dtype=args.dtype, **settings),
             args.out / args.framework / f"{task}-seed{seed}",
         )
         for task in dict.fromkeys(args.task)
@@ -134,15 +127,6 @@ def _refuse_other_finished_run(run: Run) -> None:
         )
 
 
-def _trainer(framework: str) -> Callable[..., object]:
-    """The ``train`` function of ``framework``'s trainer (imports the framework)."""
-    if framework == "torch":
-        from reference_tasks.torch_trainer import train
-    else:
-        from reference_tasks.keras_trainer import train
-    return train
-
-
 def _set_torch_threads(framework: str, threads: int | None) -> None:
     if threads is not None and framework == "torch":
         import torch
@@ -150,21 +134,20 @@ def _set_torch_threads(framework: str, threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-def _train_one(run: Run, resume: bool, threads: int | None) -> None:
+def _train_one(run: Run, options: RunOptions, resume: bool, threads: int | None) -> None:
     """Train one run (in this process or a spawned worker)."""
     _set_torch_threads(run.framework, threads)
-    _trainer(run.framework)(run.config, run.out_dir, resume=resume)
+    train(run.config, run.out_dir, framework=run.framework, options=options, resume=resume)
 
 
-def _train_batched(runs: Sequence[Run], resume: bool, threads: int | None) -> None:
-    from reference_tasks.torch_batched import train_batched
-
+def _train_batched(runs: Sequence[Run], options: RunOptions, resume: bool, threads: int | None) -> None:
     _set_torch_threads("torch", threads)
     batches: dict[str, list[Run]] = {}
     for run in runs:  # runs that differ only in their seed train together
         batches.setdefault(repr(dataclasses.replace(run.config, seed=0)), []).append(run)
     for group in batches.values():
-        train_batched([run.config for run in group], [run.out_dir for run in group], resume=resume)
+        configs, out_dirs = [run.config for run in group], [run.out_dir for run in group]
+        train_batched(configs, out_dirs, framework="torch", options=options, resume=resume)
 
 
 def reproduce(args: argparse.Namespace) -> int:
@@ -184,17 +167,18 @@ def reproduce(args: argparse.Namespace) -> int:
         else:
             pending.append(run)
     resume = not args.fresh
+    options = RunOptions(device=args.device, progress=not args.quiet)
     if args.batched and pending:
-        _train_batched(pending, resume, args.threads)
+        _train_batched(pending, options, resume, args.threads)
     elif args.jobs > 1 and len(pending) > 1:
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(min(args.jobs, len(pending)), mp_context=context) as pool:
             threads = 1 if args.threads is None else args.threads
-            for future in [pool.submit(_train_one, run, resume, threads) for run in pending]:
+            for future in [pool.submit(_train_one, run, options, resume, threads) for run in pending]:
                 future.result()
     else:
         for run in pending:
-            _train_one(run, resume, args.threads)
+            _train_one(run, options, resume, args.threads)
     if not args.no_report:
         return report_command(args.out, None, quiet=args.quiet)
     return 0
@@ -202,7 +186,7 @@ def reproduce(args: argparse.Namespace) -> int:
 
 def report_command(runs_dir: Path, out: Path | None, *, quiet: bool) -> int:
     """``lmn report``: the figures and tables of every finished run under ``runs_dir``."""
-    from reference_tasks.report import build_report
+    from reference_tasks.report.build import build_report
 
     if not runs_dir.is_dir():
         raise SystemExit(f"lmn: {runs_dir} is not a folder of runs")

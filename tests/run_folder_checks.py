@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from reference_tasks.recipe import TrainConfig, eval_steps, lmn_checkpoints
-from reference_tasks.runs import METRIC_COLUMNS, read_metrics
-from reference_tasks.snapshots import load_snapshot, snapshot_steps
+from reference_tasks.runfolder import METRIC_COLUMNS, read_metrics
+from reference_tasks.runfolder.snapshots import load_snapshot, snapshot_steps
+from reference_tasks.training.recipe import TrainConfig, eval_steps, lmn_checkpoints
 
 # The weights of a snapshot of the shared-embedding reference model, by PyTorch name.
 SNAPSHOT_KEYS = sorted(

@@ -6,7 +6,7 @@ import torch
 
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
-    """One PyTorch thread: the development machine's 2 cores are shared (see torch_trainer)."""
+    """One PyTorch thread: the 2 cores of the development machine are shared (see torch_engine)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

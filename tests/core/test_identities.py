@@ -1,4 +1,4 @@
-"""The identities of DESIGN.md section 1, as hypothesis properties."""
+"""The identities of docs/design.md section 1.3, as hypothesis properties."""
 
 from __future__ import annotations
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from adapters.keras import LMNCallback, layer_lmn, lmn_key
-from reference_tasks.datasets import make_task
-from reference_tasks.keras_model import build_model
+from reference_tasks.model.keras_model import build_model
+from reference_tasks.tasks import make_task
 
 LAYERS = ("embedding", "hidden1")
 

@@ -7,8 +7,8 @@ from fold_checks import check_folding_keeps_the_connectivity_matrix
 
 import lmn_core
 from adapters.keras import LayerLMN, LMNCallback, layer_lmn, split
-from reference_tasks.datasets import make_task
-from reference_tasks.keras_model import build_model
+from reference_tasks.model.keras_model import build_model
+from reference_tasks.tasks import make_task
 
 PROBES = ("embedding", "hidden1", "hidden2")
 

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adapters.keras import KerasFunction
-from reference_tasks.datasets import make_task
-from reference_tasks.keras_model import build_model
+from reference_tasks.model.keras_model import build_model
+from reference_tasks.tasks import make_task
 
 
 def dense_head(d_in, d_hidden, d_out, seed):

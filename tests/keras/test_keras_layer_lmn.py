@@ -6,8 +6,8 @@ import pytest
 
 import lmn_core
 from adapters.keras import LayerLMN, layer_lmn
-from reference_tasks.datasets import make_task
-from reference_tasks.keras_model import build_model
+from reference_tasks.model.keras_model import build_model
+from reference_tasks.tasks import make_task
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,7 @@ def test_last_hidden_layer_has_lmn_one(model64, pairs):
 
 @pytest.mark.float64
 def test_affine_layers_move_into_the_data(model64, pairs):
-    # DESIGN.md identity 3: measuring before an affine layer equals measuring after it
+    # docs/design.md identity 3: measuring before an affine layer equals measuring after it
     for before, after in [("embedding", "linear1"), ("hidden1", "linear2")]:
         lmn_before = layer_lmn(model64, pairs, before, fold=False).lmn
         assert lmn_before == pytest.approx(layer_lmn(model64, pairs, after, fold=False).lmn, rel=1e-8)

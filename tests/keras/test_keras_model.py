@@ -1,10 +1,10 @@
-"""reference_tasks.keras_model: the torch model's layers, shapes and initial distributions."""
+"""reference_tasks.model.keras_model: the torch model's layers, shapes and initial distributions."""
 
 import keras
 import numpy as np
 import pytest
 
-from reference_tasks.keras_model import build_model
+from reference_tasks.model.keras_model import build_model
 
 
 def test_layers_shapes_and_initial_distributions():

@@ -8,8 +8,8 @@ import reduction_contract as contract
 import lmn_core
 from adapters.keras import KerasFunction, LayerLMN, layer_lmn
 from adapters.keras_reduction import KerasPairReduction
-from reference_tasks.datasets import make_task
-from reference_tasks.keras_model import build_model
+from reference_tasks.model.keras_model import build_model
+from reference_tasks.tasks import make_task
 
 
 def elementwise(function, dtype="float32", width=1):

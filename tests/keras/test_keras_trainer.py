@@ -1,19 +1,22 @@
-"""reference_tasks.keras_trainer: short runs of the paper's recipe, in the common run-folder schema."""
+"""training with framework="keras": short runs of the paper's recipe, in the common run-folder schema."""
 
 import json
+from functools import partial
 
 import keras
 import numpy as np
 import pytest
+import quiet_training
 from run_folder_checks import REQUIRED_SUMMARY_KEYS, check_run_folder
 
-from reference_tasks import keras_trainer
-from reference_tasks.keras_trainer import train
-from reference_tasks.recipe import TrainConfig
-from reference_tasks.runs import read_metrics
-from reference_tasks.snapshots import load_snapshot, snapshot_steps
+from reference_tasks.runfolder import read_metrics
+from reference_tasks.runfolder.snapshots import load_snapshot, snapshot_steps
+from reference_tasks.training import loop
+from reference_tasks.training.recipe import TrainConfig
 
-# The Keras trainer's summary: the required keys plus these run facts, and nothing else.
+train = partial(quiet_training.train, framework="keras")
+
+# The summary (the same for every framework): the required keys plus these run facts, nothing else.
 SUMMARY_KEYS = REQUIRED_SUMMARY_KEYS | {
     "final_train_acc",
     "final_test_acc",
@@ -32,12 +35,13 @@ SUMMARY_KEYS = REQUIRED_SUMMARY_KEYS | {
     "lmn_checkpoints",
     "seconds_total",
     "seconds_lmn",
+    "batched_runs",
 }
 
 
 @pytest.fixture(scope="module")
 def short_run(tmp_path_factory):
-    config = TrainConfig(steps=300, lmn_samples=16, n_checkpoints=6, progress=False)
+    config = TrainConfig(steps=300, lmn_samples=16, n_checkpoints=6)
     return config, train(config, tmp_path_factory.mktemp("modadd"))
 
 
@@ -68,12 +72,10 @@ def test_saved_model_reloads_with_the_same_outputs(short_run):
 
 
 def test_same_seed_gives_identical_metrics(tmp_path):
-    config = TrainConfig(steps=40, lmn_samples=8, n_checkpoints=3, progress=False)
+    config = TrainConfig(steps=40, lmn_samples=8, n_checkpoints=3)
     first = train(config, tmp_path / "a").out_dir / "metrics.csv"
     second = train(config, tmp_path / "b").out_dir / "metrics.csv"
-    other = train(
-        TrainConfig(steps=40, lmn_samples=8, n_checkpoints=3, progress=False, seed=1), tmp_path / "c"
-    )
+    other = train(TrainConfig(steps=40, lmn_samples=8, n_checkpoints=3, seed=1), tmp_path / "c")
     assert first.read_bytes() == second.read_bytes()
     assert first.read_bytes() != (other.out_dir / "metrics.csv").read_bytes()
 
@@ -86,9 +88,7 @@ def test_same_seed_gives_identical_metrics(tmp_path):
     ],
 )
 def test_other_tasks_dtypes_and_embeddings(tmp_path, task, options):
-    config = TrainConfig(
-        steps=20, lmn_samples=6, checkpoint_steps=(0, 20), probes=("hidden1",), progress=False, **options
-    )
+    config = TrainConfig(steps=20, lmn_samples=6, checkpoint_steps=(0, 20), probes=("hidden1",), **options)
     result = train(config, tmp_path)
     rows = read_metrics(tmp_path / "metrics.csv")
     assert [row["step"] for row in rows if row["lmn_hidden1"] is not None] == [0, 20]
@@ -106,18 +106,18 @@ class KilledError(Exception):
 
 def _interrupt_at(monkeypatch, stop_step):
     """Make the trainer die when it reaches the LMN checkpoint at ``stop_step``."""
-    real_save = keras_trainer.save_snapshot
+    real_save = loop.save_snapshot
 
     def save_or_die(run_dir, step, arrays):
         if step == stop_step:
             raise KilledError
         return real_save(run_dir, step, arrays)
 
-    monkeypatch.setattr(keras_trainer, "save_snapshot", save_or_die)
+    monkeypatch.setattr(loop, "save_snapshot", save_or_die)
 
 
 def test_a_killed_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch):
-    config = TrainConfig(steps=120, lmn_samples=10, checkpoint_steps=(0, 30, 60, 90, 120), progress=False)
+    config = TrainConfig(steps=120, lmn_samples=10, checkpoint_steps=(0, 30, 60, 90, 120))
     whole = train(config, tmp_path / "whole")
     with monkeypatch.context() as patch:
         _interrupt_at(patch, 90)
@@ -141,7 +141,7 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch)
 
 
 def test_resuming_another_config_is_refused(tmp_path, monkeypatch):
-    config = TrainConfig(steps=40, lmn_samples=6, checkpoint_steps=(0, 20, 40), progress=False)
+    config = TrainConfig(steps=40, lmn_samples=6, checkpoint_steps=(0, 20, 40))
     with monkeypatch.context() as patch:
         _interrupt_at(patch, 20)
         with pytest.raises(KilledError):

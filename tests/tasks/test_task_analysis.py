@@ -20,7 +20,7 @@ from reference_tasks.analysis import (
     row_at_or_after,
     unstable_step,
 )
-from reference_tasks.runs import METRIC_COLUMNS, read_metrics
+from reference_tasks.runfolder import METRIC_COLUMNS, read_metrics
 
 
 def row(step, train_acc, test_acc, test_loss, l2, lmn=None):

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from reference_tasks import cli
-from reference_tasks.recipe import TrainConfig
-from reference_tasks.runs import write_json
+from reference_tasks.runfolder import write_json
+from reference_tasks.training.recipe import TrainConfig
 
 
 def _args(*argv):

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reference_tasks.datasets import (
+from reference_tasks.tasks import (
     TASKS,
     bitwise_xor,
     make_task,

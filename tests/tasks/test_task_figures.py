@@ -6,17 +6,17 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from reference_tasks.clustering import kmeans, spectral_clustering, spectral_embedding
-from reference_tasks.figures import (
+from reference_tasks.report.clustering import kmeans, spectral_clustering, spectral_embedding
+from reference_tasks.report.figures import (
     ConnectivityPanel,
     aggregate,
     figure_connectivity,
     figure_probes,
     figure_training,
 )
-from reference_tasks.recipe import TrainConfig
-from reference_tasks.run_data import RunData
-from reference_tasks.runs import METRIC_COLUMNS
+from reference_tasks.report.run_data import RunData
+from reference_tasks.runfolder import METRIC_COLUMNS
+from reference_tasks.training.recipe import TrainConfig
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -1,10 +1,10 @@
-"""reference_tasks.numpy_model: the reference MLP's forward pass in NumPy from a snapshot."""
+"""reference_tasks.model.numpy_model: the reference MLP's forward pass in NumPy from a snapshot."""
 
 import numpy as np
 import pytest
 
 import lmn_core
-from reference_tasks.numpy_model import NumpyGrokMLP, silu
+from reference_tasks.model.numpy_model import NumpyGrokMLP, silu
 
 N_TOKENS, DIM, HIDDEN, CLASSES = 7, 3, 5, 4
 
@@ -73,7 +73,7 @@ def test_float32_stays_float32():
 def test_lmn_through_the_heads():
     model = NumpyGrokMLP.from_snapshot(random_snapshot(4, dtype=np.float64))
     pairs = np.stack(np.meshgrid(range(N_TOKENS), range(N_TOKENS), indexing="ij"), -1).reshape(-1, 2)
-    # after hidden2 only an affine map is left: LMN 1 (DESIGN.md identity 2)
+    # after hidden2 only an affine map is left: LMN 1 (docs/design.md identity 2)
     assert lmn_core.lmn(model.head("hidden2"), model.activations(pairs, "hidden2")).lmn == pytest.approx(1.0)
     result = lmn_core.lmn(model.head("hidden1"), model.activations(pairs, "hidden1"))
     assert result.n_samples == 49 and 1.0 < result.lmn < 49

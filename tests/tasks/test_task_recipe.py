@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reference_tasks.recipe import (
+from reference_tasks.training.recipe import (
     TrainConfig,
     checkpoint_schedule,
     eval_steps,
@@ -86,8 +86,8 @@ def test_config_is_validated(options, message):
 
 def test_framework_free_modules_import_no_framework():
     code = (
-        "import sys, adapters, reference_tasks, reference_tasks.recipe, reference_tasks.analysis, "
-        "reference_tasks.runs, reference_tasks.datasets\n"
+        "import sys, adapters, reference_tasks, reference_tasks.training.recipe, reference_tasks.analysis, "
+        "reference_tasks.runfolder, reference_tasks.tasks\n"
         "loaded = {'torch', 'tensorflow', 'keras', 'jax'} & set(sys.modules)\n"
         "assert not loaded, loaded\n"
     )

@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 
 import lmn_core
-from reference_tasks.datasets import make_task
-from reference_tasks.numpy_model import NumpyGrokMLP
-from reference_tasks.recipe import TrainConfig, lmn_sample_indices
-from reference_tasks.report import _progress, aggregate_values, build_report
-from reference_tasks.run_data import train_config_from_json
-from reference_tasks.runs import MetricsWriter, write_json
-from reference_tasks.snapshots import save_snapshot
+from reference_tasks.model.numpy_model import NumpyGrokMLP
+from reference_tasks.report.build import _progress, aggregate_values, build_report
+from reference_tasks.report.run_data import train_config_from_json
+from reference_tasks.runfolder import MetricsWriter, write_json
+from reference_tasks.runfolder.snapshots import save_snapshot
+from reference_tasks.tasks import make_task
+from reference_tasks.training.recipe import TrainConfig, lmn_sample_indices
 
 EMBEDDING, HIDDEN, STEPS, N_LMN = 4, 6, 100, 40
 CHECKPOINTS = list(range(0, STEPS + 1, 10))
@@ -43,7 +43,6 @@ def config_for(task, seed):
         hidden_dim=HIDDEN,
         lmn_samples=N_LMN,
         checkpoint_steps=tuple(CHECKPOINTS),
-        progress=False,
     )
 
 
@@ -317,7 +316,8 @@ def test_empty_runs_dir_is_an_error(tmp_path):
 
 def test_report_imports_no_framework():
     code = (
-        "import sys, reference_tasks.report, reference_tasks.figures, reference_tasks.numpy_model\n"
+        "import sys, reference_tasks.report.build, reference_tasks.report.figures\n"
+        "import reference_tasks.model.numpy_model\n"
         "bad = sorted(m for m in ('torch', 'tensorflow', 'keras', 'jax') if m in sys.modules)\n"
         "assert not bad, bad\n"
     )

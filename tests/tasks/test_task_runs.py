@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reference_tasks.runs import (
+from reference_tasks.runfolder import (
+    CHECKPOINT_FILE,
     METRIC_COLUMNS,
     METRICS_FILE,
     MetricsWriter,
@@ -18,7 +19,7 @@ from reference_tasks.runs import (
     start_run,
     write_json,
 )
-from reference_tasks.snapshots import save_snapshot, snapshot_steps
+from reference_tasks.runfolder.snapshots import save_snapshot, snapshot_steps
 
 REQUIRED = (
     "step, train_loss, test_loss, train_acc, test_acc, l2_norm, lmn_embedding, lmn_hidden1, lmn_hidden2"
@@ -112,14 +113,14 @@ def test_rewinding_drops_later_rows_a_cut_row_and_later_snapshots(tmp_path):
 
 
 def test_start_run_resumes_only_the_same_config_and_clears_only_its_own_files(tmp_path):
-    record = {"framework": "torch", "steps": 10, "progress": True, "torch_version": "a"}
-    assert not start_run(tmp_path, record, checkpoint="checkpoint.pt", resume=True)  # nothing to resume
-    (tmp_path / "checkpoint.pt").write_text("state")
+    record = {"framework": "torch", "steps": 10, "device": "cpu", "torch_version": "a"}
+    assert not start_run(tmp_path, record, resume=True)  # nothing to resume
+    (tmp_path / CHECKPOINT_FILE).write_text("state")
     (tmp_path / "notes.txt").write_text("mine")
-    volatile_only = {**record, "progress": False, "torch_version": "b"}
-    assert start_run(tmp_path, volatile_only, checkpoint="checkpoint.pt", resume=True)
+    volatile_only = {**record, "device": "cuda", "torch_version": "b"}
+    assert start_run(tmp_path, volatile_only, resume=True)
     with pytest.raises(ValueError, match=r"steps: saved 10, now 20"):
-        start_run(tmp_path, {**record, "steps": 20}, checkpoint="checkpoint.pt", resume=True)
-    assert not start_run(tmp_path, {**record, "steps": 20}, checkpoint="checkpoint.pt", resume=False)
+        start_run(tmp_path, {**record, "steps": 20}, resume=True)
+    assert not start_run(tmp_path, {**record, "steps": 20}, resume=False)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["config.json", "notes.txt"]
     assert json.loads((tmp_path / "config.json").read_text())["steps"] == 20

@@ -1,17 +1,16 @@
-"""reference_tasks.torch_batched: several seeds trained at once, each as if alone."""
+"""reference_tasks.training.train_batched: several seeds trained at once, each as if alone."""
 
 import pytest
 import torch
+from quiet_training import train, train_batched
 from run_folder_checks import check_run_folder
 from torch_threads import one_thread  # noqa: F401 (an autouse fixture)
 
-from reference_tasks.recipe import TrainConfig
-from reference_tasks.runs import METRIC_COLUMNS, read_metrics
-from reference_tasks.snapshots import load_snapshot, snapshot_steps
-from reference_tasks.torch_batched import train_batched
-from reference_tasks.torch_trainer import train
+from reference_tasks.runfolder import METRIC_COLUMNS, read_metrics
+from reference_tasks.runfolder.snapshots import load_snapshot, snapshot_steps
+from reference_tasks.training.recipe import TrainConfig
 
-CONFIG = TrainConfig(steps=200, lmn_samples=12, n_checkpoints=4, progress=False)
+CONFIG = TrainConfig(steps=200, lmn_samples=12, n_checkpoints=4)
 SEEDS = (0, 1, 2)
 TIMINGS = {"seconds_total", "seconds_lmn", "batched_runs"}
 
@@ -76,7 +75,7 @@ def test_each_seed_keeps_its_own_split_and_lmn_subset(runs):
 def test_float64_and_two_tables_batch_too(tmp_path):
     config = TrainConfig(
         task="xor", steps=12, dtype="float64", shared_embedding=False, checkpoint_steps=(0, 12),
-        probes=("hidden1",), lmn_samples=6, progress=False,
+        probes=("hidden1",), lmn_samples=6,
     )  # fmt: skip
     batched = train_batched([seed_config(s, config) for s in (3, 4)], [tmp_path / "3", tmp_path / "4"])
     alone = train(seed_config(4, config), tmp_path / "alone")
@@ -88,9 +87,7 @@ def test_float64_and_two_tables_batch_too(tmp_path):
 
 
 def test_batches_of_different_runs_are_refused(tmp_path):
-    with pytest.raises(
-        ValueError, match=r"differ only in \['progress', 'seed'\]; seed 1 differs .* \['steps'\]"
-    ):
+    with pytest.raises(ValueError, match=r"may differ only in their seed; seed 1 differs .* \['steps'\]"):
         train_batched(
             [CONFIG, TrainConfig(**{**CONFIG.__dict__, "seed": 1, "steps": 10})],
             [tmp_path / "a", tmp_path / "b"],

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from reference_tasks.runs import is_finished, read_metrics
-from reference_tasks.snapshots import snapshot_steps
+from reference_tasks.runfolder import is_finished, read_metrics
+from reference_tasks.runfolder.snapshots import snapshot_steps
 
 TIMING_KEYS = {"seconds_total", "seconds_lmn"}
 

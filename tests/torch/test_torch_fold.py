@@ -8,8 +8,8 @@ from torch import nn
 
 import lmn_core
 from adapters.torch import layer_lmn, split
-from reference_tasks.datasets import make_task
-from reference_tasks.torch_model import GrokMLP
+from reference_tasks.model.torch_model import GrokMLP
+from reference_tasks.tasks import make_task
 
 PROBES = ("embedding", "hidden1", "hidden2")
 

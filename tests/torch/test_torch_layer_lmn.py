@@ -6,8 +6,8 @@ import torch
 
 import lmn_core
 from adapters.torch import layer_lmn
-from reference_tasks.datasets import make_task
-from reference_tasks.torch_model import GrokMLP
+from reference_tasks.model.torch_model import GrokMLP
+from reference_tasks.tasks import make_task
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def test_last_hidden_layer_has_lmn_one(model64, pairs):
 
 
 def test_affine_layers_move_into_the_data(model64, pairs):
-    # DESIGN.md identity 3: measuring before an affine layer equals measuring after it
+    # docs/design.md identity 3: measuring before an affine layer equals measuring after it
     for before, after in [("embedding", "linear1"), ("hidden1", "linear2")]:
         lmn_before = layer_lmn(model64, pairs, before, fold=False).lmn
         assert lmn_before == pytest.approx(layer_lmn(model64, pairs, after, fold=False).lmn, rel=1e-8)

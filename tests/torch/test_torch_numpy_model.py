@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from adapters.torch import layer_lmn, split
-from reference_tasks.datasets import make_task
-from reference_tasks.numpy_model import NumpyGrokMLP
-from reference_tasks.torch_model import GrokMLP
+from reference_tasks.model.numpy_model import NumpyGrokMLP
+from reference_tasks.model.torch_model import GrokMLP
+from reference_tasks.tasks import make_task
 
 PROBES = ("embedding", "hidden1", "hidden2")
 

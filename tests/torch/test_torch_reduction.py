@@ -9,8 +9,8 @@ from torch import nn
 import lmn_core
 from adapters.torch import TorchFunction, layer_lmn
 from adapters.torch_reduction import TorchPairReduction
-from reference_tasks.datasets import make_task
-from reference_tasks.torch_model import GrokMLP
+from reference_tasks.model.torch_model import GrokMLP
+from reference_tasks.tasks import make_task
 
 
 class Elementwise(nn.Module):

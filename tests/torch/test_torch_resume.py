@@ -5,24 +5,23 @@ import json
 import numpy as np
 import pytest
 import torch
+from quiet_training import train, train_batched
 from torch_threads import one_thread  # noqa: F401 (an autouse fixture)
 
-from reference_tasks.recipe import TrainConfig, lmn_checkpoints
-from reference_tasks.runs import read_metrics
-from reference_tasks.snapshots import load_snapshot, snapshot_steps
-from reference_tasks.torch_batched import CHECKPOINT_FILE, train_batched
-from reference_tasks.torch_stacked import StackedGrokMLP
-from reference_tasks.torch_trainer import train
+from reference_tasks.runfolder import CHECKPOINT_FILE, checkpoints, read_metrics
+from reference_tasks.runfolder.snapshots import load_snapshot, snapshot_steps
+from reference_tasks.training.recipe import TrainConfig, lmn_checkpoints
+from reference_tasks.training.torch_engine import TorchEngine
 
 # LMN checkpoints at steps 0, 1, 7, 45, 150 and 300.
-CONFIG = TrainConfig(steps=300, lmn_samples=8, n_checkpoints=6, probes=("hidden1",), progress=False)
+CONFIG = TrainConfig(steps=300, lmn_samples=8, n_checkpoints=6, probes=("hidden1",))
 INTERRUPT_AT = 200
 TIMINGS = {"seconds_total", "seconds_lmn"}
 
 
 def interrupt_at(monkeypatch, step):
     """Make the update of ``step`` raise KeyboardInterrupt, as Ctrl-C would."""
-    original = StackedGrokMLP.step
+    original = TorchEngine.update
     calls = {"n": 0}
 
     def step_or_stop(self, *args, **kwargs):
@@ -31,7 +30,7 @@ def interrupt_at(monkeypatch, step):
         calls["n"] += 1
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(StackedGrokMLP, "step", step_or_stop)
+    monkeypatch.setattr(TorchEngine, "update", step_or_stop)
 
 
 def assert_rows_close(path, expected_path, rtol=1e-4):
@@ -60,13 +59,15 @@ def test_interrupted_run_keeps_its_last_checkpoint(tmp_path, monkeypatch):
     interrupt_at(monkeypatch, INTERRUPT_AT)
     with pytest.raises(KeyboardInterrupt):
         train(CONFIG, tmp_path)
-    checkpoint = torch.load(tmp_path / CHECKPOINT_FILE, weights_only=True)
-    assert checkpoint["step"] == 150
+    checkpoint = checkpoints.load(tmp_path)
+    assert checkpoint.step == 150
     assert snapshot_steps(tmp_path) == [0, 1, 7, 45, 150]
     assert read_metrics(tmp_path / "metrics.csv")[-1]["step"] == 190  # rows every 10 steps after 100
     assert not (tmp_path / "summary.json").exists()
     snapshot = load_snapshot(tmp_path, 150)
-    assert all(np.array_equal(snapshot[name], value.numpy()) for name, value in checkpoint["model"].items())
+    assert snapshot.keys() <= checkpoint.state.keys()
+    assert all(np.array_equal(value, checkpoint.state[name]) for name, value in snapshot.items())
+    assert any(name.startswith("optimizer.") for name in checkpoint.state)
 
 
 def test_resumed_run_equals_the_uninterrupted_one(tmp_path, monkeypatch, uninterrupted):
@@ -137,7 +138,7 @@ def interrupted_batch(monkeypatch, configs, folders):
         interrupt_at(patch, INTERRUPT_AT)
         with pytest.raises(KeyboardInterrupt):
             train_batched(configs, folders)
-    assert [torch.load(f / CHECKPOINT_FILE, weights_only=True)["step"] for f in folders] == [150, 150]
+    assert [checkpoints.load(f).step for f in folders] == [150, 150]
 
 
 def test_batched_run_resumed_batched_equals_the_uninterrupted_one(tmp_path, monkeypatch, batched_whole):

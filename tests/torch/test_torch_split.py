@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 from torch import nn
 
 from adapters.torch import split
-from reference_tasks.datasets import make_task
-from reference_tasks.torch_model import GrokMLP
+from reference_tasks.model.torch_model import GrokMLP
+from reference_tasks.tasks import make_task
 
 ACTIVATIONS = [nn.SiLU, nn.Tanh, nn.ReLU, nn.Identity]
 

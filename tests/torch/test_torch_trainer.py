@@ -1,22 +1,22 @@
-"""reference_tasks.torch_trainer: short runs of the paper's recipe."""
+"""reference_tasks.training with the PyTorch engine: short runs of the paper's recipe."""
 
 import numpy as np
 import pytest
 import torch
+from quiet_training import train
 from run_folder_checks import check_run_folder
 from torch.nn import functional
 from torch_threads import one_thread  # noqa: F401 (an autouse fixture)
 
-from reference_tasks.datasets import make_task, train_test_split
-from reference_tasks.recipe import TrainConfig
-from reference_tasks.runs import read_metrics
-from reference_tasks.torch_model import GrokMLP
-from reference_tasks.torch_trainer import build_model, train
+from reference_tasks.model.torch_model import GrokMLP, build_model
+from reference_tasks.runfolder import read_metrics
+from reference_tasks.tasks import make_task, train_test_split
+from reference_tasks.training.recipe import TrainConfig
 
 
 @pytest.fixture(scope="module")
 def short_run(tmp_path_factory):
-    config = TrainConfig(steps=300, lmn_samples=16, n_checkpoints=6, progress=False)
+    config = TrainConfig(steps=300, lmn_samples=16, n_checkpoints=6)
     return config, train(config, tmp_path_factory.mktemp("modadd"))
 
 
@@ -41,14 +41,12 @@ def test_saved_weights_reload_into_the_model(short_run):
 
 
 def test_same_seed_gives_identical_metrics_and_leaves_the_global_rng_alone(tmp_path):
-    config = TrainConfig(steps=40, lmn_samples=8, n_checkpoints=3, progress=False)
+    config = TrainConfig(steps=40, lmn_samples=8, n_checkpoints=3)
     rng_state = torch.random.get_rng_state()
     first = train(config, tmp_path / "a").out_dir / "metrics.csv"
     assert torch.equal(torch.random.get_rng_state(), rng_state)
     second = train(config, tmp_path / "b").out_dir / "metrics.csv"
-    other = train(
-        TrainConfig(steps=40, lmn_samples=8, n_checkpoints=3, progress=False, seed=1), tmp_path / "c"
-    )
+    other = train(TrainConfig(steps=40, lmn_samples=8, n_checkpoints=3, seed=1), tmp_path / "c")
     assert first.read_bytes() == second.read_bytes()
     assert first.read_bytes() != (other.out_dir / "metrics.csv").read_bytes()
 
@@ -58,9 +56,7 @@ def test_same_seed_gives_identical_metrics_and_leaves_the_global_rng_alone(tmp_p
     [("s4", {"task": "s4", "dtype": "float64"}), ("xor", {"task": "xor", "shared_embedding": False})],
 )
 def test_other_tasks_dtypes_and_embeddings(tmp_path, task, options):
-    config = TrainConfig(
-        steps=20, lmn_samples=6, checkpoint_steps=(0, 20), probes=("hidden1",), progress=False, **options
-    )
+    config = TrainConfig(steps=20, lmn_samples=6, checkpoint_steps=(0, 20), probes=("hidden1",), **options)
     result = train(config, tmp_path)
     rows = read_metrics(tmp_path / "metrics.csv")
     measured = [row["step"] for row in rows if row["lmn_hidden1"] is not None]
@@ -77,7 +73,7 @@ def textbook_rows(config, steps):
     task = make_task(config.task)
     train_index, test_index = train_test_split(task.n_samples, seed=config.seed)
     pairs, labels = torch.from_numpy(task.pairs), torch.from_numpy(task.labels)
-    model = build_model(config, task.n_tokens, task.n_classes)
+    model = build_model(task.n_tokens, task.n_classes, dtype=getattr(torch, config.dtype), seed=config.seed)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
@@ -104,7 +100,7 @@ def textbook_rows(config, steps):
 
 
 def test_the_trainer_follows_the_textbook_recipe(tmp_path):
-    config = TrainConfig(steps=60, dtype="float64", probes=(), progress=False)
+    config = TrainConfig(steps=60, dtype="float64", probes=())
     rows = read_metrics(train(config, tmp_path).out_dir / "metrics.csv")
     expected = textbook_rows(config, 60)
     assert [row["step"] for row in rows] == list(range(61))

@@ -1,25 +1,29 @@
-"""The paper's training recipe and measurement schedule, shared by every trainer."""
+"""What defines a run (:class:`TrainConfig`), how it is run (:class:`RunOptions`), and its schedule."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from reference_tasks.datasets import DEFAULT_TRAIN_FRACTION
-from reference_tasks.runs import PROBES
+from reference_tasks.model.spec import PROBES
+from reference_tasks.tasks import DEFAULT_TRAIN_FRACTION
 
 DTYPES = ("float32", "float64")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything that defines a reference run (DESIGN.md section 2 by default).
+    """Everything that defines a reference run (the recipe of docs/design.md, section 2, by default).
+
+    Two runs of equal configs give equal ``metrics.csv`` files on the CPU, whatever the
+    :class:`RunOptions` they ran with; a run may resume with other options.
 
     Attributes
     ----------
     task, task_options
-        Task registry name and its options (see ``reference_tasks.datasets``).
+        Task registry name and its options (see ``reference_tasks.tasks``).
     seed
         Seeds the train/test split, the initial weights and the LMN subset.
     train_fraction
@@ -30,8 +34,14 @@ class TrainConfig:
         AdamW settings.
     embedding_dim, hidden_dim, shared_embedding
         Model shape; one embedding table for both operands or one each.
-    dtype, device
-        ``"float32"`` or ``"float64"``; a framework device name.
+    init_scale
+        Factor on every initial weight (PyTorch's default initialisation times it), as
+        Omnigrok's initialisation scale; 1 is PyTorch's default.
+    dtype
+        ``"float32"`` or ``"float64"``: the model's weights and activations.
+    loss_dtype
+        The dtype the cross-entropy (its log-softmax) is computed in; ``None`` is ``dtype``.
+        ``"float64"`` with a float32 model avoids softmax collapse once the loss is tiny.
     eval_every, dense_eval_steps
         Losses, accuracies and the L2 norm are measured at every step below
         ``dense_eval_steps``, every ``eval_every`` steps, at the last step and at
@@ -46,8 +56,6 @@ class TrainConfig:
         ``None`` uses all of them.
     lmn_points
         Points per segment ``T``.
-    progress
-        Show a progress bar.
     """
 
     task: str = "modadd"
@@ -60,8 +68,9 @@ class TrainConfig:
     embedding_dim: int = 32
     hidden_dim: int = 100
     shared_embedding: bool = True
+    init_scale: float = 1.0
     dtype: str = "float32"
-    device: str = "cpu"
+    loss_dtype: str | None = None
     eval_every: int = 10
     dense_eval_steps: int = 100
     n_checkpoints: int = 100
@@ -69,7 +78,6 @@ class TrainConfig:
     probes: tuple[str, ...] = PROBES
     lmn_samples: int | None = None
     lmn_points: int = 21
-    progress: bool = True
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -78,6 +86,10 @@ class TrainConfig:
             raise ValueError(f"eval_every must be at least 1, got {self.eval_every}")
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
+        if self.loss_dtype is not None and self.loss_dtype not in DTYPES:
+            raise ValueError(f"loss_dtype must be None or one of {DTYPES}, got {self.loss_dtype!r}")
+        if not (math.isfinite(self.init_scale) and self.init_scale > 0):
+            raise ValueError(f"init_scale must be a positive number, got {self.init_scale}")
         unknown = set(self.probes) - set(PROBES)
         if unknown:
             raise ValueError(f"unknown probes {sorted(unknown)}; the metrics schema has {PROBES}")
@@ -85,6 +97,27 @@ class TrainConfig:
             raise ValueError(f"lmn_samples must be at least 1 or None, got {self.lmn_samples}")
         if self.checkpoint_steps is not None and not all(0 <= s <= self.steps for s in self.checkpoint_steps):
             raise ValueError(f"checkpoint_steps must lie in 0..{self.steps}")
+
+    @property
+    def computed_loss_dtype(self) -> str:
+        """The dtype the loss is computed in."""
+        return self.loss_dtype or self.dtype
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a run is executed, not what it computes: a run may resume under other options.
+
+    Attributes
+    ----------
+    device
+        A framework device name (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...).
+    progress
+        Show progress bars (training, and the LMN at each checkpoint).
+    """
+
+    device: str = "cpu"
+    progress: bool = True
 
 
 def checkpoint_schedule(steps: int, n_points: int = 100) -> np.ndarray:

@@ -1,7 +1,7 @@
 """The reference MLP's forward pass in NumPy, from a weight snapshot.
 
-A snapshot (``reference_tasks.snapshots``) holds the weights of
-``reference_tasks.torch_model.GrokMLP`` by PyTorch parameter name, whatever framework
+A snapshot (``reference_tasks.runfolder.snapshots``) holds the weights of
+``reference_tasks.model.torch_model.GrokMLP`` by PyTorch parameter name, whatever framework
 trained them. :class:`NumpyGrokMLP` runs the same network in the snapshot's dtype::
 
     pairs -> embedding -> linear1 -> SiLU (hidden1) -> linear2 -> SiLU (hidden2) -> output
@@ -19,10 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference_tasks.runs import PROBES
-
-LAYERS = ("linear1", "linear2", "output")
-TABLE_KEY = "embedding.tables.{index}.weight"
+from reference_tasks.model.spec import DENSE_LAYERS, probe_index, table_name, tables_in, weight_layout
 
 
 def silu(x: np.ndarray) -> np.ndarray:
@@ -64,24 +61,23 @@ class NumpyGrokMLP:
         ValueError
             If a weight is missing, unexpected, or its shape does not chain with the others.
         """
-        n_tables = 2 if TABLE_KEY.format(index=1) in snapshot else 1
-        expected = {TABLE_KEY.format(index=i) for i in range(n_tables)}
-        expected |= {f"{layer}.{part}" for layer in LAYERS for part in ("weight", "bias")}
+        n_tables = tables_in(snapshot)
+        expected = {slot.name for slot in weight_layout(n_tables)}
         missing, unknown = expected - set(snapshot), set(snapshot) - expected
         if missing or unknown:
             raise ValueError(
                 "snapshot does not hold the reference MLP: "
                 f"missing {sorted(missing)}, unexpected {sorted(unknown)}"
             )
-        tables = tuple(np.asarray(snapshot[TABLE_KEY.format(index=i)]) for i in range(n_tables))
-        weights = tuple(np.asarray(snapshot[f"{layer}.weight"]) for layer in LAYERS)
-        biases = tuple(np.asarray(snapshot[f"{layer}.bias"]) for layer in LAYERS)
+        tables = tuple(np.asarray(snapshot[table_name(i)]) for i in range(n_tables))
+        weights = tuple(np.asarray(snapshot[f"{layer}.weight"]) for layer in DENSE_LAYERS)
+        biases = tuple(np.asarray(snapshot[f"{layer}.bias"]) for layer in DENSE_LAYERS)
         if any(t.ndim != 2 or t.shape != tables[0].shape for t in tables):
             raise ValueError(
                 f"embedding tables must be equal (n_tokens, dim) matrices, got {[t.shape for t in tables]}"
             )
         width = 2 * tables[0].shape[1]
-        for layer, weight, bias in zip(LAYERS, weights, biases, strict=True):
+        for layer, weight, bias in zip(DENSE_LAYERS, weights, biases, strict=True):
             if weight.ndim != 2 or weight.shape[1] != width or bias.shape != (weight.shape[0],):
                 raise ValueError(
                     f"{layer}: weight {weight.shape} and bias {bias.shape} do not take {width} inputs "
@@ -117,7 +113,7 @@ class NumpyGrokMLP:
 
     def activations(self, pairs: np.ndarray, probe: str) -> np.ndarray:
         """The output of ``probe`` (``embedding``, ``hidden1`` or ``hidden2``) for integer pairs."""
-        start = _probe_index(probe)
+        start = probe_index(probe)
         x = self.embed(pairs)
         for index in range(start):
             x = silu(_affine(x, self.weights[index], self.biases[index]))
@@ -128,7 +124,7 @@ class NumpyGrokMLP:
 
         The callable computes in the weights' dtype (inputs are cast to it).
         """
-        start = _probe_index(probe)
+        start = probe_index(probe)
         weights, biases, dtype = self.weights[start:], self.biases[start:], self.dtype
 
         def forward(x: np.ndarray) -> np.ndarray:
@@ -150,7 +146,7 @@ class NumpyGrokMLP:
         ``head(probe)`` on ``samples`` (affine pre-composition moves into the data), at a
         fraction of the cost: the prefix runs once per sample, not once per point.
         """
-        start = _probe_index(probe)
+        start = probe_index(probe)
         weight, bias, dtype = self.weights[start], self.biases[start], self.dtype
         weights, biases = self.weights[start + 1 :], self.biases[start + 1 :]
 
@@ -168,9 +164,3 @@ class NumpyGrokMLP:
     def logits(self, pairs: np.ndarray) -> np.ndarray:
         """The logits ``(B, n_classes)`` for integer pairs."""
         return self.head("embedding")(self.embed(pairs))
-
-
-def _probe_index(probe: str) -> int:
-    if probe not in PROBES:
-        raise ValueError(f"unknown probe {probe!r}; the reference MLP has probes {', '.join(PROBES)}")
-    return PROBES.index(probe)

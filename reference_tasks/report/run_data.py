@@ -20,11 +20,11 @@ import numpy as np
 
 import lmn_core
 from reference_tasks.analysis import build_summary
-from reference_tasks.datasets import make_task
-from reference_tasks.numpy_model import NumpyGrokMLP
-from reference_tasks.recipe import TrainConfig, lmn_sample_indices
-from reference_tasks.runs import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, Row, read_json, read_metrics
-from reference_tasks.snapshots import load_snapshot, snapshot_steps
+from reference_tasks.model.numpy_model import NumpyGrokMLP
+from reference_tasks.runfolder import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, Row, read_json, read_metrics
+from reference_tasks.runfolder.snapshots import load_snapshot, snapshot_steps
+from reference_tasks.tasks import make_task
+from reference_tasks.training.recipe import TrainConfig, lmn_sample_indices
 
 logger = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ def checkpoint_lmn(run: RunData, step: int, probe: str = "hidden1", **lmn_kwargs
     Measured as the trainers do: on the run's LMN samples
     (``recipe.lmn_sample_indices``), with the config's ``lmn_points``, through the
     NumPy forward pass of the snapshot in the run's dtype, with the head's leading
-    affine layer folded into the samples (exact: identity 3 of DESIGN.md).
+    affine layer folded into the samples (exact: identity 3 of docs/design.md).
 
     Raises
     ------

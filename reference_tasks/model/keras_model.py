@@ -10,7 +10,7 @@
     hidden2    Activation("silu")  <- probe "hidden2"
     output     Dense(n_classes): the logits
 
-the same names and shapes as ``reference_tasks.torch_model.GrokMLP``, so
+the same names and shapes as ``reference_tasks.model.torch_model.GrokMLP``, so
 ``adapters.keras.split(model, "embedding" | "hidden1" | "hidden2")`` cuts it at the
 probe points named in the metrics schema. The initial weights are drawn from
 PyTorch's default distributions (embedding N(0, 1); Dense kernel and bias uniform in
@@ -31,6 +31,8 @@ from typing import Any
 import keras
 import numpy as np
 from keras import ops
+
+from reference_tasks.model.spec import EMBEDDING_LAYER, WeightSlot, weight_layout
 
 N_SEEDS = 8
 
@@ -125,6 +127,7 @@ def build_model(
     embedding_dim: int = 32,
     hidden_dim: int = 100,
     shared_embedding: bool = True,
+    init_scale: float = 1.0,
     dtype: str = "float32",
     seed: int = 0,
 ) -> keras.Model:
@@ -138,6 +141,8 @@ def build_model(
         Embedding dimension of one operand; width of both hidden layers.
     shared_embedding : bool
         One embedding table for both operands, or one each.
+    init_scale : float
+        Factor on every initial weight.
     dtype : str
         ``"float32"`` or ``"float64"``: the dtype of every weight and activation.
     seed : int
@@ -173,4 +178,56 @@ def build_model(
     x = _dense(hidden_dim, hidden_dim, seeds[4:6], "linear2", dtype)(x)
     x = keras.layers.Activation("silu", name="hidden2", dtype=dtype)(x)
     logits = _dense(n_classes, hidden_dim, seeds[6:8], "output", dtype)(x)
-    return keras.Model(pairs, logits, name="grok_mlp")
+    model = keras.Model(pairs, logits, name="grok_mlp")
+    if init_scale != 1.0:
+        for weight in model.weights:
+            weight.assign(weight * init_scale)
+    return model
+
+
+def _variable(model: keras.Model, slot: WeightSlot) -> keras.Variable:
+    layer = model.get_layer(slot.layer)
+    if slot.part == "table":
+        return layer.tables[slot.index]
+    return layer.kernel if slot.part == "weight" else layer.bias
+
+
+def _slots(model: keras.Model) -> tuple[WeightSlot, ...]:
+    return weight_layout(len(model.get_layer(EMBEDDING_LAYER).tables))
+
+
+def snapshot_arrays(model: keras.Model) -> dict[str, np.ndarray]:
+    """The model's weights in the snapshot layout (PyTorch names and shapes, ``model.spec``)."""
+    arrays = {}
+    for slot in _slots(model):
+        values = _variable(model, slot).numpy()
+        arrays[slot.name] = np.ascontiguousarray(values.T) if slot.transposed else values
+    return arrays
+
+
+def load_arrays(model: keras.Model, arrays: dict[str, np.ndarray]) -> None:
+    """Assign weights given in the snapshot layout (cast to each variable's dtype).
+
+    Raises
+    ------
+    ValueError
+        If a weight is missing, unexpected or of another shape than the model's.
+    """
+    slots = _slots(model)
+    missing, unknown = {s.name for s in slots} - set(arrays), set(arrays) - {s.name for s in slots}
+    if missing or unknown:
+        raise ValueError(
+            f"the weights do not fit this model (one table per operand on one side and a shared "
+            f"table on the other?): missing {sorted(missing)}, unexpected {sorted(unknown)}"
+        )
+    for slot in slots:
+        variable = _variable(model, slot)
+        values = np.asarray(arrays[slot.name])
+        values = values.T if slot.transposed else values
+        if tuple(values.shape) != tuple(variable.shape):
+            expected = tuple(reversed(variable.shape)) if slot.transposed else tuple(variable.shape)
+            raise ValueError(
+                f"{slot.name}: got shape {np.shape(arrays[slot.name])}, the model's is {expected}: "
+                "build both models with the same sizes"
+            )
+        variable.assign(np.ascontiguousarray(values).astype(variable.dtype))

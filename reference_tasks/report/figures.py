@@ -33,9 +33,9 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from reference_tasks.analysis import generalizing_rows, linear_fit, measured
-from reference_tasks.clustering import spectral_clustering
-from reference_tasks.run_data import RunData
-from reference_tasks.runs import PROBES
+from reference_tasks.model.spec import PROBES
+from reference_tasks.report.clustering import spectral_clustering
+from reference_tasks.report.run_data import RunData
 
 logger = logging.getLogger(__name__)
 
@@ -278,7 +278,7 @@ def figure_connectivity(
     clusters, seeded); white lines separate the clusters. The spectrum shows the
     positive eigenvalues and the magnitudes of the negative ones (red), each sorted
     by decreasing ``|λ|``, on a log axis, with each sign's share of ``Σ|λ|`` (the LMN
-    counts both, DESIGN.md section 1).
+    counts both, docs/design.md section 1.2).
     """
     if not panels:
         raise ValueError("figure_connectivity needs at least one panel")

@@ -5,7 +5,7 @@ and writes into ``out_dir`` (``RUNS_DIR/report`` by default), for each framework
 
 - ``fig2_training_{framework}.png`` (and ``..._linear.png``, the same on a linear step
   axis), ``fig3_probes_{framework}.png``,
-  ``fig_claim_{framework}.png`` (see ``reference_tasks.figures``);
+  ``fig_claim_{framework}.png`` (see ``reference_tasks.report.figures``);
 - ``fig4_connectivity_{framework}_{task}.png`` for the lowest seed of each task whose
   run folder holds weight snapshots: the ``hidden1`` connectivity matrix recomputed
   with NumPy from the snapshots at initialization, memorization and generalization
@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from reference_tasks import figures
-from reference_tasks.run_data import RunData, checkpoint_lmn, find_runs, recorded_lmn
-from reference_tasks.runs import write_json
+from reference_tasks.report import figures
+from reference_tasks.report.run_data import RunData, checkpoint_lmn, find_runs, recorded_lmn
+from reference_tasks.runfolder import write_json
 
 logger = logging.getLogger(__name__)
 

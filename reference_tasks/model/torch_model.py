@@ -10,7 +10,8 @@
     output     Linear(hidden_dim, n_classes): the logits
 
 so ``adapters.torch.split(model, "embedding" | "hidden1" | "hidden2")`` cuts it at the
-probe points named in the metrics schema. Weights use PyTorch's default initialisation.
+probe points of ``model.spec``. :func:`build_model` draws PyTorch's default initialisation
+from a seed, times an initialisation scale.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ class PairEmbedding(nn.Module):
 
 
 class GrokMLP(nn.Sequential):
-    """Embedding -> Linear -> SiLU -> Linear -> SiLU -> Linear (DESIGN.md section 2)."""
+    """Embedding -> Linear -> SiLU -> Linear -> SiLU -> Linear (docs/design.md, section 2)."""
 
     def __init__(
         self,
@@ -68,3 +69,35 @@ class GrokMLP(nn.Sequential):
                 output=nn.Linear(hidden_dim, n_classes),
             )
         )
+
+
+def build_model(
+    n_tokens: int,
+    n_classes: int,
+    *,
+    embedding_dim: int = 32,
+    hidden_dim: int = 100,
+    shared_embedding: bool = True,
+    init_scale: float = 1.0,
+    dtype: torch.dtype = torch.float32,
+    seed: int = 0,
+) -> GrokMLP:
+    """A :class:`GrokMLP` with PyTorch's default initial weights from ``seed``, times ``init_scale``.
+
+    The weights are drawn on the CPU in a forked random state, so they do not depend on
+    the device and PyTorch's global random state is left as it was.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = GrokMLP(
+            n_tokens,
+            n_classes,
+            embedding_dim=embedding_dim,
+            hidden_dim=hidden_dim,
+            shared_embedding=shared_embedding,
+        )
+    if init_scale != 1.0:
+        with torch.no_grad():
+            for parameter in model.parameters():
+                parameter.mul_(init_scale)
+    return model.to(dtype=dtype)

@@ -1,7 +1,7 @@
 """Weight snapshots of a run: the model's weights at every LMN checkpoint, framework-free.
 
 A snapshot is ``snapshots/step_{step:06d}.npz`` in the run folder, one array per weight,
-keyed by the parameter names of ``reference_tasks.torch_model.GrokMLP`` (PyTorch layout,
+keyed by the parameter names of ``reference_tasks.model.torch_model.GrokMLP`` (PyTorch layout,
 whatever framework trained it): ``embedding.tables.0.weight`` (and
 ``embedding.tables.1.weight`` with one table per operand) of shape ``(n_tokens, dim)``,
 then ``linear1``, ``linear2``, ``output`` as ``.weight`` ``(out, in)`` and ``.bias``
@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-SNAPSHOT_DIR = "snapshots"
+from reference_tasks.runfolder.schema import SNAPSHOT_DIR
+
 _SNAPSHOT_NAME = re.compile(r"step_(\d{6,})\.npz")
 
 

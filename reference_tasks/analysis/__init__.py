@@ -1,0 +1,30 @@
+"""Phases, fits and the run summary, from metrics rows alone (no framework)."""
+
+from reference_tasks.analysis.fits import LinearFit, linear_fit, pearson
+from reference_tasks.analysis.phases import (
+    Phases,
+    Rebound,
+    generalizing_rows,
+    measured,
+    phases,
+    rebound,
+    row_at_or_after,
+    unstable_step,
+)
+from reference_tasks.analysis.summary import build_summary, write_run_summary
+
+__all__ = [
+    "LinearFit",
+    "Phases",
+    "Rebound",
+    "build_summary",
+    "generalizing_rows",
+    "linear_fit",
+    "measured",
+    "pearson",
+    "phases",
+    "rebound",
+    "row_at_or_after",
+    "unstable_step",
+    "write_run_summary",
+]

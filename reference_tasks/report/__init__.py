@@ -1,0 +1,1 @@
+"""Figures and tables of saved runs, from their folders alone (no framework)."""

@@ -1,0 +1,108 @@
+"""``metrics.csv``: rows of the metrics schema, appended and flushed one by one, read back."""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TextIO
+
+from reference_tasks.runfolder.schema import INTEGER_COLUMNS, METRIC_COLUMNS, Row
+
+
+def _cell(column: str, value: Any) -> str:
+    if value is None:
+        return ""
+    if column in INTEGER_COLUMNS:
+        return str(int(value))
+    return repr(float(value))
+
+
+def _parse(column: str, text: str) -> float | int | None:
+    if text == "":
+        return None
+    return int(text) if column in INTEGER_COLUMNS else float(text)
+
+
+class MetricsWriter:
+    """Append rows of the metrics schema to a CSV file, flushing after each row.
+
+    Parameters
+    ----------
+    path : str or Path
+        The ``metrics.csv`` file.
+    append : bool
+        Keep the rows already in the file (to resume a run); its header must be the
+        schema's. Otherwise the file is started afresh.
+    """
+
+    def __init__(self, path: str | Path, *, append: bool = False) -> None:
+        self.path = Path(path)
+        keep = append and self.path.exists() and self.path.stat().st_size > 0
+        if keep:
+            with self.path.open(newline="") as existing:
+                header = next(csv.reader(existing), [])
+            if tuple(header) != METRIC_COLUMNS:
+                raise ValueError(f"{self.path} has columns {header}, expected {list(METRIC_COLUMNS)}")
+        self._file: TextIO = self.path.open("a" if keep else "w", newline="")
+        self._writer = csv.writer(self._file)
+        if not keep:
+            self._write(METRIC_COLUMNS)
+
+    def _write(self, cells: Any) -> None:
+        self._writer.writerow(cells)
+        self._file.flush()
+
+    def write(self, row: Mapping[str, Any]) -> None:
+        """Append one row; missing columns stay empty, unknown columns are an error."""
+        unknown = set(row) - set(METRIC_COLUMNS)
+        if unknown:
+            raise ValueError(f"columns {sorted(unknown)} are not in the metrics schema")
+        if row.get("step") is None:
+            raise ValueError("every metrics row needs a step")
+        self._write([_cell(column, row.get(column)) for column in METRIC_COLUMNS])
+
+    def close(self) -> None:
+        """Close the file."""
+        self._file.close()
+
+    def __enter__(self) -> MetricsWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def read_metrics(path: str | Path) -> list[Row]:
+    """Read ``metrics.csv`` back as rows: ints for integer columns, floats, ``None`` for empty."""
+    with Path(path).open(newline="") as file:
+        reader = csv.DictReader(file)
+        if tuple(reader.fieldnames or ()) != METRIC_COLUMNS:
+            raise ValueError(f"{path} has columns {reader.fieldnames}, expected {list(METRIC_COLUMNS)}")
+        return [{column: _parse(column, row[column]) for column in METRIC_COLUMNS} for row in reader]
+
+
+def truncate_metrics(path: str | Path, before_step: int) -> None:
+    """Keep only the complete rows of ``metrics.csv`` with ``step < before_step`` (atomically).
+
+    Raises
+    ------
+    ValueError
+        If the file's header is not the metrics schema.
+    """
+    path = Path(path)
+    with path.open(newline="") as file:
+        reader = csv.reader(file)
+        header = next(reader, [])
+        if tuple(header) != METRIC_COLUMNS:
+            raise ValueError(f"{path} has columns {header}, expected {list(METRIC_COLUMNS)}")
+        # A row cut short by a kill has too few cells (or a cut step): dropped with the rest.
+        complete = (cells for cells in reader if len(cells) == len(METRIC_COLUMNS))
+        kept = [cells for cells in complete if int(cells[0]) < before_step]
+    temporary = path.with_name(path.name + ".tmp")
+    with temporary.open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(METRIC_COLUMNS)
+        writer.writerows(kept)
+    os.replace(temporary, path)

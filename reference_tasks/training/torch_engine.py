@@ -1,0 +1,185 @@
+"""PyTorch training: autograd and ``torch.optim.AdamW``, ``K`` seeds stacked with ``torch.func``.
+
+The ``K`` runs' parameters are stacked on a leading axis (``torch.func.stack_module_state``)
+and the model runs on all of them at once as ``torch.vmap(torch.func.functional_call)``.
+The loss is the sum of the runs' mean cross-entropies, so one ``backward`` gives every run
+its own gradient, and one ``torch.optim.AdamW`` over the stacked tensors updates each run
+exactly as its own optimizer would (AdamW is elementwise). With ``K = 1`` this is a plain
+training loop on one model.
+
+Threads: while other processes keep the cores busy, PyTorch's OpenMP threads spin against
+them; on the 2-core development machine a shared-machine step ran several times slower on
+two threads than on one. Give each training process one thread there
+(``torch.set_num_threads(1)``, what ``lmn reproduce --threads 1`` does);
+``benchmarks/bench_train.py`` measures both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.func import functional_call, stack_module_state
+from torch.nn import functional
+
+from adapters.torch import layer_lmn
+from reference_tasks.model import torch_model
+from reference_tasks.model.torch_model import GrokMLP
+from reference_tasks.runfolder.schema import WEIGHTS_STEM
+from reference_tasks.training.engine import Evaluation, TrainingData
+from reference_tasks.training.recipe import TrainConfig
+
+ADAM_EPSILON = 1e-8
+OPTIMIZER_PREFIX = "optimizer."
+
+
+class TorchEngine:
+    """``K`` runs of one recipe as stacked parameters (see the module docstring)."""
+
+    framework = "torch"
+    batches = True
+
+    def __init__(self, configs: Sequence[TrainConfig], data: TrainingData, device: str) -> None:
+        config = configs[0]
+        self.data, self.device = data, torch.device(device)
+        self.loss_dtype = getattr(torch, config.computed_loss_dtype)
+        models = [build_model(c, data.n_tokens, data.n_classes) for c in configs]
+        self.model = models[0].to(self.device)  # the architecture; holds one run's weights to measure
+        stacked, _ = stack_module_state(models)
+        self.params = {
+            name: value.to(self.device).detach().requires_grad_() for name, value in stacked.items()
+        }
+        self.optimizer = torch.optim.AdamW(
+            list(self.params.values()),
+            lr=config.learning_rate,
+            weight_decay=config.weight_decay,
+            eps=ADAM_EPSILON,
+        )
+        self._logits = torch.vmap(self._logits_of_one)
+        tensors = (data.train_pairs, data.train_labels, data.test_pairs, data.test_labels)
+        self.train_pairs, self.train_labels, self.test_pairs, self.test_labels = (
+            torch.from_numpy(array).to(self.device) for array in tensors
+        )
+        self.lmn_pairs = [torch.from_numpy(pairs).to(self.device) for pairs in data.lmn_pairs]
+
+    @classmethod
+    def record(cls) -> dict[str, Any]:
+        """``config.json``'s framework entries."""
+        return {"framework": cls.framework, "torch_version": torch.__version__}
+
+    def running(self) -> contextlib.AbstractContextManager[Any]:
+        """Nothing to enter: tensors carry their device."""
+        return contextlib.nullcontext()
+
+    def _logits_of_one(self, params: dict[str, torch.Tensor], pairs: torch.Tensor) -> torch.Tensor:
+        return functional_call(self.model, params, (pairs,))
+
+    def _losses(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Every run's mean cross-entropy, its log-softmax computed in the loss dtype."""
+        return functional.cross_entropy(
+            logits.to(self.loss_dtype).transpose(1, 2), labels, reduction="none"
+        ).mean(dim=1)
+
+    @staticmethod
+    def _host(losses: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> Evaluation:
+        correct = (logits.detach().argmax(dim=-1) == labels).sum(dim=1)
+        return Evaluation(losses.detach().cpu().numpy(), correct.cpu().numpy())
+
+    def update(self, evaluate: bool) -> Evaluation | None:
+        """One AdamW step of every run on its full training set."""
+        self.optimizer.zero_grad(set_to_none=True)
+        logits = self._logits(self.params, self.train_pairs)
+        losses = self._losses(logits, self.train_labels)
+        losses.sum().backward()
+        self.optimizer.step()
+        return self._host(losses, logits, self.train_labels) if evaluate else None
+
+    @torch.no_grad()
+    def evaluate(self, split: str) -> Evaluation:
+        """Metrics on ``"train"`` or ``"test"`` with the weights of now."""
+        if split == "train":
+            pairs, labels = self.train_pairs, self.train_labels
+        else:
+            pairs, labels = self.test_pairs, self.test_labels
+        logits = self._logits(self.params, pairs)
+        return self._host(self._losses(logits, labels), logits, labels)
+
+    @torch.no_grad()
+    def l2_norms(self) -> np.ndarray:
+        """The L2 norm of all parameters of every run, in float64."""
+        squares = sum(value.double().square().flatten(1).sum(dim=1) for value in self.params.values())
+        return squares.sqrt().cpu().numpy()
+
+    def weights(self, run: int) -> dict[str, np.ndarray]:
+        """Run ``run``'s weights by ``state_dict`` name (the snapshot layout)."""
+        return {name: value[run].detach().cpu().numpy() for name, value in self.params.items()}
+
+    def state(self, run: int) -> dict[str, np.ndarray]:
+        """Weights, then AdamW's state of every parameter (``optimizer.{name}.{key}``)."""
+        arrays = self.weights(run)
+        for name, value in self.params.items():
+            for key, tensor in self.optimizer.state.get(value, {}).items():
+                part = tensor if tensor.ndim == 0 else tensor[run]
+                arrays[f"{OPTIMIZER_PREFIX}{name}.{key}"] = part.detach().cpu().numpy()
+        return arrays
+
+    def load_states(self, states: Sequence[dict[str, np.ndarray]]) -> None:
+        """Restore every run's weights and AdamW state from :meth:`state`'s arrays."""
+        with torch.no_grad():
+            for name, value in self.params.items():
+                value.copy_(torch.from_numpy(np.stack([state[name] for state in states])))
+        saved = self.optimizer.state_dict()
+        for index, name in enumerate(self.params):
+            prefix = f"{OPTIMIZER_PREFIX}{name}."
+            keys = [key for key in states[0] if key.startswith(prefix)]
+            if keys:
+                saved["state"][index] = {key[len(prefix) :]: _stacked(states, key) for key in keys}
+        self.optimizer.load_state_dict(saved)
+
+    def _load_run(self, run: int) -> GrokMLP:
+        """:attr:`model` holding run ``run``'s weights of now."""
+        with torch.no_grad():
+            for name, parameter in self.model.named_parameters():
+                parameter.copy_(self.params[name][run])
+        return self.model
+
+    def lmn(self, run: int, probes: Sequence[str], n_points: int, progress: bool) -> dict[str, Any]:
+        """Run ``run``'s LMN at each probe (``adapters.torch.layer_lmn``)."""
+        model = self._load_run(run)
+        return {
+            probe: layer_lmn(model, self.lmn_pairs[run], probe, n_points=n_points, progress=progress)
+            for probe in probes
+        }
+
+    def save(self, run: int, out_dir: Path) -> GrokMLP:
+        """Write ``model.pt`` (a ``state_dict``); return a copy of run ``run``'s model."""
+        model = copy.deepcopy(self._load_run(run))
+        torch.save(model.state_dict(), out_dir / f"{WEIGHTS_STEM}.pt")
+        return model
+
+
+def build_model(config: TrainConfig, n_tokens: int, n_classes: int) -> GrokMLP:
+    """The config's model: its dtype and shape, initial weights drawn from ``config.seed``."""
+    return torch_model.build_model(
+        n_tokens,
+        n_classes,
+        embedding_dim=config.embedding_dim,
+        hidden_dim=config.hidden_dim,
+        shared_embedding=config.shared_embedding,
+        init_scale=config.init_scale,
+        dtype=getattr(torch, config.dtype),
+        seed=config.seed,
+    )
+
+
+def _stacked(states: Sequence[dict[str, np.ndarray]], key: str) -> torch.Tensor:
+    """One optimizer entry of every run, stacked (a scalar such as AdamW's ``step`` is shared)."""
+    first = states[0][key]
+    if first.ndim == 0:
+        return torch.from_numpy(first.copy())
+    return torch.from_numpy(np.stack([state[key] for state in states]))
