@@ -8,8 +8,10 @@ import torch
 from quiet_training import train, train_batched
 from torch_threads import one_thread  # noqa: F401 (an autouse fixture)
 
+from reference_tasks import training
 from reference_tasks.runfolder import CHECKPOINT_FILE, checkpoints, read_metrics
 from reference_tasks.runfolder.snapshots import load_snapshot, snapshot_steps
+from reference_tasks.training import RunOptions
 from reference_tasks.training.recipe import TrainConfig, lmn_checkpoints
 from reference_tasks.training.torch_engine import TorchEngine
 
@@ -166,3 +168,17 @@ def test_batched_run_resumes_alone_and_beside_a_fresh_run(tmp_path, monkeypatch,
         assert_rows_close(folders[k] / "metrics.csv", whole[k].out_dir / "metrics.csv")
     alone = train(seed_2, tmp_path / "seed-2-alone")
     assert (tmp_path / "seed-2" / "metrics.csv").read_bytes() == (alone.out_dir / "metrics.csv").read_bytes()
+
+
+def test_runtime_options_are_not_the_run(tmp_path, monkeypatch, uninterrupted):
+    """Progress bars and the device are how a run is run: a resume may change them."""
+    with monkeypatch.context() as patch:
+        interrupt_at(patch, INTERRUPT_AT)
+        with pytest.raises(KeyboardInterrupt):
+            training.train(CONFIG, tmp_path, options=RunOptions(device="cpu", progress=True))
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert "device" not in saved and "progress" not in saved
+    # A folder written before the split recorded both; they do not block its resume.
+    (tmp_path / "config.json").write_text(json.dumps({**saved, "device": "cuda:0", "progress": True}))
+    training.train(CONFIG, tmp_path, options=RunOptions(device="cpu", progress=False), resume=True)
+    assert (tmp_path / "metrics.csv").read_bytes() == (uninterrupted.out_dir / "metrics.csv").read_bytes()
