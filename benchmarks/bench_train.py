@@ -11,6 +11,8 @@ turns within each repeat and the table shows medians over the repeats.
 - *trainer step*: one ``TorchEngine.update(evaluate=False)`` of one run: autograd through
   ``torch.vmap(functional_call)`` over the stacked parameters and ``torch.optim.AdamW``,
   the update that ``train`` takes on the steps that write no metrics row.
+- *compiled step*: the trainer step with the model call ``torch.compile``d (its compile
+  time printed apart).
 - *run without LMN*: a whole run of ``--steps`` steps with the metrics rows of the recipe's
   schedule but no LMN checkpoint (``probes=()``). Textbook: the loop above plus, at each
   row, a test-set forward pass, both accuracies and the parameters' L2 norm read with
@@ -99,6 +101,16 @@ def trainer_steps(steps: int) -> None:
         engine.update(evaluate=False)
 
 
+def compiled_engine() -> tuple[TorchEngine, float]:
+    """A seed-0 engine whose model call is ``torch.compile``d, and the seconds its compile took."""
+    recipe = config(1)
+    engine = TorchEngine([recipe], TrainingData.for_configs([recipe]), "cpu")
+    engine._logits = torch.compile(engine._logits)
+    started = time.perf_counter()
+    engine.update(evaluate=False)  # compiles
+    return engine, time.perf_counter() - started
+
+
 def seconds(run: Callable[[], object]) -> float:
     """Wall time of one call of ``run``."""
     started = time.perf_counter()
@@ -133,10 +145,12 @@ def main() -> None:
 
     textbook_steps = lambda: textbook_run(steps, 0, with_rows=False)  # noqa: E731
     trainer_step_loop = lambda: trainer_steps(steps)  # noqa: E731
+    compiled, compile_seconds = compiled_engine()
     one = measure(
         {
             "textbook step": textbook_steps,
             "trainer step": trainer_step_loop,
+            "compiled step": lambda: [compiled.update(evaluate=False) for _ in range(steps)],
             "textbook run": lambda: textbook_run(steps, 0, with_rows=True),
             "trainer run": lambda: train(config(steps), folder / "one", options=QUIET),
         },
@@ -146,6 +160,11 @@ def main() -> None:
     for label, key in (("update only", "step"), ("run without LMN", "run")):
         textbook, trainer = one[f"textbook {key}"] / steps, one[f"trainer {key}"] / steps
         print(f"{label:32} {textbook * 1e3:9.3f} {trainer * 1e3:9.3f} {textbook / trainer:6.2f}")
+    compiled_step = one["compiled step"] / steps
+    print(
+        f"torch.compile'd trainer step: {compiled_step * 1e3:.3f} ms, trainer / compiled "
+        f"{one['trainer step'] / steps / compiled_step:.2f}, after {compile_seconds:.1f} s of compiling"
+    )
 
     configs = [config(steps, seed) for seed in range(k)]
     many = measure(
