@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -97,6 +98,16 @@ class TrainConfig:
             raise ValueError(f"lmn_samples must be at least 1 or None, got {self.lmn_samples}")
         if self.checkpoint_steps is not None and not all(0 <= s <= self.steps for s in self.checkpoint_steps):
             raise ValueError(f"checkpoint_steps must lie in 0..{self.steps}")
+
+    def model_options(self) -> dict[str, Any]:
+        """The keyword arguments of every framework's ``build_model`` but the dtype."""
+        return {
+            "embedding_dim": self.embedding_dim,
+            "hidden_dim": self.hidden_dim,
+            "shared_embedding": self.shared_embedding,
+            "init_scale": self.init_scale,
+            "seed": self.seed,
+        }
 
     @property
     def computed_loss_dtype(self) -> str:

@@ -175,12 +175,8 @@ def build_model(config: TrainConfig, n_tokens: int, n_classes: int) -> GrokMLP:
     return torch_model.build_model(
         n_tokens,
         n_classes,
-        embedding_dim=config.embedding_dim,
-        hidden_dim=config.hidden_dim,
-        shared_embedding=config.shared_embedding,
-        init_scale=config.init_scale,
         dtype=getattr(torch, config.dtype),
-        seed=config.seed,
+        **config.model_options(),
     )
 
 
