@@ -5,7 +5,7 @@
 
 from lmn_core.measure import LMNResult, connectivity_matrix, lmn
 from lmn_core.protocol import PairReduction, ReducingFunction, ReductionTask
-from lmn_core.spectrum import Spectrum, lmn_from_connectivity, nonlinear_complexity, spectrum
+from lmn_core.spectral import Spectrum, lmn_from_connectivity, nonlinear_complexity, spectrum
 
 __all__ = [
     "LMNResult",

@@ -11,7 +11,7 @@ import numpy as np
 
 from lmn_core.pipeline import ConnectivityStream, default_const_rtol
 from lmn_core.protocol import ReducingFunction, ReductionTask
-from lmn_core.spectrum import spectrum
+from lmn_core.spectral import spectrum
 from lmn_core.validation import checked_n_points, checked_outputs, checked_samples
 
 logger = logging.getLogger(__name__)
@@ -22,7 +22,7 @@ DEFAULT_MEMORY_BUDGET = 4 * 2**20
 Function = Callable[[np.ndarray], Any]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class LMNResult:
     """The LMN of a function on a set of samples, with what it was computed from.
 
@@ -226,7 +226,21 @@ def _measure(
     finally:
         if bar is not None:
             bar.close()
+    _link_point_segments(connectivity, samples)
     return connectivity, n_outputs
+
+
+def _link_point_segments(connectivity: np.ndarray, samples: np.ndarray) -> None:
+    """Set ``L_ij = 1`` where ``x_i == x_j``: such a segment is one point, whatever ``f`` does.
+
+    Decided from the samples alone (docs/design.md 1.2.2), so the one-ulp differences that
+    ``f`` may give the same row at two places of a batch never reach ``L``.
+    """
+    rows = samples.reshape(samples.shape[0], -1)
+    _, group_of, group_sizes = np.unique(rows, axis=0, return_inverse=True, return_counts=True)
+    for group in np.flatnonzero(group_sizes > 1):
+        members = np.flatnonzero(group_of.reshape(-1) == group)
+        connectivity[np.ix_(members, members)] = 1.0
 
 
 def lmn(

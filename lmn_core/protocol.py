@@ -24,7 +24,7 @@ def segment_lambdas(n_points: int) -> np.ndarray:
     return np.linspace(0.0, 1.0, n_points)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ReductionTask:
     """What a pair reduction needs for one measurement; the policies are fixed by the core.
 

@@ -52,3 +52,20 @@ def test_float32_samples_reach_f_in_float32() -> None:
 
     lmn_core.lmn(record, np.random.default_rng(3).normal(size=(5, 2)).astype(np.float32))
     assert set(seen) == {np.dtype(np.float32)}
+
+
+def test_results_compare_by_identity_and_never_raise():
+    first = lmn_core.lmn(lambda x: np.tanh(x), np.arange(6.0).reshape(3, 2))
+    again = lmn_core.lmn(lambda x: np.tanh(x), np.arange(6.0).reshape(3, 2))
+    spectrum = lmn_core.spectrum(first.connectivity)
+    assert first == first and first != again  # arrays inside: no elementwise ambiguity
+    assert spectrum != lmn_core.spectrum(first.connectivity)
+    assert first.lmn == again.lmn and len({first, again, spectrum}) == 3  # hashable
+
+
+def test_the_spectrum_function_and_its_module_have_their_own_names():
+    import importlib
+
+    module = importlib.import_module("lmn_core.spectral")
+    assert callable(lmn_core.spectrum) and lmn_core.spectrum is module.spectrum
+    assert lmn_core.spectrum(np.eye(4)).lmn == 4.0

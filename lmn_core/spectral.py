@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 _SYMMETRY_TOLERANCE = 1e-9
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Spectrum:
     """Eigen-decomposition summary of a connectivity matrix.
 
@@ -68,7 +69,8 @@ def spectrum(connectivity: np.ndarray) -> Spectrum:
     -------
     Spectrum
     """
-    eigenvalues = np.linalg.eigvalsh(_checked_matrix(connectivity))
+    with threadpool_limits(limits=1, user_api="blas"):  # docs/design.md 4.5
+        eigenvalues = np.linalg.eigvalsh(_checked_matrix(connectivity))
     magnitudes = np.abs(eigenvalues)
     total = magnitudes.sum()
     if total == 0.0:
