@@ -8,24 +8,7 @@ TensorFlow backend computes float64 models in float64: Keras 3 promotes 64-bit f
 to 32-bit in the ops of its other backends, so there a float64 model's matrix products
 run in float32.
 
-Cutting rule of :func:`split`. A ``keras.Sequential`` model is a chain: it can be cut
-after any of its layers. A functional model is cut after ``layer`` when that layer is
-called exactly once in the model's graph, has one output tensor, and the model's
-output can be computed from that tensor alone: no skip connection nor other branch
-goes around the layer. The body is the graph from the model's input to that tensor,
-the head the graph from that tensor to the model's output; both share the model's
-layers (no copies), so they follow its training, and ``head(body(x))`` runs exactly
-the operations of ``model(x)``. A subclassed model's ``call`` cannot be read, so it
-cannot be cut.
-
-Affine prefix folding (docs/design.md, identity 3). ``split(..., fold=True)`` (what
-:func:`layer_lmn`, :class:`LayerLMN` and :class:`LMNCallback` do by default) moves the
-``Dense`` layers with a linear activation that start the head into the body (a
-``Dense`` followed by a separate ``Activation`` layer counts): the samples become their
-output, computed once, and the head left to interpolate through is shorter. The
-connectivity matrix is the same, up to rounding, because an affine map sends segments
-to segments with the same λ. A head that was a single such ``Dense`` becomes the
-identity, whose LMN is 1.
+Cutting models at a layer, and affine prefix folding: :mod:`adapters.keras_split`.
 """
 
 from __future__ import annotations
@@ -46,6 +29,7 @@ if int(keras.__version__.split(".")[0]) < 3:  # pragma: no cover - depends on th
 
 import lmn_core
 from adapters.keras_reduction import KerasPairReducer, KerasPairReduction, reducer_key
+from adapters.keras_split import defined_inputs, split
 
 DEFAULT_BATCH_SIZE = 8192
 REDUCTIONS = ("auto", "device", "host")
@@ -53,17 +37,9 @@ LMN_KEY_PREFIX = "lmn_"
 N_SAMPLES_KEY = "lmn_n_samples"
 
 
-def _defined_inputs(model: keras.Model) -> list[Any] | None:
-    """The model's symbolic inputs, or ``None`` for a Sequential model not built yet."""
-    try:
-        return list(model.inputs)
-    except (AttributeError, ValueError):
-        return None
-
-
 def _input_dtype(model: keras.Model) -> str | None:
     """The floating dtype inputs are cast to: the model input's, else its first floating weight's."""
-    inputs = _defined_inputs(model)
+    inputs = defined_inputs(model)
     if inputs:
         dtype = str(keras.backend.standardize_dtype(inputs[0].dtype))
         return dtype if "float" in dtype else None
@@ -111,7 +87,7 @@ class KerasFunction:
         self.batch_size = DEFAULT_BATCH_SIZE if batch_size is None else int(batch_size)
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        inputs = _defined_inputs(model)
+        inputs = defined_inputs(model)
         if inputs is not None and len(inputs) != 1:
             raise ValueError(f"KerasFunction needs a model with one input; {model.name!r} has {len(inputs)}")
         self.dtype = _input_dtype(model)
@@ -155,150 +131,6 @@ class KerasFunction:
 def _on_accelerator() -> bool:
     """Whether the Keras backend puts new tensors on an accelerator (GPU, TPU, ...) rather than the CPU."""
     return "cpu" not in str(getattr(keras.ops.zeros(()), "device", "cpu")).lower()
-
-
-def _identity(tensor: Any, name: str) -> keras.Model:
-    """A functional model that returns its input, shaped like the symbolic ``tensor``."""
-    inputs = keras.Input(shape=tensor.shape[1:], dtype=tensor.dtype)
-    return keras.Model(inputs, inputs, name=name)
-
-
-def _single(tensors: list[Any]) -> Any:
-    return tensors[0] if len(tensors) == 1 else tensors
-
-
-def _split_sequential(model: keras.Sequential, index: int) -> tuple[keras.Model, keras.Model]:
-    layers, inputs, name = model.layers, _defined_inputs(model), model.name
-    if not inputs:  # not built yet: both parts are built by their first call
-        body = keras.Sequential(layers[: index + 1], name=f"{name}_body")
-        rest = layers[index + 1 :] or [keras.layers.Identity(dtype=layers[index].dtype_policy)]
-        return body, keras.Sequential(rest, name=f"{name}_head")
-    start = keras.Input(shape=inputs[0].shape[1:], dtype=inputs[0].dtype)
-    body = keras.Sequential([start, *layers[: index + 1]], name=f"{name}_body")
-    cut = body.outputs[0]
-    if index + 1 == len(layers):
-        return body, _identity(cut, f"{name}_head")
-    head_input = keras.Input(shape=cut.shape[1:], dtype=cut.dtype)
-    return body, keras.Sequential([head_input, *layers[index + 1 :]], name=f"{name}_head")
-
-
-def _nodes(model: keras.Model) -> list[Any]:
-    return [node for depth in model._nodes_by_depth.values() for node in depth]
-
-
-def _cut_tensor(model: keras.Model, layer: keras.layers.Layer) -> Any:
-    """The one output tensor of ``layer`` in ``model``'s graph, or a ``ValueError`` naming it."""
-    name = layer.name
-    nodes = [node for node in _nodes(model) if node.operation is layer]
-    if len(nodes) != 1:
-        raise ValueError(
-            f"layer {name!r} is not a cut of {model.name!r}: it is called {len(nodes)} times in the "
-            "model's graph, so it has no single output to cut at"
-        )
-    outputs = nodes[0].output_tensors
-    if len(outputs) != 1:
-        raise ValueError(f"layer {name!r} is not a cut of {model.name!r}: it has {len(outputs)} outputs")
-    return outputs[0]
-
-
-def _split_functional(model: keras.Model, layer: keras.layers.Layer) -> tuple[keras.Model, keras.Model]:
-    name = layer.name
-    cut = _cut_tensor(model, layer)
-    model_inputs, model_outputs = list(model.inputs), list(model.outputs)
-    if any(cut is tensor for tensor in model_inputs):
-        body = _identity(cut, f"{model.name}_body")
-    else:
-        body = keras.Model(_single(model_inputs), cut, name=f"{model.name}_body")
-    if len(model_outputs) == 1 and cut is model_outputs[0]:
-        return body, _identity(cut, f"{model.name}_head")
-    try:
-        head = keras.Model(cut, _single(model_outputs), name=f"{model.name}_head")
-    except ValueError as error:
-        raise ValueError(
-            f"layer {name!r} is not a cut of {model.name!r}: the model's output depends on more than "
-            "that layer's output (a skip connection or another branch goes around it)"
-        ) from error
-    return body, head
-
-
-def _is_affine(layer: keras.layers.Layer) -> bool:
-    """A ``Dense`` as it is (not a subclass), with a linear activation and not quantized."""
-    return (
-        type(layer) is keras.layers.Dense
-        and layer.activation is keras.activations.linear
-        and layer.quantization_mode is None
-    )
-
-
-def _affine_successor(model: keras.Model, layer: str) -> str | None:
-    """The name of the affine layer that alone takes ``layer``'s output, if the model goes on with one.
-
-    ``layer`` must already be a cut of ``model``.
-    """
-    layers = model.layers
-    index = [item.name for item in layers].index(layer)
-    if isinstance(model, keras.Sequential):
-        following = layers[index + 1] if index + 1 < len(layers) else None
-        return following.name if following is not None and _is_affine(following) else None
-    cut = _cut_tensor(model, layers[index])
-    nodes = _nodes(model)
-    consumers = [node for node in nodes if any(cut is tensor for tensor in node.input_tensors)]
-    if len(consumers) != 1 or any(cut is tensor for tensor in model.outputs):
-        return None
-    layer = consumers[0].operation
-    called_once = sum(node.operation is layer for node in nodes) == 1
-    return layer.name if called_once and _is_affine(layer) else None
-
-
-def split(model: keras.Model, layer: str, *, fold: bool = False) -> tuple[keras.Model, keras.Model]:
-    """Cut ``model`` after ``layer`` into ``(body, head)`` with ``head(body(x)) == model(x)``.
-
-    See the module docstring for the rule. Body and head share the model's layers
-    (no copies), so they follow its training.
-
-    Parameters
-    ----------
-    model : keras.Model
-        A ``keras.Sequential`` or functional model.
-    layer : str
-        The Keras name of one of ``model.layers``; the body ends with its output.
-    fold : bool
-        Move the linear ``Dense`` layers that start the head into the body (affine
-        prefix folding, see the module docstring).
-
-    Returns
-    -------
-    tuple of keras.Model
-        ``(body, head)``; ``head`` is the identity when ``layer`` is the last one, or
-        when only linear ``Dense`` layers follow it and ``fold`` is true.
-
-    Raises
-    ------
-    ValueError
-        If ``layer`` is not a layer of the model, or is not a cut of it.
-    """
-    body, head = _split(model, layer)
-    if not fold:
-        return body, head
-    folded = layer
-    while (successor := _affine_successor(model, folded)) is not None:
-        folded = successor
-    # every path to the output runs through the cut, and from it through the affine layers alone
-    return (body, head) if folded == layer else _split(model, folded)
-
-
-def _split(model: keras.Model, layer: str) -> tuple[keras.Model, keras.Model]:
-    names = [item.name for item in model.layers]
-    if layer not in names:
-        raise ValueError(f"no layer {layer!r} in {model.name!r}; its layers are {names}")
-    if isinstance(model, keras.Sequential):
-        return _split_sequential(model, names.index(layer))
-    if not hasattr(model, "_nodes_by_depth"):
-        raise ValueError(
-            f"cannot cut {model.name!r} ({type(model).__name__}) at layer {layer!r}: it is a subclassed "
-            "model, whose call cannot be read; build it as a Sequential or functional model"
-        )
-    return _split_functional(model, model.layers[names.index(layer)])
 
 
 class LayerLMN:
