@@ -1,6 +1,6 @@
-"""Phases of a run, Pearson coefficients, and the run summary, from metrics rows alone.
+"""Phases of a run (memorization, generalization, the LMN rebound), from metrics rows alone.
 
-Phases (docs/design.md, section 2): *memorizing* until the first evaluated step with train
+Phases (docs/design.md, section 2.4): *memorizing* until the first evaluated step with train
 accuracy 100% (the memorization step), *generalizing* from there until the first
 evaluated step with test accuracy 100% (the generalization step; ``None`` if it never
 comes, and then the phase lasts to the end of the run), *finalizing* after it.
