@@ -1,13 +1,15 @@
-"""adapters.torch.split: exact cuts of chains, refusal of non-cuts."""
+"""adapters.torch.split on chains and small graphs: exact cuts, refusal of non-cuts."""
 
 import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from torch import nn
+from torch import fx, nn
+from torch_threads import one_thread  # noqa: F401 (an autouse fixture)
 
-from adapters.torch import split
+from adapters.torch import TorchFunction, split
+from adapters.torch_graph import changes_its_input
 from reference_tasks.model.torch_model import GrokMLP
 from reference_tasks.tasks import make_task
 
@@ -143,18 +145,23 @@ def test_custom_chain_with_a_module_list_is_checked_and_cut(x):
         split(model, "blocks", example_inputs=x)
 
 
-def test_custom_module_needs_example_inputs(x):
-    with pytest.raises(
-        ValueError, match=r"cannot check that layer 'act' is a cut: the model \(Chain\).*example_inputs"
-    ):
-        split(Chain(), "act")
+def test_custom_module_is_cut_in_its_graph_without_example_inputs(x):
+    torch.manual_seed(2)
+    model = Chain()
+    body, head = assert_exact_cut(model, "act", x)
+    assert isinstance(body, fx.GraphModule) and isinstance(head, fx.GraphModule)
+    assert head.get_submodule("out") is model.out  # shared, not copied
 
 
-def test_skip_connection_is_refused_naming_the_layer(x):
+def test_skip_connection_is_refused_naming_source_and_target(x):
     with pytest.raises(
-        ValueError, match=r"layer 'f' is not a cut of Residual: .*child 'act' does not take exactly"
+        ValueError,
+        match=r"layer 'f' is not a cut of Residual: a skip connection jumps over it, "
+        r"from node 'inp' \(module inp\) to node 'add' \(function add\)",
     ):
         split(Residual(), "f", example_inputs=x)
+    assert_exact_cut(Residual(), "act", x)
+    assert_exact_cut(Residual(), "inp", x)
 
 
 def test_skip_connection_inside_a_sequential(x):
@@ -162,18 +169,46 @@ def test_skip_connection_inside_a_sequential(x):
     model = nn.Sequential(nn.Linear(3, 3), Residual(), nn.Tanh())
     assert_exact_cut(model, "0", x)
     assert_exact_cut(model, "1", x)
-    with pytest.raises(ValueError, match=r"layer '1.f' is not a cut of Sequential: in 1 \(Residual\)"):
+    assert_exact_cut(model, "1.act", x)
+    with pytest.raises(
+        ValueError, match=r"layer '1.f' is not a cut of Sequential: .* from node '_1_inp' \(module 1.inp\)"
+    ):
         split(model, "1.f", example_inputs=x)
 
 
-def test_in_place_work_between_children_is_refused(x):
-    with pytest.raises(ValueError, match=r"layer 'a' is not a cut of InPlace: head\(body\(x\)\) differs"):
-        split(InPlace(), "a", example_inputs=x)
+def test_in_place_work_after_the_layer_runs_in_the_head_on_a_copy(x):
+    torch.manual_seed(5)
+    model = InPlace()
+    body, head = assert_exact_cut(model, "a", x)
+    assert changes_its_input(head)
+    samples = body(x).detach().numpy()
+    kept = samples.copy()
+    function = TorchFunction(head, copy_inputs=True)
+    np.testing.assert_array_equal(function(samples), model(x).detach().numpy())
+    np.testing.assert_array_equal(samples, kept)  # the caller's samples are not doubled in place
+    assert not changes_its_input(split(model, "b")[1])
 
 
-def test_children_out_of_registration_order_are_refused(x):
-    with pytest.raises(ValueError, match="child 'a' runs where child 'act' should"):
-        split(Reordered(), "a", example_inputs=x)
+def test_children_in_any_order_are_cut_as_forward_calls_them(x):
+    _, head = assert_exact_cut(Reordered(), "a", x)
+    assert [node.op for node in head.graph.nodes] == ["placeholder", "call_module", "output"]
+
+
+def test_the_check_on_examples_catches_what_tracing_misses(x):
+    class Counter(nn.Module):
+        """Python state outside the graph: forward adds how often it ran."""
+
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.calls = nn.Linear(3, 3), nn.Tanh(), 0
+
+        def forward(self, x):
+            self.calls += 1
+            return self.b(self.a(x)) + self.calls
+
+    split(Counter(), "a")  # traced once: the constant is baked into the graph
+    with pytest.raises(ValueError, match=r"layer 'a' is not a cut of Counter: head\(body\(x\)\) differs"):
+        split(Counter(), "a", example_inputs=x)
 
 
 def test_unknown_layer_is_refused_with_the_known_ones():

@@ -1,0 +1,303 @@
+"""Cut a model's ``torch.fx`` graph at the node that produces a layer's output.
+
+The model is traced with :class:`torch.fx.Tracer` (public API only), in eval mode (the
+mode the LMN is measured in), with ``layer`` kept as one leaf call so that its output is
+one node, ``cut``. The modules above ``layer`` are traced through; the rest follows
+torch.fx's default (the ``torch.nn`` layers are leaves). Every node then falls into one
+of three sets:
+
+- **through the cut**: ``cut`` and the nodes that depend on it;
+- **beside the cut**: nodes that depend on the samples' input by another way;
+- **constant**: nodes that depend on no sample (parameters, fixed inputs).
+
+``cut`` is a cut when no node beside it feeds a node through it (nor the output): every
+path from the samples to the outputs passes through ``cut``. Otherwise the first such
+edge is a skip connection and is named in the refusal. The body computes everything but
+the nodes through the cut and returns ``cut``; the head takes ``cut``'s value and
+computes the nodes through it, with the constants they need, and returns what the model
+returns (a tuple stays a tuple; a dict, a ``ModelOutput`` included, comes back as a
+dict with the same keys, since torch.fx rebuilds mappings as plain dicts).
+"""
+
+from __future__ import annotations
+
+import inspect
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import fx, nn
+from torch.nn import functional
+
+from adapters.torch_function import eval_mode
+
+IN_PLACE_FUNCTIONS = {
+    operator.iadd,
+    operator.isub,
+    operator.imul,
+    operator.itruediv,
+    operator.ifloordiv,
+    operator.imod,
+    operator.ipow,
+    operator.iand,
+    operator.ior,
+    operator.ixor,
+    operator.ilshift,
+    operator.irshift,
+    operator.imatmul,
+    operator.setitem,
+}
+
+
+class _CutTracer(fx.Tracer):
+    """torch.fx's tracer, with ``layer`` a leaf and the modules above it traced through."""
+
+    def __init__(self, layer: str) -> None:
+        super().__init__()
+        self.layer = layer
+
+    def is_leaf_module(self, module: nn.Module, module_qualified_name: str) -> bool:
+        """``layer`` is a leaf; its ancestors are not; other modules as torch.fx decides."""
+        if module_qualified_name == self.layer:
+            return True
+        if self.layer.startswith(module_qualified_name + "."):
+            return False
+        return super().is_leaf_module(module, module_qualified_name)
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """How a model's ``forward`` inputs are given: the samples' input, fixed ones, defaults."""
+
+    sample: str
+    fixed: dict[str, Any]
+    defaults: dict[str, Any]
+
+
+def plan_inputs(model: nn.Module, input: str | None, fixed_inputs: dict[str, Any] | None) -> Inputs:
+    """Which ``forward`` input the samples replace, which are fixed, which keep their defaults."""
+    name = type(model).__name__
+    fixed = dict(fixed_inputs or {})
+    parameters = {
+        key: value
+        for key, value in inspect.signature(model.forward).parameters.items()
+        if value.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    }
+    names = list(parameters)
+    if not names:
+        raise ValueError(f"{name}.forward takes no named input to put the samples into")
+    sample = names[0] if input is None else input
+    unknown = [key for key in [sample, *fixed] if key not in parameters]
+    if unknown:
+        raise ValueError(f"{name}.forward has no input {unknown[0]!r}; its inputs are {names}")
+    if sample in fixed:
+        raise ValueError(f"input {sample!r} takes the samples; it cannot also be in fixed_inputs")
+    others = [key for key in names if key != sample and key not in fixed]
+    missing = [key for key in others if parameters[key].default is inspect.Parameter.empty]
+    if missing:
+        raise ValueError(
+            f"{name}.forward({', '.join(names)}) needs {missing} besides {sample!r}, the input the samples "
+            f"replace: give {'them' if len(missing) > 1 else 'it'} with fixed_inputs={{{missing[0]!r}: ...}} "
+            "(one value for all samples, such as an attention mask of shape (L, L); a per-sample input "
+            "cannot follow the samples along their segments), or choose another input with input="
+        )
+    defaults = {key: parameters[key].default for key in others}
+    return Inputs(sample, fixed, defaults)
+
+
+def trace(model: nn.Module, layer: str, inputs: Inputs) -> fx.Graph:
+    """The graph of ``model`` in eval mode with ``layer`` as one call; refused with the tracer's reason."""
+    try:
+        with eval_mode(model):
+            return _CutTracer(layer).trace(model, concrete_args=inputs.defaults or None)
+    except Exception as error:
+        raise ValueError(
+            f"cannot cut {type(model).__name__} at {layer!r}: torch.fx cannot trace it "
+            f"({type(error).__name__}: {error}). The way out: measure without split, computing the "
+            "samples X = the layer's outputs yourself (a forward hook, or your own body module) and "
+            "passing the rest of the network as a callable to lmn_core.lmn(f, X) "
+            "(adapters.torch.TorchFunction(head_module) makes one from a module)"
+        ) from error
+
+
+def layer_node(graph: fx.Graph, model: nn.Module, layer: str) -> fx.Node:
+    """The one ``call_module`` node of ``layer``; refused if it runs never or more than once."""
+    module = model.get_submodule(layer)
+    nodes = [
+        node
+        for node in graph.nodes
+        if node.op == "call_module" and model.get_submodule(node.target) is module
+    ]
+    if len(nodes) == 1:
+        return nodes[0]
+    kind, model_name = type(module).__name__, type(model).__name__
+    if not nodes and isinstance(module, nn.ModuleList | nn.ModuleDict):
+        raise ValueError(f"layer {layer!r} is a container ({kind}) with no output of its own")
+    if not nodes:
+        raise ValueError(f"layer {layer!r} ({kind}) is never called in {model_name}'s forward")
+    names = ", ".join(repr(node.name) for node in nodes)
+    raise ValueError(
+        f"layer {layer!r} is called {len(nodes)} times in {model_name}'s forward (nodes {names}), so its "
+        "output is not one tensor: cut at a module that contains every call, or give each call a module"
+    )
+
+
+def describe(node: fx.Node) -> str:
+    """A node as the messages name it: its name and what it computes."""
+    if node.op == "output":
+        return "the model's output"
+    if node.op == "call_module":
+        what = f"module {node.target}"
+    elif node.op == "call_function":
+        what = f"function {getattr(node.target, '__name__', node.target)}"
+    elif node.op == "call_method":
+        what = f"method .{node.target}()"
+    elif node.op == "placeholder":
+        what = f"input {node.target}"
+    else:
+        what = f"attribute {node.target}"
+    return f"node {node.name!r} ({what})"
+
+
+def _sides(graph: fx.Graph, cut: fx.Node, sample: fx.Node) -> tuple[set[fx.Node], set[fx.Node]]:
+    """The nodes beside the cut (on the samples, not through it) and through it (after it)."""
+    beside, through = {sample}, set()
+    for node in graph.nodes:  # topological order
+        if node is cut:
+            continue
+        inputs = node.all_input_nodes
+        if any(source is cut or source in through for source in inputs):
+            through.add(node)
+        elif any(source in beside for source in inputs):
+            beside.add(node)
+    return beside, through
+
+
+def check_cut(graph: fx.Graph, cut: fx.Node, sample: fx.Node, layer: str, model_name: str) -> set[fx.Node]:
+    """The nodes through ``cut``; refused naming the skip connection if ``cut`` is not a cut."""
+    beside, through = _sides(graph, cut, sample)
+    output = next(node for node in graph.nodes if node.op == "output")
+    if output not in through:
+        raise ValueError(
+            f"layer {layer!r} is not a cut of {model_name}: the model's output does not depend on it"
+        )
+    for node in graph.nodes:
+        if node not in through:
+            continue
+        source = next((source for source in node.all_input_nodes if source in beside), None)
+        if source is not None:
+            raise ValueError(
+                f"layer {layer!r} is not a cut of {model_name}: a skip connection jumps over it, from "
+                f"{describe(source)} to {describe(node)}; every path from the input {sample.target!r} to "
+                "the outputs must pass through the layer (in a residual network, cut between blocks)"
+            )
+    return through
+
+
+def _needed_constants(through: set[fx.Node], cut: fx.Node) -> set[fx.Node]:
+    """The nodes outside ``through`` (constants, after a checked cut) that ``through`` reads."""
+    needed: set[fx.Node] = set()
+    stack = [source for node in through for source in node.all_input_nodes]
+    while stack:
+        node = stack.pop()
+        if node is cut or node in through or node in needed:
+            continue
+        needed.add(node)
+        stack.extend(node.all_input_nodes)
+    return needed
+
+
+def _placeholders_first(nodes: list[fx.Node]) -> list[fx.Node]:
+    """Placeholders without a default, then those with one (a valid signature)."""
+    return sorted(nodes, key=lambda node: bool(node.args))
+
+
+def _subgraph(
+    graph: fx.Graph, nodes: set[fx.Node], leading: Callable[[fx.Graph, dict], None], result: Callable
+) -> fx.Graph:
+    """A graph of ``nodes`` in their order, after ``leading``'s placeholders, returning ``result``."""
+    new, env = fx.Graph(), {}
+    leading(new, env)
+    placeholders = [node for node in graph.nodes if node in nodes and node.op == "placeholder"]
+    for node in _placeholders_first([node for node in placeholders if node not in env]):
+        env[node] = new.node_copy(node, env.__getitem__)
+    for node in graph.nodes:
+        if node in nodes and node.op not in ("placeholder", "output"):
+            env[node] = new.node_copy(node, env.__getitem__)
+    new.output(fx.map_arg(result(), env.__getitem__))
+    new.lint()
+    return new
+
+
+def cut_graph(
+    model: nn.Module, graph: fx.Graph, cut: fx.Node, sample: fx.Node, through: set[fx.Node]
+) -> tuple[fx.GraphModule, fx.GraphModule]:
+    """``(body, head)`` graph modules of a checked cut; both share ``model``'s submodules."""
+    name = type(model).__name__
+    output = next(node for node in graph.nodes if node.op == "output")
+    body_nodes = {node for node in graph.nodes if node not in through}
+
+    def body_inputs(new: fx.Graph, env: dict) -> None:
+        env[sample] = new.node_copy(sample)
+
+    def head_inputs(new: fx.Graph, env: dict) -> None:
+        env[cut] = new.placeholder(cut.name)
+
+    head_nodes = (through - {output}) | _needed_constants(through, cut)
+    body = _subgraph(graph, body_nodes, body_inputs, lambda: cut)
+    head = _subgraph(graph, head_nodes, head_inputs, lambda: output.args[0])
+    return fx.GraphModule(model, body, f"{name}Body"), fx.GraphModule(model, head, f"{name}Head")
+
+
+def sample_placeholder(graph: fx.Graph, inputs: Inputs) -> fx.Node:
+    """The placeholder node of the samples' input."""
+    return next(node for node in graph.nodes if node.op == "placeholder" and node.target == inputs.sample)
+
+
+def first_linear_user(
+    model: nn.Module, node: fx.Node, is_linear: Callable[[nn.Module], bool]
+) -> fx.Node | None:
+    """The node's only user when it is a call of an affine ``nn.Linear`` on the node alone."""
+    users = list(node.users)
+    if len(users) != 1:
+        return None
+    user = users[0]
+    if user.op != "call_module" or user.args != (node,) or user.kwargs:
+        return None
+    return user if is_linear(model.get_submodule(user.target)) else None
+
+
+def changes_its_input(module: nn.Module) -> bool:
+    """Whether ``module`` may change a tensor in place (so its callers should copy its input)."""
+    if any(getattr(submodule, "inplace", False) is True for submodule in module.modules()):
+        return True
+    for graph_module in (sub for sub in module.modules() if isinstance(sub, fx.GraphModule)):
+        for node in graph_module.graph.nodes:
+            if node.op == "call_method" and node.target.endswith("_") and not node.target.endswith("__"):
+                return True
+            if node.op == "call_function" and (
+                node.target in IN_PLACE_FUNCTIONS
+                or node.kwargs.get("inplace") is True
+                or getattr(node.target, "__name__", "").endswith("_")
+            ):
+                return True
+    return False
+
+
+def acts_as_linear(module: nn.Module) -> bool:
+    """An ``nn.Linear`` (not a subclass) whose call is exactly its affine map (no hook changes it).
+
+    Checked on two probe rows against ``torch.nn.functional.linear``: hooks cannot be
+    listed through public API, but what they would change can be seen.
+    """
+    if type(module) is not nn.Linear:
+        return False
+    weight = module.weight
+    probe = torch.linspace(-1.0, 1.0, 2 * module.in_features, device=weight.device).to(weight.dtype)
+    probe = probe.reshape(2, module.in_features)
+    with torch.no_grad():
+        called = module(probe)
+        expected = functional.linear(probe, weight, module.bias)
+    return isinstance(called, torch.Tensor) and torch.equal(called, expected)

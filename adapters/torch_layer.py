@@ -1,0 +1,107 @@
+"""The LMN of a PyTorch model at a layer: :class:`LayerLMN` cuts once and measures many times."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+import lmn_core
+from adapters.torch_function import (
+    NotOneTensorError,
+    OutputChoice,
+    OutputSelector,
+    TorchFunction,
+    floating_dtype,
+    half_precision_rtol,
+    module_device,
+)
+from adapters.torch_graph import changes_its_input
+from adapters.torch_split import split
+
+
+class LayerLMN:
+    """The LMN "between ``layer`` and the output" of ``model``, split once, measured many times.
+
+    The samples are ``X = body(inputs)``, the function is the head, followed by the
+    choice of ``output``; see :func:`adapters.torch_split.split`. Body and head share
+    the model's parameters, so a ``LayerLMN`` built once follows training. Each
+    measurement runs in eval mode without gradients and restores every submodule's
+    mode. A float16 or bfloat16 head is measured on float32 copies of its outputs with
+    the constant tolerance of its own dtype (docs/design.md, section 1.2.1) unless
+    ``const_rtol`` is passed.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model, on the device it runs on.
+    layer : str
+        Layer name as ``model.named_modules()`` gives it.
+    output : int, str or callable, optional
+        What to measure when the model returns more than one tensor: an index (tuple),
+        a key (dict, ``ModelOutput``) or a callable on what the head returns; see
+        :class:`adapters.torch_function.OutputSelector`.
+    input, fixed_inputs
+        For a ``forward`` of several inputs: the one the samples replace and the fixed
+        values of the others (see :func:`adapters.torch_split.split`).
+    device, batch_size
+        Passed to :class:`TorchFunction` for the body and the head.
+    fold : bool
+        Fold the head's leading ``nn.Linear`` layers into the samples (the same ``L`` up
+        to rounding, in less time).
+    reduction : {"auto", "device", "host"}
+        Where to reduce to r² (see :class:`TorchFunction`).
+    example_inputs : array_like, optional
+        Samples' inputs on which a graph cut is checked once (see ``split``).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        layer: str,
+        *,
+        output: OutputChoice = None,
+        input: str | None = None,
+        fixed_inputs: dict[str, Any] | None = None,
+        device: str | torch.device | None = None,
+        batch_size: int | None = None,
+        fold: bool = True,
+        reduction: str = "auto",
+        example_inputs: Any = None,
+    ) -> None:
+        self.layer = layer
+        body, head = split(
+            model, layer, example_inputs=example_inputs, fold=fold, input=input, fixed_inputs=fixed_inputs
+        )
+        # a folded head may have no parameter left to tell the model's device and dtype
+        device = device if device is not None else module_device(model)
+        model_dtype = floating_dtype(model)
+        self.body = TorchFunction(
+            body, device=device, dtype=floating_dtype(body, model_dtype), batch_size=batch_size
+        )
+        self.head = TorchFunction(
+            OutputSelector(head, output),
+            device=device,
+            dtype=floating_dtype(head, model_dtype),
+            batch_size=batch_size,
+            reduction=reduction,
+            copy_inputs=changes_its_input(head),
+        )
+
+    def samples(self, inputs: Any) -> Any:
+        """``X = body(inputs)`` as a NumPy array (float16 and bfloat16 as float32)."""
+        try:
+            return self.body(inputs)
+        except NotOneTensorError as error:
+            raise ValueError(f"layer {self.layer!r} must output one tensor to measure at: {error}") from None
+
+    def __call__(self, inputs: Any, **lmn_kwargs: Any) -> lmn_core.LMNResult:
+        """LMN of the head on ``X = body(inputs)``; ``lmn_kwargs`` go to :func:`lmn_core.lmn`."""
+        samples = self.samples(inputs)
+        if "const_rtol" not in lmn_kwargs and len(samples):
+            dtype = self.head.run(self.head.tensor(samples[:1])).dtype
+            rtol = half_precision_rtol(dtype)
+            if rtol is not None:
+                lmn_kwargs = {**lmn_kwargs, "const_rtol": rtol}
+        return lmn_core.lmn(self.head, samples, **lmn_kwargs)

@@ -1,0 +1,214 @@
+"""Cut a PyTorch model after a layer into ``(body, head)`` with ``head(body(x)) == model(x)``.
+
+Two ways, one rule (``layer`` is a name from ``model.named_modules()``, nested as in
+``"layer2.1"``; it is a cut when every path from the samples' input to the outputs
+passes through its output):
+
+- **Chains.** When the model and every module above ``layer`` are plain
+  ``nn.Sequential`` containers, the body is every module up to and including ``layer``
+  and the head every one after it, as ``nn.Sequential`` containers of the model's own
+  modules. Nothing is traced.
+- **Graphs.** Anything else that ``torch.fx`` can trace (custom ``forward`` methods with
+  ``flatten``, ``permute``, residual blocks, several inputs, tuples or dicts returned) is
+  cut in its graph (:mod:`adapters.torch_graph`): body and head are
+  ``torch.fx.GraphModule`` objects sharing the model's modules. A skip connection over
+  ``layer`` is refused naming its source and target nodes; a model that cannot be traced
+  is refused with the tracer's reason. When some of ``forward``'s inputs are fixed
+  (``fixed_inputs``), body and head are :class:`BoundInputs` around the graph modules.
+
+Affine prefix folding (docs/design.md, identity 3). ``fold=True`` (what
+:func:`adapters.torch.layer_lmn` does by default) moves the ``nn.Linear`` calls that start
+the head into the body: the samples become their output, computed once, and the head
+left to interpolate through is shorter. The connectivity matrix is the same, up to
+rounding, because an affine map sends segments to segments with the same λ. Only a plain
+``nn.Linear`` whose call is its affine map folds (no subclass, no hook that changes it),
+and in a graph only one that is the sole user of the cut's value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import fx, nn
+
+from adapters import torch_graph as graphs
+from adapters.torch_function import as_tensor, eval_mode, floating_dtype, module_device
+
+N_EXAMPLE_ROWS = 8
+
+
+class BoundInputs(nn.Module):
+    """A graph module of several inputs called with one: the others are fixed.
+
+    Parameters
+    ----------
+    graph_module : torch.fx.GraphModule
+        Body or head; its first input takes the samples (or the cut's value).
+    fixed : dict
+        The other inputs, by name, passed to every call.
+    """
+
+    def __init__(self, graph_module: fx.GraphModule, fixed: dict[str, Any]) -> None:
+        super().__init__()
+        self.graph_module = graph_module
+        names = {node.target for node in graph_module.graph.nodes if node.op == "placeholder"}
+        self.fixed = {key: value for key, value in fixed.items() if key in names}
+
+    def forward(self, inputs: Any) -> Any:
+        """``graph_module(inputs, **fixed)``."""
+        return self.graph_module(inputs, **self.fixed)
+
+
+def _is_plain_sequential(module: nn.Module) -> bool:
+    return isinstance(module, nn.Sequential) and type(module).forward is nn.Sequential.forward
+
+
+def _children(module: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The children of a Sequential in order, a module registered twice at each place."""
+    named = module.named_modules(remove_duplicate=False)
+    return [(name, child) for name, child in named if name and "." not in name]
+
+
+def _checked_layer(model: nn.Module, layer: str) -> None:
+    names = [name for name, _ in model.named_modules(remove_duplicate=False) if name]
+    if layer == "" or layer not in names:
+        raise ValueError(f"no layer {layer!r} in {type(model).__name__}; its layers are {names}")
+
+
+def _is_chain(model: nn.Module, layer: str) -> bool:
+    """Whether the model and every module above ``layer`` are plain ``nn.Sequential``."""
+    module = model
+    for part in layer.split(".")[:-1]:
+        if not _is_plain_sequential(module):
+            return False
+        module = module.get_submodule(part)
+    return _is_plain_sequential(module)
+
+
+def _chain_cut(model: nn.Module, layer: str, fold: bool) -> tuple[nn.Sequential, nn.Sequential]:
+    """Body and head of a chain of plain ``nn.Sequential`` containers."""
+    body: list[nn.Module] = []
+    head_parts: list[list[nn.Module]] = []
+    module, prefix = model, ""
+    while True:
+        items = _children(module)
+        relative = layer[len(prefix) :]
+        index = next(k for k, (name, _) in enumerate(items) if relative.split(".")[0] == name)
+        name, child = items[index]
+        body.extend(item for _, item in items[:index])
+        head_parts.append([item for _, item in items[index + 1 :]])
+        if relative == name:
+            body.append(child)
+            break
+        module, prefix = child, f"{prefix}{name}."
+    head = [item for part in reversed(head_parts) for item in part]
+    if fold:
+        n_affine = next((k for k, item in enumerate(head) if not graphs.acts_as_linear(item)), len(head))
+        body, head = body + head[:n_affine], head[n_affine:]
+    return nn.Sequential(*body), nn.Sequential(*head)
+
+
+def _graph_cut(
+    model: nn.Module, layer: str, inputs: graphs.Inputs, fold: bool
+) -> tuple[nn.Module, nn.Module]:
+    """Body and head graph modules of any model torch.fx can trace."""
+    graph = graphs.trace(model, layer, inputs)
+    sample = graphs.sample_placeholder(graph, inputs)
+    cut = graphs.layer_node(graph, model, layer)
+    through = graphs.check_cut(graph, cut, sample, layer, type(model).__name__)
+    while fold:
+        linear = graphs.first_linear_user(model, cut, graphs.acts_as_linear)
+        if linear is None:
+            break
+        cut = linear
+        through.discard(cut)
+    body, head = graphs.cut_graph(model, graph, cut, sample, through)
+    if inputs.fixed:
+        return BoundInputs(body, inputs.fixed), BoundInputs(head, inputs.fixed)
+    return body, head
+
+
+def same_outputs(first: Any, second: Any) -> bool:
+    """Whether two model outputs hold equal tensors in the same places (a mapping's type aside)."""
+    if isinstance(first, torch.Tensor) or isinstance(second, torch.Tensor):
+        both = isinstance(first, torch.Tensor) and isinstance(second, torch.Tensor)
+        return both and torch.equal(first, second)
+    if isinstance(first, Mapping) and isinstance(second, Mapping):
+        return list(first) == list(second) and all(same_outputs(first[key], second[key]) for key in first)
+    if isinstance(first, tuple | list) and isinstance(second, tuple | list):
+        return len(first) == len(second) and all(map(same_outputs, first, second))
+    return type(first) is type(second) and first == second
+
+
+def _check_on_examples(
+    model: nn.Module, layer: str, body: nn.Module, head: nn.Module, inputs: graphs.Inputs, examples: Any
+) -> None:
+    """Refuse the cut if ``head(body(x))`` differs from ``model(x)`` on the first example rows."""
+    rows = as_tensor(examples[:N_EXAMPLE_ROWS], module_device(model), floating_dtype(model))
+    with torch.no_grad(), eval_mode(model):
+        expected = model(**{inputs.sample: rows}, **inputs.fixed)
+        cut = head(body(rows))
+    if not same_outputs(cut, expected):
+        raise ValueError(
+            f"layer {layer!r} is not a cut of {type(model).__name__}: head(body(x)) differs from model(x) on "
+            "the example inputs (work in forward that tracing does not capture: in-place changes, "
+            "Python state, randomness)"
+        )
+
+
+def split(
+    model: nn.Module,
+    layer: str,
+    *,
+    example_inputs: Any = None,
+    fold: bool = False,
+    input: str | None = None,
+    fixed_inputs: dict[str, Any] | None = None,
+) -> tuple[nn.Module, nn.Module]:
+    """Cut ``model`` after ``layer`` into ``(body, head)`` with ``head(body(x)) == model(x)``.
+
+    See the module docstring for the rule. Body and head share the model's modules
+    (no copies), so they follow its training. A graph is traced in eval mode, so a
+    ``forward`` that branches on ``self.training`` is cut as it runs in eval mode.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model to cut.
+    layer : str
+        A name as ``model.named_modules()`` gives it (``"1"`` is the second child of
+        an ``nn.Sequential``, ``"layer2.1"`` a nested one); the body ends with its output.
+    example_inputs : array_like or torch.Tensor, optional
+        Samples' inputs; when given, a graph cut is also checked on their first rows:
+        ``head(body(x))`` must equal ``model(x)`` exactly.
+    fold : bool
+        Move the ``nn.Linear`` calls that start the head into the body (affine prefix
+        folding, see the module docstring).
+    input : str, optional
+        The ``forward`` input that the samples replace (by default the first).
+    fixed_inputs : dict, optional
+        Values of ``forward``'s other inputs, the same for every sample (an attention
+        mask of shape ``(L, L)``, a flag). Inputs left out keep their defaults.
+
+    Returns
+    -------
+    tuple of torch.nn.Module
+        ``(body, head)``: ``nn.Sequential`` containers for a chain (``head`` empty, the
+        identity, when ``layer`` is last), ``torch.fx.GraphModule`` objects otherwise.
+
+    Raises
+    ------
+    ValueError
+        If ``layer`` is not a layer of the model, is not a cut of it, or the model
+        cannot be traced.
+    """
+    _checked_layer(model, layer)
+    if _is_chain(model, layer) and not fixed_inputs and input in (None, "input"):
+        return _chain_cut(model, layer, fold)
+    inputs = graphs.plan_inputs(model, input, fixed_inputs)
+    body, head = _graph_cut(model, layer, inputs, fold)
+    if example_inputs is not None:
+        _check_on_examples(model, layer, body, head, inputs, example_inputs)
+    return body, head
