@@ -100,6 +100,20 @@ def _describe(outputs: Any) -> str:
     return f"a {type(outputs).__name__}"
 
 
+def _picked(outputs: Any, output: int | str) -> Any:
+    """``outputs[output]`` (an int indexes a dict's values, a str may name an attribute)."""
+    try:
+        if isinstance(output, int) and isinstance(outputs, Mapping):
+            return list(outputs.values())[output]
+        if isinstance(output, str) and not isinstance(outputs, Mapping):
+            return getattr(outputs, output)
+        return outputs[output]
+    except (IndexError, KeyError, AttributeError, TypeError):
+        raise ValueError(
+            f"output={output!r} is not in what the model returns: {_describe(outputs)}"
+        ) from None
+
+
 def select_output(outputs: Any, output: OutputChoice) -> torch.Tensor:
     """The tensor ``output`` picks from ``outputs`` (see :class:`OutputSelector`)."""
     if output is None:
@@ -111,12 +125,8 @@ def select_output(outputs: Any, output: OutputChoice) -> torch.Tensor:
             f"output={output!r} picks from a tuple or a dict, but the model returns one tensor: "
             "leave output= out"
         )
-    elif isinstance(output, int) and isinstance(outputs, Mapping):
-        chosen = list(outputs.values())[output]
-    elif isinstance(output, str) and not isinstance(outputs, Mapping):
-        chosen = getattr(outputs, output)
     else:
-        chosen = outputs[output]
+        chosen = _picked(outputs, output)
     if isinstance(chosen, torch.Tensor):
         return chosen
     if output is None:

@@ -12,7 +12,9 @@ c. the floor: ``f`` alone on the same total number of rows, in blocks of the sam
 and the ratios a/c (the core's overhead) and b/a (speed-up over the oracle). With
 ``--compare-modes`` it also times both modes forced, as a/c inline and a/c worker, and
 the core's own work alone (k: building and reducing with an ``f`` that costs nothing,
-its outputs computed beforehand) as k/c.
+its outputs computed beforehand) as k/c. ``--first-call`` instead times the first call
+at N = 500 in fresh processes against the floor, as installed, with the library's
+memory setting declined (``LMN_KEEP_FREED_MEMORY=0``), and with glibc's variables set.
 Run it on an idle machine (nothing else running): ``python benchmarks/bench_core.py``.
 How many CPUs the head's BLAS keeps busy decides the mode; compare
 ``OPENBLAS_NUM_THREADS=1 python benchmarks/bench_core.py``.
@@ -21,8 +23,11 @@ How many CPUs the head's BLAS keeps busy decides the mode; compare
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -111,6 +116,46 @@ def timed(run: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
+FIRST_CALL_SIZE = 500
+FIRST_CALL_VARIANTS = {
+    "as installed": {},
+    "LMN_KEEP_FREED_MEMORY=0": {"LMN_KEEP_FREED_MEMORY": "0"},
+    "glibc variables set": {"MALLOC_TRIM_THRESHOLD_": "268435456", "MALLOC_MMAP_THRESHOLD_": "67108864"},
+}
+
+
+def first_call_child(budget: int) -> None:
+    """In this fresh process: the first ``connectivity_matrix`` at N = 500 (float32), then the floor."""
+    head = make_head(np.float32)
+    lmn_core.connectivity_matrix(head, np.zeros((3, WIDTH), np.float32))  # load the compiled kernels
+    X = np.random.default_rng(FIRST_CALL_SIZE).normal(size=(FIRST_CALL_SIZE, WIDTH)).astype(np.float32)
+    first = timed(partial(lmn_core.connectivity_matrix, head, X, memory_budget=budget))
+    floor = min(floor_time(head, X, budget) for _ in range(3))
+    print(json.dumps({"first": first, "floor": floor}))
+
+
+def first_call_table(repeats: int, budget: int) -> None:
+    """Each variant's first call over the floor, each repeat a fresh process (medians)."""
+    print(
+        "first connectivity_matrix call in a fresh process, "
+        f"float32, N = {FIRST_CALL_SIZE}, median of {repeats}"
+    )
+    print(f"{'':26} {'first s':>8} {'floor s':>8} {'first/floor':>12}")
+    base = {k: v for k, v in os.environ.items() if k not in FIRST_CALL_VARIANTS["glibc variables set"]}
+    base.pop("LMN_KEEP_FREED_MEMORY", None)
+    command = [sys.executable, __file__, "--first-call-child", "--memory-budget", str(budget)]
+    times: dict[str, list[dict[str, float]]] = {name: [] for name in FIRST_CALL_VARIANTS}
+    for _ in range(repeats):  # interleaved, so drift hits all alike
+        for name, extra in FIRST_CALL_VARIANTS.items():
+            done = subprocess.run(command, env={**base, **extra}, capture_output=True, text=True, check=True)
+            times[name].append(json.loads(done.stdout.splitlines()[-1]))
+    for name, runs in times.items():
+        first = statistics.median(run["first"] for run in runs)
+        ratio = statistics.median(run["first"] / run["floor"] for run in runs)
+        floor = statistics.median(run["floor"] for run in runs)
+        print(f"{name:26} {first:8.3f} {floor:8.3f} {ratio:12.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[200, 500, 961])
@@ -118,7 +163,15 @@ def main() -> None:
     parser.add_argument("--oracle-size", type=int, default=200)
     parser.add_argument("--memory-budget", type=int, default=DEFAULT_MEMORY_BUDGET, help="bytes")
     parser.add_argument("--compare-modes", action="store_true", help="also time both kernel modes forced")
+    parser.add_argument(
+        "--first-call", action="store_true", help="time the first call in fresh processes instead"
+    )
+    parser.add_argument("--first-call-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.first_call_child:
+        return first_call_child(args.memory_budget)
+    if args.first_call:
+        return first_call_table(args.repeats, args.memory_budget)
 
     mode_log = ModeLog()
     pipeline_logger = logging.getLogger("lmn_core.pipeline")

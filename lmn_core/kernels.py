@@ -107,36 +107,18 @@ def reduce_to_connectivity(
     ``p`` is not finite (a NaN or infinite output, or an overflow).
     """
     n_points = centered_lambdas.shape[0]
-    n_interior = n_points - 2
     n_outputs = endpoint_outputs.shape[1]
     n_pairs = pair_i.shape[0]
     sxx = 0.0
     for t in range(n_points):
         sxx += centered_lambdas[t] * centered_lambdas[t]
-    c_end = centered_lambdas[n_points - 1]
-    accumulators = np.empty((6, TILE_PAIRS * n_outputs))
-    origin = accumulators[0]
-    sum_d = accumulators[1]
-    sum_dd = accumulators[2]
-    sum_cd = accumulators[3]
-    low = accumulators[4]
-    high = accumulators[5]
+    sums = np.empty((6, TILE_PAIRS * n_outputs))
     for first in range(0, n_pairs, TILE_PAIRS):
         size = min(TILE_PAIRS, n_pairs - first)
+        _start_tile(endpoint_outputs, pair_i, pair_j, first, size, centered_lambdas[-1], sums)
         width = size * n_outputs
-        for q in range(size):
-            start = endpoint_outputs[pair_i[first + q]]
-            end = endpoint_outputs[pair_j[first + q]]
-            base = q * n_outputs
-            for k in range(n_outputs):
-                d = end[k] - start[k]
-                origin[base + k] = start[k]
-                sum_d[base + k] = d
-                sum_dd[base + k] = d * d
-                sum_cd[base + k] = c_end * d
-                low[base + k] = min(d, 0.0)
-                high[base + k] = max(d, 0.0)
-        for t in range(n_interior):
+        origin, sum_d, sum_dd, sum_cd, low, high = sums[0], sums[1], sums[2], sums[3], sums[4], sums[5]
+        for t in range(n_points - 2):
             c = centered_lambdas[t + 1]
             offset = (t * n_pairs + first) * n_outputs
             run = interior_outputs[offset : offset + width]
@@ -148,16 +130,60 @@ def reduce_to_connectivity(
                 low[e] = min(low[e], d)
                 high[e] = max(high[e], d)
         for q in range(size):
-            total = 0.0
-            finite = True
-            for k in range(n_outputs):
-                e = q * n_outputs + k
-                syy = sum_dd[e] - sum_d[e] * sum_d[e] / n_points
-                finite = finite and np.isfinite(syy) and np.isfinite(sum_cd[e])
-                scale = max(output_scales[k], abs(origin[e]) + max(-low[e], high[e]))
-                if high[e] - low[e] <= const_rtol * scale + const_atol:
-                    total += 1.0
-                else:
-                    total += min(sum_cd[e] * sum_cd[e] / (sxx * syy), 1.0)
-            connectivity_out[first + q] = total / n_outputs
+            connectivity_out[first + q], finite = _pair_r_squared(
+                sums, q * n_outputs, n_outputs, n_points, sxx, output_scales, const_rtol, const_atol
+            )
             non_finite_out[first + q] = not finite
+
+
+@numba.njit(**_JIT)
+def _start_tile(
+    endpoint_outputs: np.ndarray,
+    pair_i: np.ndarray,
+    pair_j: np.ndarray,
+    first: int,
+    size: int,
+    c_end: float,
+    sums: np.ndarray,
+) -> None:
+    """Start a tile's sums from its segments' endpoints (shifted by each start value)."""
+    n_outputs = endpoint_outputs.shape[1]
+    for q in range(size):
+        start = endpoint_outputs[pair_i[first + q]]
+        end = endpoint_outputs[pair_j[first + q]]
+        for k in range(n_outputs):
+            e = q * n_outputs + k
+            d = end[k] - start[k]
+            sums[0, e] = start[k]
+            sums[1, e] = d
+            sums[2, e] = d * d
+            sums[3, e] = c_end * d
+            sums[4, e] = min(d, 0.0)
+            sums[5, e] = max(d, 0.0)
+
+
+@numba.njit(**_JIT)
+def _pair_r_squared(
+    sums: np.ndarray,
+    base: int,
+    n_outputs: int,
+    n_points: int,
+    sxx: float,
+    output_scales: np.ndarray,
+    const_rtol: float,
+    const_atol: float,
+) -> tuple[float, bool]:
+    """One pair's ``mean_k r²`` from its sums, and whether every sum was finite."""
+    total = 0.0
+    finite = True
+    for k in range(n_outputs):
+        e = base + k
+        origin, sum_d, sum_dd, sum_cd, low, high = sums[:, e]
+        syy = sum_dd - sum_d * sum_d / n_points
+        finite = finite and np.isfinite(syy) and np.isfinite(sum_cd)
+        scale = max(output_scales[k], abs(origin) + max(-low, high))
+        if high - low <= const_rtol * scale + const_atol:
+            total += 1.0
+        else:
+            total += min(sum_cd * sum_cd / (sxx * syy), 1.0)
+    return total / n_outputs, finite

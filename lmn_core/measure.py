@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from lmn_core.memory import keep_freed_memory
 from lmn_core.pipeline import ConnectivityStream, default_const_rtol
 from lmn_core.protocol import ReducingFunction, ReductionTask
 from lmn_core.spectral import spectrum
@@ -191,6 +192,7 @@ def _measure(
     """Compute ``L`` and the number of output dimensions; see :func:`connectivity_matrix`."""
     n_points = checked_n_points(n_points)
     samples = checked_samples(X)
+    keep_freed_memory()
     n_samples = samples.shape[0]
     if memory_budget <= 0:
         raise ValueError(f"memory_budget must be a positive number of bytes, got {memory_budget}")

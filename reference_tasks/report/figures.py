@@ -24,10 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -89,6 +85,12 @@ class ConnectivityPanel:
 def task_title(task: str) -> str:
     """A readable name of a task."""
     return TASK_TITLES.get(task, task)
+
+
+def task_order(task: str) -> tuple[int, str]:
+    """Sort key of a task: the paper's order (modadd, S4, XOR), unknown tasks after, by name."""
+    order = list(TASK_TITLES)
+    return (order.index(task) if task in order else len(order), task)
 
 
 def aggregate(runs: Sequence[RunData], column: str) -> Curve:
@@ -188,16 +190,14 @@ def _save(figure: Figure, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=DPI)
-    plt.close(figure)
     return path
 
 
 def _ordered(runs_by_task: Mapping[str, Sequence[RunData]]) -> list[tuple[str, Sequence[RunData]]]:
-    order = list(TASK_TITLES)
     items = [(task, runs) for task, runs in runs_by_task.items() if runs]
     if not items:
         raise ValueError("no runs to draw")
-    return sorted(items, key=lambda item: (order.index(item[0]) if item[0] in order else len(order), item[0]))
+    return sorted(items, key=lambda item: task_order(item[0]))
 
 
 def figure_training(
@@ -210,7 +210,8 @@ def figure_training(
     """
     items = _ordered(runs_by_task)
     shift = 1 if log_steps else 0
-    figure, axes = plt.subplots(len(items), 3, figsize=(15, 3.4 * len(items)), squeeze=False)
+    figure = Figure(figsize=(15, 3.4 * len(items)))
+    axes = figure.subplots(len(items), 3, squeeze=False)
     for row_axes, (task, runs) in zip(axes, items, strict=True):
         note = ""
         for index, ax in enumerate(row_axes):
@@ -246,7 +247,8 @@ def figure_training(
 def figure_probes(runs_by_task: Mapping[str, Sequence[RunData]], path: str | Path, *, framework: str) -> Path:
     """Figure 3: the LMN at every probe against the step (log LMN axis), a panel per task."""
     items = _ordered(runs_by_task)
-    figure, axes = plt.subplots(1, len(items), figsize=(5.5 * len(items), 4.2), squeeze=False)
+    figure = Figure(figsize=(5.5 * len(items), 4.2))
+    axes = figure.subplots(1, len(items), squeeze=False)
     for ax, (task, runs) in zip(axes[0], items, strict=True):
         note = shade_phases(ax, runs, label=False)
         for probe in PROBES:
@@ -282,7 +284,8 @@ def figure_connectivity(
     """
     if not panels:
         raise ValueError("figure_connectivity needs at least one panel")
-    figure, axes = plt.subplots(len(panels), 2, figsize=(10, 4.2 * len(panels)), squeeze=False)
+    figure = Figure(figsize=(10, 4.2 * len(panels)))
+    axes = figure.subplots(len(panels), 2, squeeze=False)
     for (matrix_ax, spectrum_ax), panel in zip(axes, panels, strict=True):
         n = panel.connectivity.shape[0]
         clustering = spectral_clustering(panel.connectivity, min(n_clusters, n), seed=seed)
@@ -329,8 +332,9 @@ def figure_claim(runs_by_task: Mapping[str, Sequence[RunData]], path: str | Path
     generalized they run to its end).
     """
     items = _ordered(runs_by_task)
-    figure, axes = plt.subplots(2, len(items), figsize=(5.2 * len(items), 8), squeeze=False)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    figure = Figure(figsize=(5.2 * len(items), 8))
+    axes = figure.subplots(2, len(items), squeeze=False)
+    colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     for column, (task, runs) in enumerate(items):
         for row, (name, quantity) in enumerate(
             (("lmn_hidden1", "LMN (hidden1 → logits)"), ("l2_norm", "L2 norm"))

@@ -1,12 +1,15 @@
 """Spectral ordering of connectivity matrices and the figure functions of the report."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import matplotlib.image
 import numpy as np
 import pytest
 
-from reference_tasks.report.clustering import kmeans, spectral_clustering, spectral_embedding
+from reference_tasks.report.clustering import by_size, spectral_clustering
 from reference_tasks.report.figures import (
     ConnectivityPanel,
     aggregate,
@@ -18,6 +21,7 @@ from reference_tasks.report.run_data import RunData
 from reference_tasks.runfolder import METRIC_COLUMNS
 from reference_tasks.training.recipe import TrainConfig
 
+ROOT = Path(__file__).resolve().parents[2]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -47,17 +51,20 @@ def test_spectral_clustering_recovers_shuffled_blocks():
     assert np.all(np.diff(ordered) >= 0) and sorted(result.order) == list(range(truth.size))
 
 
-def test_spectral_clustering_is_deterministic_and_sign_invariant():
+def test_spectral_clustering_is_seeded_and_sees_the_symmetric_part():
     rng = np.random.default_rng(1)
-    a = rng.uniform(size=(40, 40))
-    matrix = (a + a.T) / 2
-    np.fill_diagonal(matrix, 1.0)
+    matrix = rng.uniform(-0.2, 1.0, size=(40, 40))
     first = spectral_clustering(matrix, 10, seed=3)
     np.testing.assert_array_equal(first.labels, spectral_clustering(matrix, 10, seed=3).labels)
-    points = spectral_embedding(matrix, 5)
-    np.testing.assert_allclose(np.linalg.norm(points, axis=1), 1.0)
-    flipped = points * np.array([1, -1, 1, -1, -1])
-    np.testing.assert_array_equal(kmeans(points, 5, seed=2), kmeans(flipped, 5, seed=2))
+    np.testing.assert_array_equal(first.labels, spectral_clustering(matrix.T, 10, seed=3).labels)
+    assert first.sizes.sum() == 40 and np.all(np.diff(first.sizes) <= 0)
+
+
+def test_clusters_are_numbered_by_size_then_first_sample():
+    result = by_size(np.array([5, 5, 2, 9, 9, 9, 7]))
+    np.testing.assert_array_equal(result.labels, [1, 1, 2, 0, 0, 0, 3])
+    np.testing.assert_array_equal(result.order, [3, 4, 5, 0, 1, 2, 6])
+    np.testing.assert_array_equal(result.sizes, [3, 2, 1, 1])
 
 
 def test_spectral_clustering_errors():
@@ -113,3 +120,19 @@ def test_figures_write_pngs(tmp_path):
     assert_png(figure_connectivity([panel, panel], tmp_path / "fig4.png", title="test"))
     with pytest.raises(ValueError, match="no runs"):
         figure_training({"modadd": []}, tmp_path / "empty.png", framework="torch")
+
+
+def test_drawing_leaves_the_users_matplotlib_backend_alone(tmp_path):
+    script = f"""
+import matplotlib
+from tests.tasks.test_task_figures import fake_run
+from reference_tasks.report.figures import figure_training
+figure_training({{"modadd": [fake_run(0)]}}, {str(tmp_path / "f.png")!r}, framework="torch")
+print(matplotlib.get_backend())
+"""
+    env = {**os.environ, "MPLBACKEND": "svg"}
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "svg"
+    assert_png(tmp_path / "f.png")

@@ -1,0 +1,55 @@
+"""Keep ``f``'s freed temporaries in the process, so blocks do not fault them in again.
+
+glibc hands large freed blocks back to the operating system (``munmap``, or a trim of
+the heap top) and the next block of pairs faults the same memory in again: a NumPy head
+measured in a fresh process ran about 1.7x slower than with the blocks' memory kept
+(docs/design.md 4.5). Before its first measurement ``lmn_core`` raises glibc's mmap
+and trim thresholds (``mallopt``) to 64 MiB and 256 MiB, what
+``MALLOC_MMAP_THRESHOLD_=67108864 MALLOC_TRIM_THRESHOLD_=268435456`` would set. Freed
+memory up to those sizes then stays with the process for reuse. Nothing is changed when
+the C library is not glibc, when either variable is set already (the user chose), or
+when ``LMN_KEEP_FREED_MEMORY=0``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import logging
+import os
+
+logger = logging.getLogger(__name__)
+
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD_BYTES = 64 * 2**20
+TRIM_THRESHOLD_BYTES = 256 * 2**20
+OPT_OUT_VARIABLE = "LMN_KEEP_FREED_MEMORY"
+GLIBC_VARIABLES = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
+
+
+def _is_glibc() -> bool:
+    try:
+        return os.confstr("CS_GNU_LIBC_VERSION") is not None
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+@functools.cache
+def keep_freed_memory() -> bool:
+    """Raise glibc's mmap and trim thresholds once per process; return whether they were set."""
+    if os.environ.get(OPT_OUT_VARIABLE) == "0" or any(name in os.environ for name in GLIBC_VARIABLES):
+        return False
+    if not _is_glibc():
+        return False
+    libc = ctypes.CDLL(None)
+    applied = bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)) and bool(
+        libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)
+    )
+    logger.debug(
+        "glibc mmap/trim thresholds raised to %d/%d bytes: %s",
+        MMAP_THRESHOLD_BYTES,
+        TRIM_THRESHOLD_BYTES,
+        applied,
+    )
+    return applied
