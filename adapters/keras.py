@@ -8,7 +8,8 @@ TensorFlow backend computes float64 models in float64: Keras 3 promotes 64-bit f
 to 32-bit in the ops of its other backends, so there a float64 model's matrix products
 run in float32.
 
-Cutting models at a layer, and affine prefix folding: :mod:`adapters.keras_split`.
+The NumPy callable (half precision included): :mod:`adapters.keras_function`. Cutting
+models at a layer, and affine prefix folding: :mod:`adapters.keras_split`.
 """
 
 from __future__ import annotations
@@ -28,109 +29,11 @@ if int(keras.__version__.split(".")[0]) < 3:  # pragma: no cover - depends on th
     raise ImportError(f"adapters.keras needs Keras 3, found {keras.__version__}: pip install 'lmn[keras]'")
 
 import lmn_core
-from adapters.keras_reduction import KerasPairReducer, KerasPairReduction, reducer_key
-from adapters.keras_split import defined_inputs, split
+from adapters.keras_function import KerasFunction
+from adapters.keras_split import split
 
-DEFAULT_BATCH_SIZE = 8192
-REDUCTIONS = ("auto", "device", "host")
 LMN_KEY_PREFIX = "lmn_"
 N_SAMPLES_KEY = "lmn_n_samples"
-
-
-def _input_dtype(model: keras.Model) -> str | None:
-    """The floating dtype inputs are cast to: the model input's, else its first floating weight's."""
-    inputs = defined_inputs(model)
-    if inputs:
-        dtype = str(keras.backend.standardize_dtype(inputs[0].dtype))
-        return dtype if "float" in dtype else None
-    for weight in model.weights:
-        dtype = str(keras.backend.standardize_dtype(weight.dtype))
-        if "float" in dtype:
-            return dtype
-    return None
-
-
-class KerasFunction:
-    """A Keras model as a NumPy callable for ``lmn_core``.
-
-    Each call converts the input to a NumPy array (floating-point input cast to the
-    dtype of the model's input, or of its first floating-point weight when the model
-    has no defined input yet; integer input kept as integers), runs
-    ``model.predict_on_batch`` on chunks of ``batch_size`` rows, and returns the
-    output as one NumPy array. ``predict_on_batch`` runs in inference mode and never
-    changes a weight (nor a BatchNormalization statistic).
-
-    It is also a :class:`lmn_core.ReducingFunction`: with ``reduction="device"`` (the
-    default, ``"auto"``, when the backend's default device is not the CPU) ``lmn_core``
-    hands it whole blocks of pairs, which it interpolates, runs and reduces to their
-    ``L`` values with ``keras.ops`` in one inference step
-    (:class:`adapters.keras_reduction.KerasPairReducer`), so that no interpolated point
-    nor output crosses to the host. The points are interpolated in the model's input
-    dtype rather than in float64 rounded once, so the two paths differ by about an ulp
-    of that dtype; the r² sums run in float64 on both.
-
-    Parameters
-    ----------
-    model : keras.Model
-        A model with one input and one output.
-    batch_size : int, optional
-        Rows per forward pass (default 8192: on a 2-core CPU, one call per block of
-        ``lmn_core``'s default 4 MiB budget is the fastest).
-    reduction : {"auto", "device", "host"}
-        Where ``lmn_core`` reduces the outputs of interpolated points to r²: next to
-        them with ``keras.ops`` (``"device"``), on the host with its Numba kernels
-        (``"host"``), or on the device unless that is the CPU (``"auto"``, the default).
-    """
-
-    def __init__(self, model: keras.Model, *, batch_size: int | None = None, reduction: str = "auto") -> None:
-        self.model = model
-        self.batch_size = DEFAULT_BATCH_SIZE if batch_size is None else int(batch_size)
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        inputs = defined_inputs(model)
-        if inputs is not None and len(inputs) != 1:
-            raise ValueError(f"KerasFunction needs a model with one input; {model.name!r} has {len(inputs)}")
-        self.dtype = _input_dtype(model)
-        if reduction not in REDUCTIONS:
-            raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
-        self.reduction = reduction
-        self._reducer: KerasPairReducer | None = None
-
-    def __call__(self, inputs: Any) -> np.ndarray:
-        """Run the model on ``inputs`` ``(M, ...)``; return its ``(M, ...)`` output as NumPy."""
-        array = np.asarray(inputs)
-        if self.dtype is not None and array.dtype.kind == "f":
-            array = array.astype(self.dtype, copy=False)
-        outputs = []
-        for start in range(0, array.shape[0], self.batch_size):
-            output = self.model.predict_on_batch(array[start : start + self.batch_size])
-            if not isinstance(output, np.ndarray):
-                raise TypeError(
-                    f"KerasFunction needs a model with one output; {self.model.name!r} returned "
-                    f"{type(output).__name__}"
-                )
-            outputs.append(output)
-        return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
-
-    def pair_reduction(self, task: lmn_core.ReductionTask) -> KerasPairReduction | None:
-        """The in-backend reduction of ``task``'s pairs, or ``None`` when ``lmn_core`` reduces on the host.
-
-        The reducer model is kept while the task's shapes stay the same, so its compiled
-        inference step serves every measurement of a training run.
-        """
-        if self.reduction == "host" or (self.reduction == "auto" and not _on_accelerator()):
-            return None
-        dtype = self.dtype if self.dtype is not None else str(task.samples.dtype)
-        if self._reducer is not None and self._reducer.key == reducer_key(task, dtype):
-            self._reducer.assign_task(task)
-        else:
-            self._reducer = KerasPairReducer(self.model, task, dtype)
-        return KerasPairReduction(self._reducer, max(1, self.batch_size // (task.n_points - 2)))
-
-
-def _on_accelerator() -> bool:
-    """Whether the Keras backend puts new tensors on an accelerator (GPU, TPU, ...) rather than the CPU."""
-    return "cpu" not in str(getattr(keras.ops.zeros(()), "device", "cpu")).lower()
 
 
 class LayerLMN:
@@ -169,8 +72,15 @@ class LayerLMN:
         self.head = KerasFunction(head, batch_size=batch_size, reduction=reduction)
 
     def __call__(self, inputs: Any, **lmn_kwargs: Any) -> lmn_core.LMNResult:
-        """LMN of the head on ``X = body(inputs)``; ``lmn_kwargs`` go to :func:`lmn_core.lmn`."""
-        return lmn_core.lmn(self.head, self.body(inputs), **lmn_kwargs)
+        """LMN of the head on ``X = body(inputs)``; ``lmn_kwargs`` go to :func:`lmn_core.lmn`.
+
+        A head that computes in float16 or bfloat16 gets the constant tolerance of that
+        dtype unless ``const_rtol`` is passed.
+        """
+        samples = self.body(inputs)
+        if "const_rtol" not in lmn_kwargs and len(samples):
+            lmn_kwargs = {**lmn_kwargs, "const_rtol": self.head.const_rtol(samples)}
+        return lmn_core.lmn(self.head, samples, **lmn_kwargs)
 
 
 def layer_lmn(

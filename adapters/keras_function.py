@@ -1,0 +1,154 @@
+"""A Keras model as a NumPy callable for ``lmn_core``, half precision included.
+
+Every forward pass goes through ``model.predict_on_batch``, Keras's compiled inference
+step, in inference mode. Outputs in float16 or bfloat16 (a ``"float16"``/``"bfloat16"``
+dtype policy, or ``"mixed_float16"``) leave as float32, since NumPy has no bfloat16 and
+``lmn_core`` measures float32 or float64; :meth:`KerasFunction.const_rtol` then gives the
+constant tolerance of the half dtype they were computed in (docs/design.md, section 1.2.1).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import ml_dtypes
+import numpy as np
+
+import lmn_core
+from adapters.keras_reduction import KerasPairReducer, KerasPairReduction, reducer_key
+from adapters.keras_split import defined_inputs
+from lmn_core.pipeline import CONST_RTOL_ULPS
+
+DEFAULT_BATCH_SIZE = 8192
+REDUCTIONS = ("auto", "device", "host")
+HALF_DTYPES = ("float16", "bfloat16")
+
+
+def defined_outputs(model: keras.Model) -> list[Any] | None:
+    """The model's flat symbolic outputs, or ``None`` for a Sequential model not built yet."""
+    try:
+        return list(model.outputs)
+    except (AttributeError, ValueError):
+        return None
+
+
+def half_const_rtol(dtype: Any) -> float | None:
+    """``lmn_core``'s constant tolerance (32 epsilons) of a half dtype; ``None`` for any other dtype."""
+    name = str(keras.backend.standardize_dtype(dtype))
+    if name not in HALF_DTYPES:
+        return None
+    return CONST_RTOL_ULPS * float(ml_dtypes.finfo(name).eps)
+
+
+def _input_dtype(model: keras.Model) -> str | None:
+    """The floating dtype NumPy inputs are cast to: the model input's, else its first floating weight's.
+
+    Half dtypes give float32: the model casts its inputs itself, and NumPy has no bfloat16.
+    """
+    inputs = defined_inputs(model)
+    dtypes = [inputs[0].dtype] if inputs else [weight.dtype for weight in model.weights]
+    for dtype in dtypes:
+        name = str(keras.backend.standardize_dtype(dtype))
+        if "float" in name:
+            return "float32" if name in HALF_DTYPES else name
+        if inputs:
+            return None
+    return None
+
+
+def on_accelerator() -> bool:
+    """Whether the Keras backend puts new tensors on an accelerator (GPU, TPU, ...) rather than the CPU."""
+    return "cpu" not in str(getattr(keras.ops.zeros(()), "device", "cpu")).lower()
+
+
+class KerasFunction:
+    """A Keras model as a NumPy callable for ``lmn_core``.
+
+    Each call converts the input to a NumPy array (floating-point input cast to the
+    dtype of the model's input, or of its first floating-point weight when the model
+    has no defined input yet, float32 for a half dtype; integer input kept as
+    integers), runs ``model.predict_on_batch`` on chunks of ``batch_size`` rows, and
+    returns the output as one NumPy array (float32 when the model computed it in half
+    precision). ``predict_on_batch`` runs in inference mode and never changes a weight
+    (nor a BatchNormalization statistic).
+
+    It is also a :class:`lmn_core.ReducingFunction`: with ``reduction="device"`` (the
+    default, ``"auto"``, when the backend's default device is not the CPU) ``lmn_core``
+    hands it whole blocks of pairs, which it interpolates, runs and reduces to their
+    ``L`` values with ``keras.ops`` in one inference step
+    (:class:`adapters.keras_reduction.KerasPairReducer`), so that no interpolated point
+    nor output crosses to the host. The points are interpolated in the input dtype
+    above rather than in float64 rounded once, so the two paths differ by about an ulp
+    of that dtype; the r² sums run in float64 on both.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A model with one input and one output.
+    batch_size : int, optional
+        Rows per forward pass (default 8192: on a 2-core CPU, one call per block of
+        ``lmn_core``'s default 4 MiB budget is the fastest).
+    reduction : {"auto", "device", "host"}
+        Where ``lmn_core`` reduces the outputs of interpolated points to r²: next to
+        them with ``keras.ops`` (``"device"``), on the host with its Numba kernels
+        (``"host"``), or on the device unless that is the CPU (``"auto"``, the default).
+    """
+
+    def __init__(self, model: keras.Model, *, batch_size: int | None = None, reduction: str = "auto") -> None:
+        self.model = model
+        self.batch_size = DEFAULT_BATCH_SIZE if batch_size is None else int(batch_size)
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        inputs = defined_inputs(model)
+        if inputs is not None and len(inputs) != 1:
+            raise ValueError(f"KerasFunction needs a model with one input; {model.name!r} has {len(inputs)}")
+        self.dtype = _input_dtype(model)
+        if reduction not in REDUCTIONS:
+            raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+        self.reduction = reduction
+        outputs = defined_outputs(model)
+        self.output_dtype: str | None = str(outputs[0].dtype) if outputs and len(outputs) == 1 else None
+        self._reducer: KerasPairReducer | None = None
+
+    def __call__(self, inputs: Any) -> np.ndarray:
+        """Run the model on ``inputs`` ``(M, ...)``; return its ``(M, ...)`` output as NumPy."""
+        array = np.asarray(inputs)
+        if self.dtype is not None and array.dtype.kind == "f":
+            array = array.astype(self.dtype, copy=False)
+        outputs = []
+        for start in range(0, array.shape[0], self.batch_size):
+            output = self.model.predict_on_batch(array[start : start + self.batch_size])
+            if not isinstance(output, np.ndarray):
+                raise TypeError(
+                    f"KerasFunction needs a model with one output; {self.model.name!r} returned "
+                    f"{type(output).__name__}"
+                )
+            self.output_dtype = str(output.dtype)
+            outputs.append(output.astype(np.float32) if self.output_dtype in HALF_DTYPES else output)
+        return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
+
+    def const_rtol(self, samples: np.ndarray) -> float | None:
+        """The constant tolerance of a half-precision output dtype, else ``None`` (``lmn_core``'s default).
+
+        The dtype is read from the model's symbolic output, or from one call on
+        ``samples[:1]`` when the model has none yet.
+        """
+        if self.output_dtype is None:
+            self(samples[:1])
+        return half_const_rtol(self.output_dtype)
+
+    def pair_reduction(self, task: lmn_core.ReductionTask) -> KerasPairReduction | None:
+        """The in-backend reduction of ``task``'s pairs, or ``None`` when ``lmn_core`` reduces on the host.
+
+        The reducer model is kept while the task's shapes stay the same, so its compiled
+        inference step serves every measurement of a training run.
+        """
+        if self.reduction == "host" or (self.reduction == "auto" and not on_accelerator()):
+            return None
+        dtype = self.dtype if self.dtype is not None else str(task.samples.dtype)
+        if self._reducer is not None and self._reducer.key == reducer_key(task, dtype):
+            self._reducer.assign_task(task)
+        else:
+            self._reducer = KerasPairReducer(self.model, task, dtype)
+        return KerasPairReduction(self._reducer, max(1, self.batch_size // (task.n_points - 2)))
