@@ -9,8 +9,8 @@ turns within each repeat and the table shows medians over the repeats.
   ``torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.2)`` (PyTorch's default
   implementation) on ``GrokMLP``.
 - *trainer step*: one ``TorchEngine.update(evaluate=False)`` of one run: autograd through
-  ``torch.vmap(functional_call)`` over the stacked parameters and ``torch.optim.AdamW``,
-  the update that ``train`` takes on the steps that write no metrics row.
+  ``functional_call`` on the stacked parameters (``torch.vmap`` only for several runs) and
+  ``torch.optim.AdamW``, the update that ``train`` takes on the steps that write no row.
 - *compiled step*: the trainer step with the model call ``torch.compile``d (its compile
   time printed apart).
 - *run without LMN*: a whole run of ``--steps`` steps with the metrics rows of the recipe's

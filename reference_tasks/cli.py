@@ -1,10 +1,15 @@
-"""The ``lmn`` command: ``lmn reproduce`` runs the paper's experiment, ``lmn report`` redraws it.
+"""The ``lmn`` command: ``lmn reproduce`` runs the paper's experiment, ``lmn sweep`` a grid of
+runs, ``lmn report`` redraws either.
 
 ``lmn reproduce`` trains the reference tasks (docs/design.md, section 2) into
 ``OUT/{framework}/{task}-seed{seed}/``, measuring LMN as it goes, then writes the figures
-and summary tables into ``OUT/report/``. Running it again resumes unfinished runs from their
-last checkpoint and skips finished ones; ``--fresh`` starts them over. ``lmn report RUNS_DIR``
-rebuilds the figures and tables from the saved run folders alone.
+and summary tables into ``OUT/report/``. ``lmn sweep`` trains every combination of tasks,
+seeds and ``--grid`` values into ``OUT/{framework}/{task}-{field}{value}-...-seed{seed}/``
+and writes ``OUT/sweep/``. Both run each run as a Dask task, on a ``LocalCluster`` of one
+process per CPU by default or on a running cluster (``--scheduler``). Running either again
+resumes unfinished runs from their last checkpoint and skips finished ones; ``--fresh``
+(reproduce) starts them over. ``lmn report OUT`` rebuilds the figures and tables from the
+saved run folders alone.
 """
 
 from __future__ import annotations
@@ -12,30 +17,58 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import multiprocessing
+import os
 import sys
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
-from reference_tasks.runfolder import CONFIG_FILE, config_differences, is_finished, read_json
+from reference_tasks.model.spec import PROBES
+from reference_tasks.runfolder import CHECKPOINT_FILE, SUMMARY_FILE, is_finished
+from reference_tasks.sweep.cluster import (
+    Outcome,
+    can_write,
+    check_workers_can_write,
+    connect,
+    finished_run_differences,
+    run_all,
+)
+from reference_tasks.sweep.plan import SWEEP_DIR, SWEEP_FILE, Run, Sweep, parse_grid, plan_sweep
 from reference_tasks.tasks import TASKS
-from reference_tasks.training.loop import FRAMEWORKS, train, train_batched
-from reference_tasks.training.recipe import RunOptions, TrainConfig
+from reference_tasks.training.loop import FRAMEWORKS, train_batched
+from reference_tasks.training.recipe import RunOptions
 
 logger = logging.getLogger("lmn")
 
 # --quick: a first look in a few minutes (all three tasks memorize; addition mod 31 generalizes).
 QUICK = {"steps": 8000, "lmn_samples": 256, "n_checkpoints": 40}
+ALL_TASKS = ["modadd", "s4", "xor"]
 
 
-@dataclasses.dataclass(frozen=True)
-class Run:
-    """One training run of ``lmn reproduce``: its framework, config and folder."""
-
-    framework: str
-    config: TrainConfig
-    out_dir: Path
+def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options ``reproduce`` and ``sweep`` share: what to train, and where."""
+    parser.add_argument("--framework", choices=FRAMEWORKS, default="torch", help="default: torch")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0], metavar="SEED", help="default: 0")
+    parser.add_argument("--steps", type=int, help="optimizer steps (default 20000)")
+    parser.add_argument(
+        "--lmn-samples", type=int, help="N, the samples the LMN is measured on (default: all)"
+    )
+    parser.add_argument(
+        "--probes", nargs="+", choices=PROBES, help=f"layers to measure (default: {' '.join(PROBES)})"
+    )
+    parser.add_argument("--device", default="cpu", help="the framework's device name (cpu, cuda, ...)")
+    parser.add_argument("--out", type=Path, default=Path("runs"), help="runs folder (default: runs)")
+    parser.add_argument(
+        "--workers",
+        "--jobs",
+        type=int,
+        help="processes of the local Dask cluster, one thread each (default: one per CPU)",
+    )
+    parser.add_argument("--scheduler", metavar="ADDRESS", help="use the running Dask cluster at ADDRESS")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="PyTorch threads per worker process (default 1)"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bars, warnings only")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,45 +83,47 @@ def _parser() -> argparse.ArgumentParser:
         "finished ones.",
     )
     reproduce.add_argument(
-        "--task", nargs="+", choices=sorted(TASKS), default=["modadd", "s4", "xor"], help="default: all three"
+        "--task", nargs="+", choices=sorted(TASKS), default=ALL_TASKS, help="default: all three"
     )
-    reproduce.add_argument("--framework", choices=FRAMEWORKS, default="torch", help="default: torch")
-    reproduce.add_argument("--seeds", nargs="+", type=int, default=[0], metavar="SEED", help="default: 0")
-    reproduce.add_argument("--steps", type=int, help="optimizer steps (20000, or 8000 with --quick)")
-    reproduce.add_argument(
-        "--lmn-samples", type=int, help="N, the samples the LMN is measured on (all, or 256 with --quick)"
-    )
+    _add_run_arguments(reproduce)
     reproduce.add_argument(
         "--dtype", choices=("float32", "float64"), default="float32", help="default: float32"
     )
-    reproduce.add_argument("--device", default="cpu", help="the framework's device name (cpu, cuda, ...)")
-    reproduce.add_argument("--out", type=Path, default=Path("runs"), help="runs folder (default: runs)")
     reproduce.add_argument(
         "--quick", action="store_true", help="a short run for a first look (a few minutes on a laptop CPU)"
     )
     reproduce.add_argument("--fresh", action="store_true", help="start every run over")
     reproduce.add_argument(
-        "--jobs", type=int, default=1, help="runs trained at once in separate processes (default 1)"
-    )
-    reproduce.add_argument(
-        "--threads",
-        type=int,
-        help="PyTorch threads per process (default: PyTorch's own, or 1 with --jobs; on a machine "
-        "shared with other work, 1 avoids threads spinning against each other)",
-    )
-    reproduce.add_argument(
         "--batched",
         action="store_true",
-        help="PyTorch: train all seeds of a task at once in one process (stacked parameters)",
+        help="PyTorch: train all seeds of a task at once in this process (stacked parameters)",
     )
     reproduce.add_argument("--no-report", action="store_true", help="train only; skip the report")
-    reproduce.add_argument("--quiet", action="store_true", help="no progress bars, warnings only")
+
+    sweep = commands.add_parser(
+        "sweep",
+        help="train a grid of runs on Dask, then write the sweep's tables and phase diagram",
+        description="Train every combination of --tasks, --seeds and --grid values as Dask tasks. "
+        "Re-running skips finished runs and resumes unfinished ones.",
+    )
+    sweep.add_argument(
+        "--tasks", nargs="+", choices=sorted(TASKS), default=ALL_TASKS, help="default: all three"
+    )
+    sweep.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="FIELD=V1,V2,...",
+        help="values of a TrainConfig field (weight_decay, learning_rate, train_fraction, init_scale, "
+        "dtype, loss_dtype, shared_embedding, ...); repeat for more fields",
+    )
+    _add_run_arguments(sweep)
 
     report = commands.add_parser(
         "report",
         help="rebuild the figures and tables from saved runs",
-        description="Rebuild every figure and summary table from the run folders under RUNS_DIR, "
-        "without training.",
+        description="Rebuild every figure and summary table from the run folders under RUNS_DIR "
+        "(a sweep's tables and phase diagram too), without training.",
     )
     report.add_argument("runs_dir", type=Path, metavar="RUNS_DIR")
     report.add_argument("--out", type=Path, help="where to write them (default: RUNS_DIR/report)")
@@ -96,100 +131,146 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def plan_runs(args: argparse.Namespace) -> list[Run]:
-    """The runs that ``lmn reproduce`` with these arguments stands for, one per task and seed."""
-    settings = dict(QUICK) if args.quick else {}
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``TrainConfig`` values the command line fixes for every run."""
+    settings: dict[str, Any] = dict(QUICK) if getattr(args, "quick", False) else {}
+    if getattr(args, "dtype", None) is not None:
+        settings["dtype"] = args.dtype
     if args.steps is not None:
         settings["steps"] = args.steps
     if args.lmn_samples is not None:
         settings["lmn_samples"] = args.lmn_samples
-    return [
-        Run(
-            args.framework,
-            TrainConfig(task=task, seed=seed, dtype=args.dtype, **settings),
-            args.out / args.framework / f"{task}-seed{seed}",
+    if args.probes is not None:
+        settings["probes"] = tuple(dict.fromkeys(args.probes))
+    return settings
+
+
+def plan_runs(args: argparse.Namespace) -> list[Run]:
+    """The runs that ``lmn reproduce`` with these arguments stands for, one per task and seed."""
+    return plan_sweep(
+        tasks=args.task, seeds=args.seeds, framework=args.framework, out=args.out, settings=_settings(args)
+    )
+
+
+def _check_counts(args: argparse.Namespace) -> None:
+    for option in ("workers", "threads"):
+        value = getattr(args, option)
+        if value is not None and value < 1:
+            raise SystemExit(f"lmn: --{option} must be at least 1, got {value}")
+
+
+def _pending(runs: Sequence[Run], *, fresh: bool = False) -> list[Run]:
+    """The runs left to train; refuses a folder that holds a finished run of another config."""
+    pending = []
+    for run in runs:
+        if fresh or not is_finished(run.out_dir):
+            pending.append(run)
+            continue
+        differences = finished_run_differences(run)
+        if differences:
+            raise SystemExit(
+                f"lmn: {run.out_dir} holds a finished run of another config ({'; '.join(differences)}); "
+                "use --fresh (lmn reproduce) to replace it or --out for another folder"
+            )
+        logger.info("%s is finished: skipped", run.out_dir)
+    return pending
+
+
+def _run_on_dask(args: argparse.Namespace, runs: Sequence[Run], options: RunOptions) -> list[Outcome]:
+    """Train ``runs`` as Dask tasks, with one bar of finished runs on this side."""
+    with connect(args.scheduler, args.workers) as client:
+        logger.info("Dask dashboard: %s", client.dashboard_link)
+        try:
+            check_workers_can_write(client, args.out)
+        except PermissionError as error:
+            raise SystemExit(f"lmn: {error}") from None
+        bar = None
+        if not args.quiet:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(runs), desc="runs", unit="run")
+        outcomes = run_all(
+            client, runs, options, threads=args.threads, on_done=bar and (lambda _: bar.update())
         )
-        for task in dict.fromkeys(args.task)
-        for seed in dict.fromkeys(args.seeds)
-    ]
+        if bar is not None:
+            bar.close()
+    return outcomes
 
 
-def _refuse_other_finished_run(run: Run) -> None:
-    """Raise if ``run.out_dir`` holds a finished run of another config."""
-    current = {"framework": run.framework, **dataclasses.asdict(run.config)}
-    saved = read_json(run.out_dir / CONFIG_FILE)
-    # only what the command sets is compared (the trainer adds versions and the Keras backend)
-    differences = config_differences({key: saved.get(key) for key in current}, current)
-    if differences:
-        raise SystemExit(
-            f"lmn: {run.out_dir} holds a finished run of another config ({'; '.join(differences)}); "
-            "use --fresh to replace it or --out for another folder"
-        )
-
-
-def _set_torch_threads(framework: str, threads: int | None) -> None:
-    if threads is not None and framework == "torch":
-        import torch
-
-        torch.set_num_threads(threads)
-
-
-def _train_one(run: Run, options: RunOptions, resume: bool, threads: int | None) -> None:
-    """Train one run (in this process or a spawned worker)."""
-    _set_torch_threads(run.framework, threads)
-    train(run.config, run.out_dir, framework=run.framework, options=options, resume=resume)
-
-
-def _train_batched(runs: Sequence[Run], options: RunOptions, resume: bool, threads: int | None) -> None:
-    _set_torch_threads("torch", threads)
-    batches: dict[str, list[Run]] = {}
-    for run in runs:  # runs that differ only in their seed train together
-        batches.setdefault(repr(dataclasses.replace(run.config, seed=0)), []).append(run)
-    for group in batches.values():
-        configs, out_dirs = [run.config for run in group], [run.out_dir for run in group]
-        train_batched(configs, out_dirs, framework="torch", options=options, resume=resume)
+def _exit_status(outcomes: Sequence[Outcome]) -> int:
+    failed = [outcome for outcome in outcomes if outcome.error is not None]
+    for outcome in failed:
+        logger.error("run %s failed: %s", outcome.run.out_dir, outcome.error)
+    return 1 if failed else 0
 
 
 def reproduce(args: argparse.Namespace) -> int:
     """``lmn reproduce``: train what is not finished, then write the report."""
     if args.batched and args.framework != "torch":
         raise SystemExit("lmn: --batched trains PyTorch models only (use --framework torch)")
-    if args.jobs < 1:
-        raise SystemExit(f"lmn: --jobs must be at least 1, got {args.jobs}")
-    if args.threads is not None and args.threads < 1:
-        raise SystemExit(f"lmn: --threads must be at least 1, got {args.threads}")
-    runs = plan_runs(args)
-    pending = []
-    for run in runs:
-        if not args.fresh and is_finished(run.out_dir):
-            _refuse_other_finished_run(run)
-            logger.info("%s is finished: skipped (--fresh starts it over)", run.out_dir)
-        else:
-            pending.append(run)
-    resume = not args.fresh
-    options = RunOptions(device=args.device, progress=not args.quiet)
-    if args.batched and pending:
-        _train_batched(pending, options, resume, args.threads)
-    elif args.jobs > 1 and len(pending) > 1:
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(min(args.jobs, len(pending)), mp_context=context) as pool:
-            threads = 1 if args.threads is None else args.threads
-            for future in [pool.submit(_train_one, run, options, resume, threads) for run in pending]:
-                future.result()
-    else:
+    _check_counts(args)
+    pending = _pending(plan_runs(args), fresh=args.fresh)
+    options = RunOptions(device=args.device, progress=False)
+    status = 0
+    if args.fresh:  # a run without checkpoint or summary starts afresh
         for run in pending:
-            _train_one(run, options, resume, args.threads)
+            for name in (CHECKPOINT_FILE, SUMMARY_FILE):
+                (run.out_dir / name).unlink(missing_ok=True)
+    if args.batched and pending:
+        _train_batched(pending, RunOptions(device=args.device, progress=not args.quiet), args.threads)
+    elif pending:
+        status = _exit_status(_run_on_dask(args, pending, options))
     if not args.no_report:
-        return report_command(args.out, None, quiet=args.quiet)
-    return 0
+        report_command(args.out, None, quiet=args.quiet)
+    return status
+
+
+def _train_batched(runs: Sequence[Run], options: RunOptions, threads: int | None) -> None:
+    import torch
+
+    torch.set_num_threads(threads or 1)
+    batches: dict[str, list[Run]] = {}
+    for run in runs:  # runs that differ only in their seed train together
+        batches.setdefault(repr(dataclasses.replace(run.config, seed=0)), []).append(run)
+    for group in batches.values():
+        configs, out_dirs = [run.config for run in group], [run.out_dir for run in group]
+        train_batched(configs, out_dirs, framework="torch", options=options, resume=True)
+
+
+def sweep_command(args: argparse.Namespace) -> int:
+    """``lmn sweep``: plan and check every run, train the pending ones, write the sweep's report."""
+    from reference_tasks.report.sweep_report import write_sweep_report
+
+    _check_counts(args)
+    try:
+        sweep = Sweep(
+            tuple(args.tasks), tuple(args.seeds), args.framework, parse_grid(args.grid), _settings(args)
+        )
+        runs = sweep.runs(args.out)
+    except ValueError as error:
+        raise SystemExit(f"lmn sweep: {error}") from None
+    pending = _pending(runs)
+    refused = can_write(str(args.out))
+    if refused is not None:
+        raise SystemExit(f"lmn sweep: cannot write to {args.out}: {refused}")
+    sweep.save(args.out)
+    outcomes = _run_on_dask(args, pending, RunOptions(device=args.device, progress=False)) if pending else []
+    report = write_sweep_report(sweep, args.out, known=outcomes, progress=not args.quiet)
+    logger.info("sweep summary written to %s", report.summary_csv.parent)
+    return _exit_status(outcomes)
 
 
 def report_command(runs_dir: Path, out: Path | None, *, quiet: bool) -> int:
     """``lmn report``: the figures and tables of every finished run under ``runs_dir``."""
     from reference_tasks.report.build import build_report
+    from reference_tasks.report.sweep_report import write_sweep_report
 
     if not runs_dir.is_dir():
         raise SystemExit(f"lmn: {runs_dir} is not a folder of runs")
+    if (runs_dir / SWEEP_DIR / SWEEP_FILE).exists():
+        report = write_sweep_report(Sweep.load(runs_dir), runs_dir, progress=not quiet)
+        logger.info("sweep summary written to %s", report.summary_csv.parent)
+        return 0
     result = build_report(runs_dir, out, progress=not quiet)
     logger.info("report written to %s", result.out_dir)
     return 0
@@ -198,6 +279,8 @@ def report_command(runs_dir: Path, out: Path | None, *, quiet: bool) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lmn`` console script."""
     args = _parser().parse_args(argv)
+    # Dask's own INFO lines (scheduler, nannies, workers) would bury ours; workers inherit it.
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO,
         format="%(asctime)s %(name)s: %(message)s",
@@ -205,6 +288,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.command == "reproduce":
         return reproduce(args)
+    if args.command == "sweep":
+        return sweep_command(args)
     return report_command(args.runs_dir, args.out, quiet=args.quiet)
 
 

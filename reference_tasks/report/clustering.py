@@ -93,4 +93,6 @@ def spectral_clustering(connectivity: np.ndarray, n_clusters: int = 10, *, seed:
     with warnings.catch_warnings():
         # A matrix with isolated samples is not fully connected: the embedding is still usable.
         warnings.filterwarnings("ignore", message="Graph is not fully connected", category=UserWarning)
+        # with as many clusters as samples scikit-learn falls back to a dense eigensolver
+        warnings.filterwarnings("ignore", message="k >= N", category=RuntimeWarning)
         return by_size(model.fit_predict(weights))

@@ -43,7 +43,7 @@ def test_bad_arguments_are_refused(tmp_path, capsys):
     assert "invalid choice: 'division'" in capsys.readouterr().err
     with pytest.raises(SystemExit, match="--batched trains PyTorch models only"):
         cli.main(["reproduce", "--framework", "keras", "--batched", "--out", str(tmp_path)])
-    with pytest.raises(SystemExit, match="--jobs must be at least 1, got 0"):
+    with pytest.raises(SystemExit, match="--workers must be at least 1, got 0"):
         cli.main(["reproduce", "--jobs", "0", "--out", str(tmp_path)])
     with pytest.raises(SystemExit, match="--threads must be at least 1, got 0"):
         cli.main(["reproduce", "--threads", "0", "--out", str(tmp_path)])

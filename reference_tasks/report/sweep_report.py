@@ -1,0 +1,81 @@
+"""A sweep's report: its tables, a phase diagram over two swept fields, Figure 2 over seeds.
+
+Written into ``OUT/sweep/``: ``summary.csv`` and ``summary.md``
+(:mod:`reference_tasks.sweep.aggregate`); with two swept fields,
+``phase_diagram_{framework}.png``; with seeds alone (no grid), the report of
+:func:`reference_tasks.report.build.build_report`, whose Figure 2 shows the mean over
+seeds and its band, into ``OUT/report/``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reference_tasks.report.build import build_report
+from reference_tasks.report.phase_diagram import figure_phase_diagram
+from reference_tasks.runfolder import SUMMARY_FILE, is_finished, read_json
+from reference_tasks.sweep.aggregate import (
+    config_statistics,
+    group_configs,
+    summary_markdown,
+    write_summary_csv,
+)
+from reference_tasks.sweep.cluster import Outcome
+from reference_tasks.sweep.plan import SWEEP_DIR, Sweep
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    """What :func:`write_sweep_report` wrote."""
+
+    summary_csv: Path
+    summary_md: Path
+    figures: list[Path] = field(default_factory=list)
+
+
+def outcomes_on_disk(sweep: Sweep, out: Path) -> list[Outcome]:
+    """Each run of ``sweep`` as its folder holds it: finished with its summary, or not finished."""
+    return [
+        Outcome(run, summary=read_json(run.out_dir / SUMMARY_FILE))
+        if is_finished(run.out_dir)
+        else Outcome(run, error="not finished")
+        for run in sweep.runs(out)
+    ]
+
+
+def write_sweep_report(
+    sweep: Sweep, out: Path, *, known: Sequence[Outcome] = (), progress: bool = False
+) -> SweepReport:
+    """Write the tables and figures of ``sweep`` under ``out``.
+
+    Each run's outcome is read from its folder, unless ``known`` holds it (the errors of
+    the runs that failed in this session).
+    """
+    given = {outcome.run.out_dir: outcome for outcome in known}
+    outcomes = [given.get(outcome.run.out_dir, outcome) for outcome in outcomes_on_disk(sweep, out)]
+    folder = out / SWEEP_DIR
+    report = SweepReport(
+        write_summary_csv(folder / "summary.csv", outcomes, sweep.fields),
+        folder / "summary.md",
+    )
+    report.summary_md.write_text(summary_markdown(outcomes, sweep.fields))
+    if len(sweep.fields) == 2:
+        report.figures.append(_phase_diagram(sweep, outcomes, folder))
+    elif not sweep.fields and any(outcome.summary is not None for outcome in outcomes):
+        report.figures.extend(build_report(out, progress=progress).figures)
+    else:
+        logger.info("a phase diagram needs two swept fields; %s has %d", out, len(sweep.fields))
+    return report
+
+
+def _phase_diagram(sweep: Sweep, outcomes: Sequence[Outcome], folder: Path) -> Path:
+    cells: dict[str, dict[tuple, dict]] = {}
+    for (_, task, first, second), members in group_configs(outcomes, sweep.fields).items():
+        cells.setdefault(task, {})[(first, second)] = config_statistics(members)
+    path = folder / f"phase_diagram_{sweep.framework}.png"
+    return figure_phase_diagram(cells, (sweep.fields[0], sweep.fields[1]), path, framework=sweep.framework)

@@ -1,0 +1,166 @@
+"""Runs as Dask tasks: a ``LocalCluster`` of one-thread workers, or a running cluster.
+
+Each run is one task, :func:`train_run`, which trains the run into its folder and
+returns its summary. Dask does the scheduling: a run whose worker dies is given to
+another worker (up to ``distributed.scheduler.allowed-failures`` times) and resumes there
+from its last checkpoint, since every attempt trains with ``resume=True``. A lock file in
+the run folder (``fcntl.flock``, released by the kernel when its process dies) keeps two
+attempts of one run from writing at once. Workers on other machines must see ``OUT`` on a
+shared filesystem; :func:`check_workers_can_write` asks every worker before a run starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from reference_tasks.runfolder import CONFIG_FILE, SUMMARY_FILE, config_differences, is_finished, read_json
+from reference_tasks.sweep.plan import Run
+from reference_tasks.training.loop import train
+from reference_tasks.training.recipe import RunOptions
+
+logger = logging.getLogger(__name__)
+
+LOCK_FILE = ".lock"
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """How one run of a sweep ended: its summary, or the error that stopped it."""
+
+    run: Run
+    summary: dict[str, Any] | None = None
+    error: str | None = None
+
+
+def finished_run_differences(run: Run) -> list[str]:
+    """How the finished run in ``run.out_dir`` differs from ``run`` (empty: it is this run)."""
+    current = {"framework": run.framework, **dataclasses.asdict(run.config)}
+    saved = read_json(run.out_dir / CONFIG_FILE)
+    # only what defines the run is compared (the trainer adds versions and the Keras backend)
+    return config_differences({key: saved.get(key) for key in current}, current)
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold ``run_dir``'s lock file while training into it (waits for another holder)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / LOCK_FILE, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def train_run(run: Run, options: RunOptions, threads: int | None = 1) -> dict[str, Any]:
+    """Train ``run`` (resuming it, or nothing if it is finished) and return its summary.
+
+    This is the Dask task. ``threads`` sets PyTorch's thread count first.
+
+    Raises
+    ------
+    ValueError
+        If the folder holds a finished (or resumable) run of another config.
+    """
+    if threads is not None and run.framework == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
+    with run_lock(run.out_dir):
+        if is_finished(run.out_dir):
+            differences = finished_run_differences(run)
+            if differences:
+                raise ValueError(
+                    f"{run.out_dir} holds a finished run of another config ({'; '.join(differences)})"
+                )
+            return read_json(run.out_dir / SUMMARY_FILE)
+        return train(run.config, run.out_dir, framework=run.framework, options=options, resume=True).summary
+
+
+def can_write(folder: str) -> str | None:
+    """``None`` if this process can create files in ``folder`` (made if needed), else why not."""
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
+            pass
+    except OSError as error:
+        return f"{error.strerror or error} ({os.uname().nodename})"
+    return None
+
+
+def check_workers_can_write(client: Any, folder: Path) -> None:
+    """Raise ``PermissionError`` naming every worker that cannot write to ``folder``."""
+    answers = client.run(can_write, str(folder.resolve()))
+    refused = {worker: why for worker, why in answers.items() if why is not None}
+    if refused:
+        lines = "; ".join(f"{worker}: {why}" for worker, why in sorted(refused.items()))
+        raise PermissionError(
+            f"these Dask workers cannot write to {folder.resolve()}: {lines}. Runs are written by "
+            "the workers, so OUT must be on a filesystem they all share (docs/design.md, 3.5)"
+        )
+
+
+@contextlib.contextmanager
+def connect(scheduler: str | None, workers: int | None) -> Iterator[Any]:
+    """A Dask client: of the cluster at ``scheduler``, or of a new ``LocalCluster``.
+
+    The local cluster has ``workers`` processes (default: one per CPU) with one thread
+    each, started with ``spawn``, so that forked state of numba or torch never reaches them.
+    """
+    import dask
+    from distributed import Client, LocalCluster
+
+    if scheduler is not None:
+        with Client(scheduler) as client:
+            yield client
+        return
+    n_workers = workers or os.cpu_count() or 1
+    with (
+        dask.config.set({"distributed.worker.multiprocessing-method": "spawn"}),
+        LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
+
+
+def run_all(
+    client: Any,
+    runs: Sequence[Run],
+    options: RunOptions,
+    *,
+    threads: int | None = 1,
+    on_done: Callable[[Outcome], None] | None = None,
+) -> list[Outcome]:
+    """Train ``runs`` on ``client``'s cluster; return their outcomes in the order of ``runs``.
+
+    A run that fails does not stop the others: its outcome holds the error.
+    """
+    from distributed import as_completed
+
+    futures = {
+        client.submit(
+            train_run, run, options, threads, key=f"lmn-run-{run.framework}-{run.name}", pure=False
+        ): index
+        for index, run in enumerate(runs)
+    }
+    outcomes: dict[int, Outcome] = {}
+    for future in as_completed(futures):
+        run = runs[futures[future]]
+        if future.status == "finished":
+            outcome = Outcome(run, summary=future.result())
+        else:
+            error = future.exception()
+            outcome = Outcome(run, error=f"{type(error).__name__}: {error}")
+            logger.error("%s failed: %s", run.out_dir, outcome.error)
+        outcomes[futures[future]] = outcome
+        if on_done is not None:
+            on_done(outcome)
+    return [outcomes[index] for index in range(len(runs))]

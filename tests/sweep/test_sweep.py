@@ -1,0 +1,190 @@
+"""``lmn sweep`` on Dask: a grid of short runs on a LocalCluster and on a cluster started with
+Dask's own command-line tools, a killed worker, a killed client, failures, refusals."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from distributed import Client, LocalCluster
+
+from reference_tasks import cli
+from reference_tasks.runfolder import CHECKPOINT_FILE, is_finished, read_metrics
+from reference_tasks.sweep.cluster import check_workers_can_write, train_run
+from reference_tasks.sweep.plan import Run
+from reference_tasks.training import RunOptions, TrainConfig, train
+
+GRID = ["--tasks", "xor", "--seeds", "0", "1", "--grid", "weight_decay=0.1,0.2", "--grid", "init_scale=1,2"]
+SHORT = ["--steps", "60", "--lmn-samples", "8", "--quiet"]
+ENVIRONMENT = {**os.environ, "OMP_NUM_THREADS": "1", "DASK_LOGGING__DISTRIBUTED": "error"}
+
+
+def uninterrupted(config: TrainConfig, folder: Path) -> bytes:
+    """``metrics.csv`` of ``config`` trained here, in one go, on one torch thread (as a worker)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train(config, folder, options=RunOptions(progress=False))
+    finally:
+        torch.set_num_threads(threads)
+    return (folder / "metrics.csv").read_bytes()
+
+
+def sweep_rows(out: Path) -> list[dict[str, str]]:
+    with open(out / "sweep" / "summary.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_a_grid_on_a_local_cluster(tmp_path):
+    assert cli.main(["sweep", *GRID, *SHORT, "--workers", "2", "--out", str(tmp_path)]) == 0
+    folders = sorted(path.name for path in (tmp_path / "torch").iterdir())
+    assert len(folders) == 8 and "xor-weight_decay0.2-init_scale2.0-seed1" in folders
+    rows = sweep_rows(tmp_path)
+    assert [(row["weight_decay"], row["init_scale"], row["seed"]) for row in rows][:3] == [
+        ("0.1", "1.0", "0"),
+        ("0.1", "1.0", "1"),
+        ("0.1", "2.0", "0"),
+    ]
+    assert {row["status"] for row in rows} == {"finished"}
+    assert all(float(row["lmn_hidden1_init"]) > 1 for row in rows)
+    assert (tmp_path / "sweep" / "phase_diagram_torch.png").stat().st_size > 10_000
+    markdown = (tmp_path / "sweep" / "summary.md").read_text()
+    assert markdown.count("| torch | xor |") == 4
+    config = TrainConfig(task="xor", seed=1, steps=60, lmn_samples=8, weight_decay=0.2, init_scale=2.0)
+    run = tmp_path / "torch" / "xor-weight_decay0.2-init_scale2.0-seed1"
+    assert (run / "metrics.csv").read_bytes() == uninterrupted(config, tmp_path / "here")
+    # run again: every run is finished, nothing is trained again
+    stamps = {path: path.stat().st_mtime_ns for path in (tmp_path / "torch").glob("*/metrics.csv")}
+    assert cli.main(["sweep", *GRID, *SHORT, "--workers", "2", "--out", str(tmp_path)]) == 0
+    assert stamps == {path: path.stat().st_mtime_ns for path in (tmp_path / "torch").glob("*/metrics.csv")}
+
+
+def wait_for(condition, seconds, message):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, message
+        time.sleep(0.02)
+
+
+def test_a_cluster_started_with_dasks_own_tools(tmp_path):
+    scheduler_file = tmp_path / "scheduler.json"
+    dask = [sys.executable, "-m", "dask"]
+    scheduler = [*dask, "scheduler", "--scheduler-file", str(scheduler_file), "--port", "0"]
+    processes = [subprocess.Popen([*scheduler, "--dashboard-address", ":0"], env=ENVIRONMENT)]
+    try:
+        wait_for(scheduler_file.exists, 60, "the scheduler did not start")
+        worker = [*dask, "worker", "--scheduler-file", str(scheduler_file), "--nthreads", "1"]
+        processes += [subprocess.Popen(worker, env=ENVIRONMENT) for _ in range(2)]
+        address = json.loads(scheduler_file.read_text())["address"]
+        with Client(address) as client:
+            client.wait_for_workers(2, timeout=60)
+        out = tmp_path / "runs"
+        grid = ["--tasks", "xor", "--seeds", "0", "1", "--grid", "weight_decay=0.1,0.2"]
+        assert cli.main(["sweep", *grid, *SHORT, "--scheduler", address, "--out", str(out)]) == 0
+        assert len(sweep_rows(out)) == 4
+        config = TrainConfig(task="xor", seed=0, steps=60, lmn_samples=8, weight_decay=0.1)
+        run = out / "torch" / "xor-weight_decay0.1-seed0"
+        assert (run / "metrics.csv").read_bytes() == uninterrupted(config, tmp_path / "here")
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+            process.wait(timeout=60)
+
+
+LONG = TrainConfig(task="xor", seed=0, steps=2000, lmn_samples=48, n_checkpoints=40)
+
+
+def started(run_dir: Path) -> bool:
+    """Whether a run has passed a checkpoint and gone on for a while after it."""
+    return (run_dir / CHECKPOINT_FILE).exists() and len(read_metrics(run_dir / "metrics.csv")) > 150
+
+
+def test_a_killed_worker_loses_nothing(tmp_path):
+    run = Run("torch", LONG, tmp_path / "torch" / "xor-seed0")
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True) as cluster,
+        Client(cluster) as client,
+    ):
+        pids = client.run(os.getpid)
+        future = client.submit(train_run, run, RunOptions(progress=False), key="the-run", pure=False)
+        wait_for(lambda: started(run.out_dir) or future.done(), 120, "the run did not start")
+        assert not future.done(), "the run finished before its worker could be killed: make it longer"
+        (holder,) = [worker for worker, keys in client.processing().items() if "the-run" in keys]
+        os.kill(pids[holder], signal.SIGKILL)
+        summary = future.result(timeout=300)
+    assert summary["memorization_step"] is not None and is_finished(run.out_dir)
+    assert (run.out_dir / "metrics.csv").read_bytes() == uninterrupted(LONG, tmp_path / "here")
+
+
+def test_a_killed_client_resumes_where_it_stopped(tmp_path):
+    command = [sys.executable, "-m", "reference_tasks.cli", "sweep", "--tasks", "xor", "--seeds", "0"]
+    command += ["--steps", "2000", "--lmn-samples", "48", "--workers", "1", "--quiet", "--out", str(tmp_path)]
+    run_dir = tmp_path / "torch" / "xor-seed0"
+    # n_checkpoints is not an option: the default 100 checkpoints of 2000 steps
+    config = TrainConfig(task="xor", seed=0, steps=2000, lmn_samples=48)
+    client = subprocess.Popen(command, env=ENVIRONMENT)
+    wait_for(lambda: started(run_dir) or client.poll() is not None, 120, "the run did not start")
+    assert client.poll() is None, "the sweep finished before it could be killed: make it longer"
+    client.kill()
+    client.wait()
+    assert not is_finished(run_dir)
+    subprocess.run(command, env=ENVIRONMENT, check=True)
+    assert (run_dir / "metrics.csv").read_bytes() == uninterrupted(config, tmp_path / "here")
+
+
+def test_a_failed_run_is_named_and_the_others_finish(tmp_path, caplog):
+    # a checkpoint of another run in one folder: that run cannot resume, the other trains
+    other = tmp_path / "torch" / "xor-seed1"
+    train(
+        TrainConfig(task="xor", seed=1, steps=60, lmn_samples=8, weight_decay=0.5),
+        other,
+        options=RunOptions(progress=False),
+    )
+    (other / "summary.json").unlink()
+    (other / CHECKPOINT_FILE).write_bytes(b"")  # a checkpoint file is what marks a run resumable
+    status = cli.main(
+        ["sweep", "--tasks", "xor", "--seeds", "0", "1", *SHORT, "--workers", "2", "--out", str(tmp_path)]
+    )
+    assert status == 1
+    rows = {row["seed"]: row for row in sweep_rows(tmp_path)}
+    assert rows["0"]["status"] == "finished" and rows["1"]["status"] == "failed"
+    assert "cannot resume" in rows["1"]["error"] and "weight_decay" in rows["1"]["error"]
+    assert "xor-seed1" in (tmp_path / "sweep" / "summary.md").read_text().split("## Failed runs")[1]
+    assert any("xor-seed1" in record.message and "failed" in record.message for record in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("grid", "message"),
+    [
+        ("wd=0.1,0.2", "'wd' is not a TrainConfig field"),
+        ("seed=1,2", "'seed' is set by its own option"),
+        ("weight_decay=0.1,heavy", "weight_decay: 'heavy' is not of type float"),
+        ("steps=100,1.5", "steps: '1.5' is not of type int"),
+        ("shared_embedding=maybe", "shared_embedding: 'maybe' is not of type bool"),
+        ("dtype=float16", "dtype must be one of"),
+        ("weight_decay", "expected FIELD=V1,V2"),
+    ],
+)
+def test_a_bad_grid_is_refused_before_any_run_starts(tmp_path, grid, message):
+    with pytest.raises(SystemExit, match=message):
+        cli.main(["sweep", "--tasks", "xor", "--grid", grid, *SHORT, "--out", str(tmp_path)])
+    assert not any(tmp_path.iterdir())
+
+
+def test_workers_that_cannot_write_are_named(tmp_path):
+    (tmp_path / "a-file").write_text("not a folder")
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=1, processes=False) as cluster,
+        Client(cluster) as client,
+    ):
+        with pytest.raises(PermissionError, match=r"cannot write to .*a-file/runs: .*all share"):
+            check_workers_can_write(client, tmp_path / "a-file" / "runs")
+        check_workers_can_write(client, tmp_path / "runs")
+    with pytest.raises(SystemExit, match=r"lmn sweep: cannot write to .*a-file/runs"):
+        cli.main(["sweep", "--tasks", "xor", *SHORT, "--out", str(tmp_path / "a-file" / "runs")])
