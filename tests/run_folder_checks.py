@@ -7,7 +7,7 @@ from typing import Any
 
 from reference_tasks.runfolder import METRIC_COLUMNS, read_metrics
 from reference_tasks.runfolder.snapshots import load_snapshot, snapshot_steps
-from reference_tasks.training.recipe import TrainConfig, eval_steps, lmn_checkpoints
+from reference_tasks.training.recipe import TrainConfig, eval_steps, lmn_checkpoints, probes_at
 
 # The weights of a snapshot of the shared-embedding reference model, by PyTorch name.
 SNAPSHOT_KEYS = sorted(
@@ -46,16 +46,19 @@ def check_run_folder(config: TrainConfig, result: Any, framework: str, weights_f
     assert [row["step"] for row in rows] == eval_steps(config).tolist()
     checkpoints = set(lmn_checkpoints(config).tolist())
     assert {0, config.steps} <= checkpoints
+    measured_at = probes_at(config)
     assert snapshot_steps(folder) == sorted(checkpoints)
     assert sorted(load_snapshot(folder, 0)) == SNAPSHOT_KEYS
     for row in rows:
         assert all(row[column] is not None for column in METRIC_COLUMNS[:6])
-        lmn_values = [row["lmn_embedding"], row["lmn_hidden1"], row["lmn_hidden2"], row["lmn_n_samples"]]
+        lmn_values = {probe: row[f"lmn_{probe}"] for probe in ("embedding", "hidden1", "hidden2")}
         if row["step"] in checkpoints:
             n = config.lmn_samples
-            assert row["lmn_n_samples"] == n and all(1.0 - 1e-3 <= v <= n for v in lmn_values[:3])
+            probes = measured_at[row["step"]]
+            assert row["lmn_n_samples"] == n and all(1.0 - 1e-3 <= lmn_values[p] <= n for p in probes)
+            assert all(value is None for probe, value in lmn_values.items() if probe not in probes)
         else:
-            assert lmn_values == [None] * 4
+            assert [*lmn_values.values(), row["lmn_n_samples"]] == [None] * 4
     summary = json.loads((folder / "summary.json").read_text())
     assert set(summary) >= REQUIRED_SUMMARY_KEYS
     assert (summary["task"], summary["framework"], summary["seed"], summary["steps"]) == (

@@ -21,7 +21,15 @@ import numpy as np
 import lmn_core
 from reference_tasks.analysis import build_summary
 from reference_tasks.model.numpy_model import NumpyGrokMLP
-from reference_tasks.runfolder import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, Row, read_json, read_metrics
+from reference_tasks.runfolder import (
+    CONFIG_FILE,
+    LEGACY_CONFIG_VALUES,
+    METRICS_FILE,
+    SUMMARY_FILE,
+    Row,
+    read_json,
+    read_metrics,
+)
 from reference_tasks.runfolder.snapshots import load_snapshot, snapshot_steps
 from reference_tasks.tasks import make_task
 from reference_tasks.training.recipe import TrainConfig, lmn_sample_indices
@@ -70,9 +78,12 @@ class RunData:
 
 
 def train_config_from_json(record: Mapping[str, Any]) -> TrainConfig:
-    """A ``TrainConfig`` from a ``config.json`` record (entries that are not fields are ignored)."""
+    """A ``TrainConfig`` from a ``config.json`` record (entries that are not fields are ignored).
+
+    Entries the record lacks because it predates them take their legacy values.
+    """
     fields = {field.name for field in dataclasses.fields(TrainConfig)}
-    values = {key: value for key, value in record.items() if key in fields}
+    values = {key: value for key, value in {**LEGACY_CONFIG_VALUES, **record}.items() if key in fields}
     for key in ("probes", "checkpoint_steps"):
         if values.get(key) is not None:
             values[key] = tuple(values[key])

@@ -19,6 +19,7 @@ from reference_tasks.runfolder.metrics import truncate_metrics
 from reference_tasks.runfolder.schema import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
+    LEGACY_CONFIG_VALUES,
     METRICS_FILE,
     SNAPSHOT_DIR,
     SUMMARY_FILE,
@@ -54,9 +55,12 @@ def read_json(path: str | Path) -> dict[str, Any]:
 def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
     """The ``config.json`` entries on which two runs differ (volatile entries ignored).
 
-    Both are compared as JSON would store them (tuples as lists).
+    Both are compared as JSON would store them (tuples as lists); an entry that ``saved``
+    lacks because it was written before the entry existed counts as its legacy value
+    (``LEGACY_CONFIG_VALUES``).
     """
-    saved_json = json.loads(json.dumps(_json_safe(dict(saved))))
+    legacy = {key: value for key, value in LEGACY_CONFIG_VALUES.items() if key in current}
+    saved_json = json.loads(json.dumps(_json_safe({**legacy, **saved})))
     current_json = json.loads(json.dumps(_json_safe(dict(current))))
     keys = (set(saved_json) | set(current_json)) - VOLATILE_CONFIG_KEYS
     return sorted(

@@ -26,6 +26,9 @@ SNAPSHOT_DIR = "snapshots"
 # config.json entries that may differ between a run and its resumption.
 # (device and progress: folders written before they moved out of the config into RunOptions)
 VOLATILE_CONFIG_KEYS = frozenset({"torch_version", "keras_version", "device", "progress"})
+# Config entries added after run folders were first written, each with the value that
+# describes a folder written before it existed (its run behaved so).
+LEGACY_CONFIG_VALUES = {"init_scale": 1.0, "loss_dtype": None, "side_probe_every": 1}
 
 Row = dict[str, float | int | None]
 

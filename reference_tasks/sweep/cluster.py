@@ -45,7 +45,7 @@ def finished_run_differences(run: Run) -> list[str]:
     current = {"framework": run.framework, **dataclasses.asdict(run.config)}
     saved = read_json(run.out_dir / CONFIG_FILE)
     # only what defines the run is compared (the trainer adds versions and the Keras backend)
-    return config_differences({key: saved.get(key) for key in current}, current)
+    return config_differences({key: saved[key] for key in current if key in saved}, current)
 
 
 @contextlib.contextmanager

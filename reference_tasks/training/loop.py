@@ -34,7 +34,7 @@ from reference_tasks.runfolder.metrics import MetricsWriter
 from reference_tasks.runfolder.schema import CHECKPOINT_FILE, METRICS_FILE, N_SAMPLES_COLUMN, Row, lmn_column
 from reference_tasks.runfolder.snapshots import save_snapshot
 from reference_tasks.training.engine import Engine, Evaluation, TrainingData
-from reference_tasks.training.recipe import RunOptions, TrainConfig, eval_steps, lmn_checkpoints
+from reference_tasks.training.recipe import RunOptions, TrainConfig, eval_steps, probes_at
 
 logger = logging.getLogger(__name__)
 
@@ -214,7 +214,7 @@ class _Training:
             engine.load_states([start.state for start in starts])
         self.seconds_before = [start.seconds_total for start in starts]
         self.seconds_lmn = [start.seconds_lmn for start in starts]
-        self.checkpoint_steps = set(lmn_checkpoints(self.config).tolist())
+        self.probes_at = probes_at(self.config)
         self.eval_steps = set(eval_steps(self.config).tolist())
 
     def run(self) -> list[RunResult]:
@@ -257,9 +257,9 @@ class _Training:
         if evaluate:
             test, l2 = self.engine.evaluate("test"), self.engine.l2_norms()
         lmn_values: list[Row] = [{} for _ in self.configs]
-        if step in self.checkpoint_steps:
+        if step in self.probes_at:
             self._checkpoint(step, seconds)
-            lmn_values = self._measure_lmn()
+            lmn_values = self._measure_lmn(self.probes_at[step])
         last = step == self.config.steps
         train = self.engine.evaluate("train") if last else self.engine.update(evaluate)
         if train is None:
@@ -288,11 +288,11 @@ class _Training:
                 ),
             )
 
-    def _measure_lmn(self) -> list[Row]:
+    def _measure_lmn(self, probes: tuple[str, ...]) -> list[Row]:
         values: list[Row] = []
         for k in range(len(self.configs)):
             started = time.perf_counter()
-            results = self.engine.lmn(k, self.config.probes, self.config.lmn_points, self.options.progress)
+            results = self.engine.lmn(k, probes, self.config.lmn_points, self.options.progress)
             row: Row = {lmn_column(probe): result.lmn for probe, result in results.items()}
             row[N_SAMPLES_COLUMN] = len(self.engine.data.lmn_pairs[k])
             values.append(row)
@@ -309,7 +309,7 @@ class _Training:
             extra={
                 "n_train": int(self.engine.data.train_labels.shape[1]),
                 "n_test": int(self.engine.data.test_labels.shape[1]),
-                "lmn_checkpoints": len(self.checkpoint_steps),
+                "lmn_checkpoints": len(self.probes_at),
                 "seconds_total": self.seconds_before[k] + seconds,
                 "seconds_lmn": self.seconds_lmn[k],
                 "batched_runs": len(self.configs),

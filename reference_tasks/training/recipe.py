@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from reference_tasks.model.spec import PROBES
+from reference_tasks.model.spec import HEADLINE_PROBE, PROBES
 from reference_tasks.tasks import DEFAULT_TRAIN_FRACTION
 
 DTYPES = ("float32", "float64")
@@ -50,6 +50,10 @@ class TrainConfig:
     n_checkpoints, checkpoint_steps
         LMN is measured at ``checkpoint_steps`` if given, else at about
         ``n_checkpoints`` steps from :func:`checkpoint_schedule`.
+    side_probe_every
+        The headline probe (``hidden1``) is measured at every LMN checkpoint, the other
+        probes at every ``side_probe_every``-th one and at the last (see
+        :func:`probes_at`); 1 measures every probe at every checkpoint.
     probes
         Layers whose LMN (to the logits) is measured, a subset of ``runs.PROBES``.
     lmn_samples
@@ -76,6 +80,7 @@ class TrainConfig:
     dense_eval_steps: int = 100
     n_checkpoints: int = 100
     checkpoint_steps: tuple[int, ...] | None = None
+    side_probe_every: int = 4
     probes: tuple[str, ...] = PROBES
     lmn_samples: int | None = None
     lmn_points: int = 21
@@ -83,6 +88,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.steps < 1:
             raise ValueError(f"steps must be at least 1, got {self.steps}")
+        if self.side_probe_every < 1:
+            raise ValueError(f"side_probe_every must be at least 1, got {self.side_probe_every}")
         if self.eval_every < 1:
             raise ValueError(f"eval_every must be at least 1, got {self.eval_every}")
         if self.dtype not in DTYPES:
@@ -157,6 +164,24 @@ def lmn_checkpoints(config: TrainConfig) -> np.ndarray:
     if config.checkpoint_steps is not None:
         return np.unique(np.asarray(config.checkpoint_steps, dtype=np.int64))
     return checkpoint_schedule(config.steps, config.n_checkpoints)
+
+
+def probes_at(config: TrainConfig) -> dict[int, tuple[str, ...]]:
+    """The probes measured at each LMN checkpoint (in the order of ``config.probes``).
+
+    The headline probe at every checkpoint; the others at checkpoints ``0, k, 2k, ...``
+    of the schedule (``k = side_probe_every``) and at the last one.
+    """
+    steps = lmn_checkpoints(config).tolist()
+    every = config.side_probe_every
+    return {
+        step: tuple(
+            probe
+            for probe in config.probes
+            if probe == HEADLINE_PROBE or index % every == 0 or index == len(steps) - 1
+        )
+        for index, step in enumerate(steps)
+    }
 
 
 def eval_steps(config: TrainConfig) -> np.ndarray:

@@ -14,6 +14,7 @@ from reference_tasks.training.recipe import (
     eval_steps,
     lmn_checkpoints,
     lmn_sample_indices,
+    probes_at,
 )
 
 
@@ -59,6 +60,23 @@ def test_explicit_checkpoints_and_no_probes():
     assert lmn_checkpoints(TrainConfig(steps=50, probes=())).size == 0
 
 
+@given(
+    steps=st.integers(1, 3000), n_points=st.integers(1, 120), every=st.integers(1, 9), headline=st.booleans()
+)
+def test_side_probes_are_measured_at_every_kth_checkpoint_and_the_last(steps, n_points, every, headline):
+    probes = ("embedding", "hidden1", "hidden2") if headline else ("embedding", "hidden2")
+    config = TrainConfig(steps=steps, n_checkpoints=n_points, side_probe_every=every, probes=probes)
+    schedule = probes_at(config)
+    checkpoints = lmn_checkpoints(config).tolist()
+    assert list(schedule) == checkpoints
+    side = [step for step, measured in schedule.items() if "embedding" in measured]
+    assert side == sorted({*checkpoints[::every], checkpoints[-1]})
+    assert all(("hidden2" in measured) == ("embedding" in measured) for measured in schedule.values())
+    assert all(("hidden1" in measured) == headline for measured in schedule.values())
+    if every == 1:
+        assert all(measured == probes for measured in schedule.values())
+
+
 def test_lmn_subset_is_seeded():
     config = TrainConfig(lmn_samples=100, seed=4)
     subset = lmn_sample_indices(961, config)
@@ -76,6 +94,7 @@ def test_lmn_subset_is_seeded():
         ({"probes": ("hidden3",)}, "unknown probes"),
         ({"lmn_samples": 0}, "lmn_samples must be at least 1"),
         ({"eval_every": 0}, "eval_every must be at least 1"),
+        ({"side_probe_every": 0}, "side_probe_every must be at least 1"),
         ({"steps": 10, "checkpoint_steps": (11,)}, "checkpoint_steps must lie in 0..10"),
     ],
 )

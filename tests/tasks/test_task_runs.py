@@ -12,6 +12,7 @@ from reference_tasks.runfolder import (
     METRIC_COLUMNS,
     METRICS_FILE,
     MetricsWriter,
+    config_differences,
     lmn_column,
     read_json,
     read_metrics,
@@ -124,3 +125,13 @@ def test_start_run_resumes_only_the_same_config_and_clears_only_its_own_files(tm
     assert not start_run(tmp_path, {**record, "steps": 20}, resume=False)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["config.json", "notes.txt"]
     assert json.loads((tmp_path / "config.json").read_text())["steps"] == 20
+
+
+def test_a_folder_written_before_a_config_entry_existed_reads_as_its_legacy_value(tmp_path):
+    current = {"framework": "torch", "steps": 10, "init_scale": 1.0, "side_probe_every": 4}
+    old = {"framework": "torch", "steps": 10}  # written before init_scale and side_probe_every
+    assert config_differences(old, current) == ["side_probe_every: saved 1, now 4"]
+    assert config_differences(old, {**current, "side_probe_every": 1}) == []
+    assert config_differences({**old, "init_scale": 2.0}, {**current, "side_probe_every": 1}) == [
+        "init_scale: saved 2.0, now 1.0"
+    ]
