@@ -18,7 +18,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from reference_tasks.training.recipe import TrainConfig
+from reference_tasks.tasks import make_task
+from reference_tasks.training.recipe import TrainConfig, lmn_checkpoints
 
 # Fields that a grid may not sweep: their own options set them, or they are not scalars.
 NOT_SWEPT = ("task", "seed", "task_options", "checkpoint_steps", "probes")
@@ -39,6 +40,18 @@ class Run:
     def name(self) -> str:
         """The run's folder name, unique within its framework."""
         return self.out_dir.name
+
+
+def estimated_cost(run: Run) -> int:
+    """A run's relative cost, to start long runs first: its LMN pairs, points and measurements.
+
+    Each LMN measurement walks ``N (N - 1) / 2`` segments of ``T`` points; the side probes
+    count as about one more headline measurement per checkpoint.
+    """
+    config = run.config
+    n = config.lmn_samples or make_task(config.task, **config.task_options).n_samples
+    measurements = len(lmn_checkpoints(config)) * 2
+    return n * (n - 1) // 2 * config.lmn_points * measurements + config.steps
 
 
 def sweepable_fields() -> dict[str, Any]:

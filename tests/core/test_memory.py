@@ -36,3 +36,17 @@ def test_thresholds_are_raised_on_the_first_measurement_unless_declined(environm
     before, after = run_child(**environment)
     assert before == "0"  # importing lmn_core changes nothing
     assert after == str(applied)
+
+
+def test_a_task_may_set_the_thresholds_over_an_environment_it_did_not_choose():
+    script = (
+        "from lmn_core.memory import keep_freed_memory; "
+        "print(keep_freed_memory(), keep_freed_memory(over_environment=True))"
+    )
+    environment = {**os.environ, "MALLOC_TRIM_THRESHOLD_": "65536"}
+    environment.pop("LMN_KEEP_FREED_MEMORY", None)
+    done = subprocess.run([sys.executable, "-c", script], env=environment, capture_output=True, text=True)
+    assert done.stdout.split() == ["False", "True"]
+    environment["LMN_KEEP_FREED_MEMORY"] = "0"
+    done = subprocess.run([sys.executable, "-c", script], env=environment, capture_output=True, text=True)
+    assert done.stdout.split() == ["False", "False"]
