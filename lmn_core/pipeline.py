@@ -12,8 +12,10 @@ Overlap only pays when ``f`` leaves a CPU idle. When ``f``'s own threads keep ev
 CPU busy (OpenBLAS, for one, spins its threads between calls), the worker competes
 with them, and on the 2-CPU development machine that cost more than running the
 kernels inline (``benchmarks/bench_core.py --compare-modes``). By
-default the first blocks (at least 50 ms of ``f``) run inline while ``f``'s CPU use is
-measured, and the rest run overlapped only if ``f`` left at least half a CPU idle. No threading layer is
+default the first blocks (at least 200 ms of ``f``) run inline while the CPU use of ``f``
+and, on Linux, of the whole machine (``/proc/stat``) is measured, and the rest run
+overlapped only if at least half a CPU was left idle: by ``f``, and by the other
+processes (several workers of a sweep on one machine each see a CPU that another takes). No threading layer is
 involved: ``f`` may use any threads it likes, and it is always called from the
 calling thread.
 
@@ -42,7 +44,7 @@ CONST_RTOL_ULPS = 32
 # f is timed inline on at least this many blocks and this many seconds, after a first
 # block that may include its warm-up, before deciding whether to overlap.
 PROBE_MIN_BLOCKS = 2
-PROBE_SECONDS = 0.05
+PROBE_SECONDS = 0.2
 
 
 def default_const_rtol(dtype: np.dtype) -> float:
@@ -57,8 +59,24 @@ def available_cpus() -> int:
     return os.cpu_count() or 1
 
 
-def leaves_cpu_idle(cpu_seconds: float, wall_seconds: float, n_cpus: int) -> bool:
-    """Whether a process busy for ``cpu_seconds`` over ``wall_seconds`` left half a CPU idle.
+def machine_busy_seconds() -> float | None:
+    """CPU-seconds all processes of the machine have been busy since boot (Linux), else ``None``."""
+    try:
+        with open("/proc/stat") as handle:
+            fields = handle.readline().split()
+        ticks = [int(value) for value in fields[1:9]]  # user nice system idle iowait irq softirq steal
+        return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
+def leaves_cpu_idle(
+    cpu_seconds: float,
+    wall_seconds: float,
+    n_cpus: int,
+    machine: tuple[float, int] | None = None,
+) -> bool:
+    """Whether half a CPU was left idle while a process was busy for ``cpu_seconds``.
 
     Parameters
     ----------
@@ -68,10 +86,17 @@ def leaves_cpu_idle(cpu_seconds: float, wall_seconds: float, n_cpus: int) -> boo
         Wall time over the same calls.
     n_cpus : int
         CPUs the process may run on.
+    machine : (float, int), optional
+        CPU-seconds the whole machine was busy over the same time, and its CPUs: other
+        processes (the other workers of a sweep, say) may have taken what this one left.
     """
     if wall_seconds <= 0.0:
         return False
-    return n_cpus - cpu_seconds / wall_seconds >= 0.5
+    idle = n_cpus - cpu_seconds / wall_seconds
+    if machine is not None:
+        busy_seconds, machine_cpus = machine
+        idle = min(idle, machine_cpus - busy_seconds / wall_seconds)
+    return idle >= 0.5
 
 
 class _Block:
@@ -193,25 +218,36 @@ class ConnectivityStream:
     ) -> bool:
         """Run the first blocks inline, timing ``f``; return whether it left a CPU idle."""
         cpu_seconds = wall_seconds = 0.0
+        machine_seconds: float | None = 0.0
         timed_blocks = 0
         warmed_up = False
         while timed_blocks < PROBE_MIN_BLOCKS or wall_seconds < PROBE_SECONDS:
             if not self._build(block).count:
                 return False
-            wall_start, cpu_start = time.perf_counter(), time.process_time()
+            wall_start, cpu_start, machine_start = (
+                time.perf_counter(),
+                time.process_time(),
+                machine_busy_seconds(),
+            )
             outputs = self._evaluate(f, block)
+            machine_end = machine_busy_seconds()
             if warmed_up:
                 wall_seconds += time.perf_counter() - wall_start
                 cpu_seconds += time.process_time() - cpu_start
+                if machine_seconds is not None and machine_start is not None and machine_end is not None:
+                    machine_seconds += machine_end - machine_start
+                else:
+                    machine_seconds = None
                 timed_blocks += 1
             warmed_up = True
             on_pairs_done(self._reduce(block, outputs))
-        n_cpus = available_cpus()
-        overlap = leaves_cpu_idle(cpu_seconds, wall_seconds, n_cpus)
+        machine = None if machine_seconds is None else (machine_seconds, os.cpu_count() or 1)
+        overlap = leaves_cpu_idle(cpu_seconds, wall_seconds, available_cpus(), machine)
         logger.debug(
-            "f kept %.2f of %d CPUs busy over %d blocks: the kernels run %s",
+            "f kept %.2f of %d CPUs busy (the machine: %s) over %d blocks: the kernels run %s",
             cpu_seconds / wall_seconds,
-            n_cpus,
+            available_cpus(),
+            "unknown" if machine is None else f"{machine[0] / wall_seconds:.2f} of {machine[1]}",
             timed_blocks,
             "on a worker thread" if overlap else "inline",
         )

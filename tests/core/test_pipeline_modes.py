@@ -1,7 +1,9 @@
-"""The kernels run inline or on a worker thread, chosen from f's CPU use; L is the same."""
+"""The kernels run inline or on a worker thread, chosen from the CPUs left idle; L is the same."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 
@@ -13,7 +15,7 @@ from hypothesis import strategies as st
 from oracle import oracle_connectivity
 
 import lmn_core
-from lmn_core.pipeline import PROBE_MIN_BLOCKS, leaves_cpu_idle
+from lmn_core.pipeline import PROBE_MIN_BLOCKS, available_cpus, leaves_cpu_idle
 
 WORKER_PREFIX = "lmn-kernels"
 
@@ -101,3 +103,31 @@ def test_overlap_needs_half_a_cpu_left_idle(
     cpu_seconds: float, wall_seconds: float, n_cpus: int, expected: bool
 ) -> None:
     assert leaves_cpu_idle(cpu_seconds, wall_seconds, n_cpus) is expected
+
+
+@pytest.mark.parametrize(
+    ("machine", "expected"),
+    [
+        (None, True),  # unknown: this process's own use decides
+        ((1.0, 2), True),  # only this process was busy
+        ((2.0, 2), False),  # another process (a second sweep worker) took the idle CPU
+        ((1.6, 2), False),
+        ((2.0, 4), True),  # on a larger machine two CPUs are still idle
+    ],
+)
+def test_overlap_needs_the_idle_cpu_to_be_idle_on_the_machine(machine, expected) -> None:
+    assert leaves_cpu_idle(1.0, 1.0, 2, machine) is expected
+
+
+def test_no_worker_while_other_processes_keep_every_cpu_busy() -> None:
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(available_cpus())]
+    try:
+        time.sleep(0.3)
+        X = np.random.default_rng(0).normal(size=(16, 3))
+        sleepy = CallLog(silu_mlp(3, 8, 2, seed=0), pause_seconds=0.01)  # leaves its own CPU idle
+        lmn_core.connectivity_matrix(sleepy, X, block_pairs=4)
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
+    assert not any(sleepy.worker_seen)
