@@ -150,17 +150,19 @@ def run_all(
     """
     from distributed import as_completed
 
+    # the longest first (submitted first, and first in a worker's queue): the last to start ends soonest
+    order = sorted(range(len(runs)), key=lambda index: -estimated_cost(runs[index]))
     futures = {
         client.submit(
             train_run,
-            run,
+            runs[index],
             options,
             threads,
-            key=f"lmn-run-{run.framework}-{run.name}",
+            key=f"lmn-run-{runs[index].framework}-{runs[index].name}",
             pure=False,
-            priority=estimated_cost(run),  # the longest first: the last to start ends soonest
+            priority=estimated_cost(runs[index]),
         ): index
-        for index, run in enumerate(runs)
+        for index in order
     }
     outcomes: dict[int, Outcome] = {}
     for future in as_completed(futures):

@@ -80,7 +80,7 @@ class TrainConfig:
     dense_eval_steps: int = 100
     n_checkpoints: int = 100
     checkpoint_steps: tuple[int, ...] | None = None
-    side_probe_every: int = 4
+    side_probe_every: int = 10
     probes: tuple[str, ...] = PROBES
     lmn_samples: int | None = None
     lmn_points: int = 21
