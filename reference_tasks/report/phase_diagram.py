@@ -1,7 +1,7 @@
-"""Phase diagrams of a sweep over two fields, in the manner of Omnigrok (Liu et al., 2023).
+"""Phase diagrams of a sweep over one or two fields, in the manner of Omnigrok (Liu et al., 2023).
 
 Per task: the fraction of seeds that grokked (test accuracy reached 100%) and the median
-generalization step over those that did, as two heatmaps over the two swept fields.
+generalization step over those that did, as two heatmaps over the swept fields.
 Cells are annotated with their values; "none" marks a cell where no run grokked (or
 none finished).
 """
@@ -59,11 +59,11 @@ def figure_phase_diagram(
     *,
     framework: str,
 ) -> Path:
-    """Draw, per task, grokked fraction and median generalization step over two fields.
+    """Draw, per task, grokked fraction and median generalization step over the swept fields.
 
     ``cells_by_task[task][(x_value, y_value)]`` holds ``grokked_fraction`` and
     ``generalization_median`` (``None`` when no seed grokked); ``fields`` names the x
-    (columns) and y (rows) fields.
+    (columns) and y (rows) fields; an empty y field (and y values ``""``) draws one row.
     """
     x_field, y_field = fields
     tasks = list(cells_by_task)

@@ -1,7 +1,7 @@
-"""A sweep's report: its tables, a phase diagram over two swept fields, Figure 2 over seeds.
+"""A sweep's report: its tables, a phase diagram over the swept fields, Figure 2 over seeds.
 
 Written into ``OUT/sweep/``: ``summary.csv`` and ``summary.md``
-(:mod:`reference_tasks.sweep.aggregate`); with two swept fields,
+(:mod:`reference_tasks.sweep.aggregate`); with one or two swept fields,
 ``phase_diagram_{framework}.png``; with seeds alone (no grid), the report of
 :func:`reference_tasks.report.build.build_report`, whose Figure 2 shows the mean over
 seeds and its band, into ``OUT/report/``.
@@ -64,18 +64,22 @@ def write_sweep_report(
         folder / "summary.md",
     )
     report.summary_md.write_text(summary_markdown(outcomes, sweep.fields))
-    if len(sweep.fields) == 2:
+    if len(sweep.fields) in (1, 2):
         report.figures.append(_phase_diagram(sweep, outcomes, folder))
     elif not sweep.fields and any(outcome.summary is not None for outcome in outcomes):
         report.figures.extend(build_report(out, progress=progress).figures)
     else:
-        logger.info("a phase diagram needs two swept fields; %s has %d", out, len(sweep.fields))
+        logger.info("a phase diagram needs one or two swept fields; %s has %d", out, len(sweep.fields))
     return report
 
 
 def _phase_diagram(sweep: Sweep, outcomes: Sequence[Outcome], folder: Path) -> Path:
+    """Heatmaps over the swept fields (one field: a single row, its seeds pooled per value)."""
     cells: dict[str, dict[tuple, dict]] = {}
-    for (_, task, first, second), members in group_configs(outcomes, sweep.fields).items():
-        cells.setdefault(task, {})[(first, second)] = config_statistics(members)
+    for (_, task, *values), members in group_configs(outcomes, sweep.fields).items():
+        cells.setdefault(task, {})[(values[0], values[1] if len(values) > 1 else "")] = config_statistics(
+            members
+        )
+    fields = (sweep.fields[0], sweep.fields[1] if len(sweep.fields) > 1 else "")
     path = folder / f"phase_diagram_{sweep.framework}.png"
-    return figure_phase_diagram(cells, (sweep.fields[0], sweep.fields[1]), path, framework=sweep.framework)
+    return figure_phase_diagram(cells, fields, path, framework=sweep.framework)

@@ -88,6 +88,7 @@ def test_a_cluster_started_with_dasks_own_tools(tmp_path):
         grid = ["--tasks", "xor", "--seeds", "0", "1", "--grid", "weight_decay=0.1,0.2"]
         assert cli.main(["sweep", *grid, *SHORT, "--scheduler", address, "--out", str(out)]) == 0
         assert len(sweep_rows(out)) == 4
+        assert (out / "sweep" / "phase_diagram_torch.png").stat().st_size > 10_000  # one field: one row
         config = TrainConfig(task="xor", seed=0, steps=60, lmn_samples=8, weight_decay=0.1)
         run = out / "torch" / "xor-weight_decay0.1-seed0"
         assert (run / "metrics.csv").read_bytes() == uninterrupted(config, tmp_path / "here")
