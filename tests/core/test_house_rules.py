@@ -23,7 +23,7 @@ PROJECT_FILES = sorted(
     path
     for pattern in ("*.py", "*.md", "*.ini", "*.toml", "*.cfg")
     for path in ROOT.rglob(pattern)
-    if not {".tox", ".git", "build", "results", ".hypothesis"} & set(path.relative_to(ROOT).parts)
+    if not {".tox", ".git", "build", ".hypothesis"} & set(path.relative_to(ROOT).parts)
     and ".egg-info" not in str(path)
 )
 
