@@ -30,7 +30,7 @@ if int(keras.__version__.split(".")[0]) < 3:  # pragma: no cover - depends on th
 
 import lmn_core
 from adapters.keras_function import KerasFunction
-from adapters.keras_split import split
+from adapters.keras_split import select_output, split
 
 LMN_KEY_PREFIX = "lmn_"
 N_SAMPLES_KEY = "lmn_n_samples"
@@ -55,6 +55,9 @@ class LayerLMN:
         same ``L`` up to rounding, in less time; see the module docstring).
     reduction : {"auto", "device", "host"}
         Where to reduce to r² (see :class:`KerasFunction`).
+    output : int, str or callable, optional
+        For a model with several outputs, the one to measure (see
+        :func:`adapters.keras_split.select_output`).
     """
 
     def __init__(
@@ -65,10 +68,13 @@ class LayerLMN:
         batch_size: int | None = None,
         fold: bool = True,
         reduction: str = "auto",
+        output: Any = None,
     ) -> None:
         self.layer = layer
         body, head = split(model, layer, fold=fold)
         self.body = KerasFunction(body, batch_size=batch_size)
+        names = None if output is None else list(model.output_names)
+        head = select_output(head, output, names)
         self.head = KerasFunction(head, batch_size=batch_size, reduction=reduction)
 
     def __call__(self, inputs: Any, **lmn_kwargs: Any) -> lmn_core.LMNResult:
@@ -91,6 +97,7 @@ def layer_lmn(
     batch_size: int | None = None,
     fold: bool = True,
     reduction: str = "auto",
+    output: Any = None,
     **lmn_kwargs: Any,
 ) -> lmn_core.LMNResult:
     """LMN "between ``layer`` and the output" of ``model`` on ``inputs``.
@@ -113,6 +120,9 @@ def layer_lmn(
         Fold the head's leading linear ``Dense`` layers into the samples.
     reduction : {"auto", "device", "host"}
         Where to reduce to r² (see :class:`KerasFunction`).
+    output : int, str or callable, optional
+        For a model with several outputs, the one to measure (see
+        :func:`adapters.keras_split.select_output`).
     **lmn_kwargs
         Passed to :func:`lmn_core.lmn` (``n_points``, ``memory_budget``, ``progress``, ...).
 
@@ -120,7 +130,8 @@ def layer_lmn(
     -------
     lmn_core.LMNResult
     """
-    return LayerLMN(model, layer, batch_size=batch_size, fold=fold, reduction=reduction)(inputs, **lmn_kwargs)
+    measure = LayerLMN(model, layer, batch_size=batch_size, fold=fold, reduction=reduction, output=output)
+    return measure(inputs, **lmn_kwargs)
 
 
 def lmn_key(layer: str) -> str:

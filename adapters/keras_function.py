@@ -17,20 +17,12 @@ import numpy as np
 
 import lmn_core
 from adapters.keras_reduction import KerasPairReducer, KerasPairReduction, reducer_key
-from adapters.keras_split import defined_inputs
+from adapters.keras_split import defined_inputs, defined_outputs
 from lmn_core.pipeline import CONST_RTOL_ULPS
 
 DEFAULT_BATCH_SIZE = 8192
 REDUCTIONS = ("auto", "device", "host")
 HALF_DTYPES = ("float16", "bfloat16")
-
-
-def defined_outputs(model: keras.Model) -> list[Any] | None:
-    """The model's flat symbolic outputs, or ``None`` for a Sequential model not built yet."""
-    try:
-        return list(model.outputs)
-    except (AttributeError, ValueError):
-        return None
 
 
 def half_const_rtol(dtype: Any) -> float | None:

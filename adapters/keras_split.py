@@ -7,8 +7,10 @@ output can be computed from that tensor alone: no skip connection nor other bran
 goes around the layer. The body is the graph from the model's input to that tensor,
 the head the graph from that tensor to the model's output; both share the model's
 layers (no copies), so they follow its training, and ``head(body(x))`` runs exactly
-the operations of ``model(x)``. A subclassed model's ``call`` cannot be read, so it
-cannot be cut.
+the operations of ``model(x)``. A layer of a nested model (a base model inside a
+transfer-learning model) is named by a path, ``"base/layer"``: the nested model is cut
+there, the outer model at the nested model, and the parts composed. A subclassed
+model's ``call`` cannot be read, so it cannot be cut.
 
 Affine prefix folding (docs/design.md, identity 3). ``split(..., fold=True)`` (what
 :func:`layer_lmn`, :class:`LayerLMN` and :class:`LMNCallback` do by default) moves the
@@ -31,6 +33,14 @@ def defined_inputs(model: keras.Model) -> list[Any] | None:
     """The model's symbolic inputs, or ``None`` for a Sequential model not built yet."""
     try:
         return list(model.inputs)
+    except (AttributeError, ValueError):
+        return None
+
+
+def defined_outputs(model: keras.Model) -> list[Any] | None:
+    """The model's flat symbolic outputs, or ``None`` for a Sequential model not built yet."""
+    try:
+        return list(keras.tree.flatten(model.outputs))
     except (AttributeError, ValueError):
         return None
 
@@ -82,10 +92,30 @@ def _cut_tensor(model: keras.Model, layer: keras.layers.Layer) -> Any:
             f"layer {name!r} is not a cut of {model.name!r}: it is called {calls} times in the "
             "model's graph, so it has no single output to cut at"
         )
+    if isinstance(layer, keras.Model):  # a nested model's .output is the one of its own graph
+        return _nested_output(model, name)
     outputs = keras.tree.flatten(layer.output)
     if len(outputs) != 1:
         raise ValueError(f"layer {name!r} is not a cut of {model.name!r}: it has {len(outputs)} outputs")
     return outputs[0]
+
+
+def _nested_output(model: keras.Model, name: str) -> Any:
+    """The tensor that the nested model ``name`` produces in ``model``'s graph, found from its config."""
+    config = model.get_config()
+    declared = config.get("output_layers", ())
+    declared = [declared] if declared and isinstance(declared[0], str) else list(declared)
+    for position, history in enumerate(declared):
+        if history[0] == name:
+            return keras.tree.flatten(model.outputs)[position]
+    for entry in config.get("layers", ()):
+        nodes = entry.get("inbound_nodes", ())
+        histories = _history(nodes[0]["args"]) if nodes else []
+        consumer = model.get_layer(entry["name"])
+        for position, history in enumerate(histories):
+            if history[0] == name and not isinstance(consumer, keras.Model):
+                return keras.tree.flatten(consumer.input)[position]
+    raise ValueError(f"cannot find the output of the nested model {name!r} in {model.name!r}'s graph")
 
 
 def _consumers(model: keras.Model, tensor: Any) -> list[keras.layers.Layer]:
@@ -149,6 +179,62 @@ def _affine_successor(model: keras.Model, layer: str) -> str | None:
     return successor.name if called_once and _is_affine(successor) else None
 
 
+def _history(node: Any) -> list[list[Any]]:
+    """The ``keras_history`` entries (producer name, node, tensor index) in a config's node."""
+    if isinstance(node, dict):
+        history = (
+            node.get("config", {}).get("keras_history")
+            if node.get("class_name") == "__keras_tensor__"
+            else None
+        )
+        return (
+            [history]
+            if history is not None
+            else [found for value in node.values() for found in _history(value)]
+        )
+    if isinstance(node, list | tuple):
+        return [found for value in node for found in _history(value)]
+    return []
+
+
+def _inbound_tensor(model: keras.Model, name: str) -> Any:
+    """The one tensor that the layer ``name`` of a functional model is called on, from its config."""
+    entries = {entry["name"]: entry for entry in model.get_config().get("layers", ())}
+    nodes = entries[name].get("inbound_nodes", ())
+    histories = _history(nodes[0]["args"]) if len(nodes) == 1 else []
+    if len(nodes) != 1 or len(histories) != 1:
+        raise ValueError(f"cannot cut inside {name!r} in {model.name!r}: it is not called once on one tensor")
+    producer, _, index = histories[0]
+    return keras.tree.flatten(model.get_layer(producer).output)[index]
+
+
+def nested_path(model: keras.Model, layer: str) -> tuple[str, str] | None:
+    """``("base", "block_3_add")`` when ``layer`` is a path into a nested model, else ``None``.
+
+    A path joins names with ``/`` (as Keras writes them) or ``.`` (as PyTorch does).
+    """
+    names = {item.name for item in model.layers}
+    for separator in ("/", "."):
+        outer, found, rest = layer.partition(separator)
+        if found and outer in names and isinstance(model.get_layer(outer), keras.Model):
+            return outer, rest
+    return None
+
+
+def _split_nested(model: keras.Model, outer: str, inner: str, fold: bool) -> tuple[keras.Model, keras.Model]:
+    """Cut ``model`` inside its nested model ``outer``, after that model's layer ``inner``."""
+    if isinstance(model, keras.Sequential) or not isinstance(model, keras.Function):
+        raise ValueError(f"cannot cut inside {outer!r}: {model.name!r} is not a functional model")
+    inner_body, inner_head = split(model.get_layer(outer), inner, fold=fold)
+    _, outer_head = _split(model, outer)  # the nested model must itself be a cut
+    body = keras.Model(
+        _single(list(model.inputs)), inner_body(_inbound_tensor(model, outer)), name=f"{model.name}_body"
+    )
+    cut = body.outputs[0]
+    start = keras.Input(shape=cut.shape[1:], dtype=cut.dtype)
+    return body, keras.Model(start, outer_head(inner_head(start)), name=f"{model.name}_head")
+
+
 def split(model: keras.Model, layer: str, *, fold: bool = False) -> tuple[keras.Model, keras.Model]:
     """Cut ``model`` after ``layer`` into ``(body, head)`` with ``head(body(x)) == model(x)``.
 
@@ -160,7 +246,8 @@ def split(model: keras.Model, layer: str, *, fold: bool = False) -> tuple[keras.
     model : keras.Model
         A ``keras.Sequential`` or functional model.
     layer : str
-        The Keras name of one of ``model.layers``; the body ends with its output.
+        The Keras name of one of ``model.layers``, or a path into a nested model
+        (``"base/block_3_add"`` or ``"base.block_3_add"``); the body ends with its output.
     fold : bool
         Move the linear ``Dense`` layers that start the head into the body (affine
         prefix folding, see the module docstring).
@@ -176,6 +263,9 @@ def split(model: keras.Model, layer: str, *, fold: bool = False) -> tuple[keras.
     ValueError
         If ``layer`` is not a layer of the model, or is not a cut of it.
     """
+    path = nested_path(model, layer) if layer not in {item.name for item in model.layers} else None
+    if path is not None:
+        return _split_nested(model, *path, fold=fold)
     body, head = _split(model, layer)
     if not fold:
         return body, head
@@ -198,3 +288,34 @@ def _split(model: keras.Model, layer: str) -> tuple[keras.Model, keras.Model]:
             "model, whose call cannot be read; build it as a Sequential or functional model"
         )
     return _split_functional(model, model.layers[names.index(layer)])
+
+
+def select_output(head: keras.Model, output: Any, output_names: list[str] | None = None) -> keras.Model:
+    """The head narrowed to the one output tensor that ``output`` picks.
+
+    ``output`` is an index into the head's outputs, a key of its dict output or the name
+    of an output layer (``output_names``: the whole model's, in the head's order; the
+    head's own by default), or a callable on its symbolic outputs (with ``keras.ops``);
+    ``None`` keeps a head with one output and refuses one with several.
+    """
+    if output is None:
+        n_outputs = len(defined_outputs(head) or [None])
+        if n_outputs != 1:
+            raise ValueError(
+                f"{head.name!r} returns {n_outputs} outputs: pick the one to measure with output= "
+                "(an index, a key or an output layer's name, or a callable)"
+            )
+        return head
+    output_names = list(head.output_names) if output_names is None else output_names
+    outputs = head.output
+    try:
+        if callable(output):
+            chosen = output(outputs)
+        elif isinstance(outputs, dict) or isinstance(output, int):
+            chosen = outputs[output] if isinstance(outputs, dict) else keras.tree.flatten(outputs)[output]
+        else:
+            chosen = keras.tree.flatten(outputs)[output_names.index(output)]
+    except (KeyError, IndexError, ValueError, TypeError):
+        names = list(outputs) if isinstance(outputs, dict) else output_names
+        raise ValueError(f"output={output!r} is not an output of {head.name!r}; it has {names}") from None
+    return keras.Model(head.inputs, chosen, name=f"{head.name}_output")
