@@ -66,7 +66,7 @@ def test_the_lmn_through_the_nested_cut_equals_the_lmn_of_a_hand_built_head():
     model = transfer_model()
     x = samples()
     base = model.get_layer("base")
-    samples_at_cut = np.asarray(base.get_layer("block_1")(model.get_layer("pre")(x)))
+    samples_at_cut = keras.ops.convert_to_numpy(base.get_layer("block_1")(model.get_layer("pre")(x)))
     start = keras.Input((8,))
     features = base.get_layer("block_2")(start)
     hand_built = keras.Model(start, model.get_layer("classes")(model.get_layer("act")(features)))
