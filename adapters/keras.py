@@ -171,6 +171,11 @@ class LMNCallback(keras.callbacks.Callback):
         number minus one).
     fill_value : float or None
         What the keys hold on epochs that are not measured; ``None`` leaves them out.
+    at_start : bool
+        Also measure before the first update (``on_train_begin``: step 0).
+    every_batches : int, optional
+        Also measure after every ``every_batches``-th optimizer step (batch), counted
+        over the whole of ``fit``; with full-batch training one batch is one epoch.
     batch_size : int, optional
         Passed to :class:`KerasFunction`.
     fold, reduction
@@ -183,6 +188,9 @@ class LMNCallback(keras.callbacks.Callback):
     ----------
     last_results : dict of str to lmn_core.LMNResult
         The results of the last measurement, by layer (empty before the first).
+    measurements : list of dict
+        Every measurement in order: ``step`` (optimizer steps done), ``epoch`` (Keras
+        index of the epoch it ended, or ``None``), ``lmn_<layer>`` and ``lmn_n_samples``.
     """
 
     def __init__(
@@ -192,6 +200,8 @@ class LMNCallback(keras.callbacks.Callback):
         *,
         every: int | Collection[int] = 1,
         fill_value: float | None = math.nan,
+        at_start: bool = False,
+        every_batches: int | None = None,
         batch_size: int | None = None,
         fold: bool = True,
         reduction: str = "auto",
@@ -208,6 +218,10 @@ class LMNCallback(keras.callbacks.Callback):
         elif not all(isinstance(epoch, int) and epoch >= 1 for epoch in every):
             raise ValueError(f"every must be an int or a collection of epoch numbers >= 1, got {every!r}")
         self.every = every if isinstance(every, int) else frozenset(every)
+        if every_batches is not None and every_batches < 1:
+            raise ValueError(f"every_batches must be at least 1 or None, got {every_batches}")
+        self.at_start, self.every_batches, self.steps = at_start, every_batches, 0
+        self.measurements: list[dict[str, Any]] = []
         self.fill_value = fill_value
         self.measure_options = {"batch_size": batch_size, "fold": fold, "reduction": reduction}
         self.lmn_kwargs = lmn_kwargs
@@ -228,16 +242,33 @@ class LMNCallback(keras.callbacks.Callback):
                 layer: LayerLMN(self.model, layer, **self.measure_options) for layer in self.layers
             }
             self._measured_model = self.model
+        self.steps = 0
+        if self.at_start:
+            self._measure(epoch=None)
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        """Count optimizer steps; measure every ``every_batches`` of them."""
+        self.steps += 1
+        if self.every_batches is not None and self.steps % self.every_batches == 0:
+            values = self._measure(epoch=None)
+            if logs is not None:
+                logs.update(values)
+
+    def _measure(self, epoch: int | None) -> dict[str, Any]:
+        """Measure every layer now; record and return ``{lmn_<layer>: LMN, lmn_n_samples: N}``."""
+        self.last_results = {
+            layer: measure(self.inputs, **self.lmn_kwargs) for layer, measure in self._measures.items()
+        }
+        values: dict[str, Any] = {lmn_key(layer): result.lmn for layer, result in self.last_results.items()}
+        values[N_SAMPLES_KEY] = int(self.inputs.shape[0])
+        self.measurements.append({"step": self.steps, "epoch": epoch, **values})
+        return values
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         """Measure at the scheduled epochs; write the values (or ``fill_value``) into ``logs``."""
         logs = {} if logs is None else logs
         if self.scheduled(epoch):
-            self.last_results = {
-                layer: measure(self.inputs, **self.lmn_kwargs) for layer, measure in self._measures.items()
-            }
-            logs.update({lmn_key(layer): result.lmn for layer, result in self.last_results.items()})
-            logs[N_SAMPLES_KEY] = int(self.inputs.shape[0])
+            logs.update(self._measure(epoch))
         elif self.fill_value is not None:
             logs.update({lmn_key(layer): self.fill_value for layer in self.layers})
             logs[N_SAMPLES_KEY] = self.fill_value

@@ -89,3 +89,23 @@ def test_bad_arguments_fail_early(data):
         compiled_model().fit(
             pairs, labels, epochs=1, verbose=0, callbacks=[LMNCallback(pairs, ["hidden1", "hidden3"])]
         )
+
+
+def test_step_zero_and_a_schedule_of_batches(data):
+    pairs, labels = data
+    model = compiled_model()
+    inputs = pairs[::7]
+    initial = layer_lmn(model, inputs, "hidden1", n_points=5).lmn
+    callback = LMNCallback(inputs, "hidden1", every=[2], at_start=True, every_batches=3, n_points=5)
+    model.fit(pairs, labels, batch_size=len(pairs) // 4 + 1, epochs=2, verbose=0, callbacks=[callback])
+    assert [(row["step"], row["epoch"]) for row in callback.measurements] == [
+        (0, None),
+        (3, None),
+        (6, None),
+        (8, 1),
+    ]
+    assert callback.measurements[0]["lmn_hidden1"] == pytest.approx(initial, rel=1e-12)
+    assert callback.measurements[-1]["lmn_hidden1"] == callback.last_results["hidden1"].lmn
+    assert all(row["lmn_n_samples"] == len(inputs) for row in callback.measurements)
+    with pytest.raises(ValueError, match="every_batches must be at least 1"):
+        LMNCallback(inputs, "hidden1", every_batches=0)
