@@ -189,3 +189,28 @@ def test_lmn_monitor_in_a_plain_loop_measures_on_schedule_and_leaves_training_al
     ]
     assert table["lmn_layer2"][-1] == monitor.last_results["layer2"].lmn
     assert writer.scalars[-1][1] == monitor.last_results["layer2"].lmn
+
+
+class Masked(nn.Module):
+    """``forward(x, mask)``: two inputs, the second the same for every sample."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hidden = nn.Linear(4, 8)
+        self.act = nn.Tanh()
+        self.out = nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.out(self.act(self.hidden(x)) * mask)
+
+
+def test_a_second_input_is_fixed_and_the_samples_replace_the_named_one():
+    model = Masked().eval()
+    x, mask = rows((4,), n=16), (torch.arange(8) % 2).float()
+    result = layer_lmn(model, x, "act", input="x", fixed_inputs={"mask": mask}, fold=False)
+    with torch.no_grad():
+        samples = model.act(model.hidden(x)).numpy()
+    expected = lmn_core.lmn(lambda h: model.out(torch.from_numpy(h) * mask).detach().numpy(), samples)
+    assert result.lmn == pytest.approx(expected.lmn, rel=1e-6)
+    with pytest.raises((ValueError, TypeError), match="mask"):
+        layer_lmn(model, x, "act")
