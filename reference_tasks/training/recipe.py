@@ -52,8 +52,8 @@ class TrainConfig:
         ``n_checkpoints`` steps from :func:`checkpoint_schedule`.
     side_probe_every
         The headline probe (``hidden1``) is measured at every LMN checkpoint, the other
-        probes at every ``side_probe_every``-th one and at the last (see
-        :func:`probes_at`); 1 measures every probe at every checkpoint.
+        probes at about one in ``side_probe_every`` of them, spread evenly over
+        ``log(step + 1)`` (see :func:`probes_at`); 1 measures every probe at every checkpoint.
     probes
         Layers whose LMN (to the logits) is measured, a subset of ``runs.PROBES``.
     lmn_samples
@@ -166,21 +166,30 @@ def lmn_checkpoints(config: TrainConfig) -> np.ndarray:
     return checkpoint_schedule(config.steps, config.n_checkpoints)
 
 
+def side_checkpoints(steps: np.ndarray, every: int) -> set[int]:
+    """About one in ``every`` of the sorted checkpoint ``steps``, spread evenly over ``log(step + 1)``.
+
+    The first and the last are always among them (the figures draw steps on a log axis,
+    so the early phases get as many side measurements as the late ones).
+    """
+    if every == 1 or steps.size <= 2:
+        return set(steps.tolist())
+    count = math.ceil(steps.size / every) + 1
+    targets = np.linspace(np.log1p(steps[0]), np.log1p(steps[-1]), count)
+    nearest = np.abs(np.log1p(steps)[None, :] - targets[:, None]).argmin(axis=1)
+    return set(steps[nearest].tolist()) | {int(steps[0]), int(steps[-1])}
+
+
 def probes_at(config: TrainConfig) -> dict[int, tuple[str, ...]]:
     """The probes measured at each LMN checkpoint (in the order of ``config.probes``).
 
-    The headline probe at every checkpoint; the others at checkpoints ``0, k, 2k, ...``
-    of the schedule (``k = side_probe_every``) and at the last one.
+    The headline probe at every checkpoint; the others at :func:`side_checkpoints`.
     """
-    steps = lmn_checkpoints(config).tolist()
-    every = config.side_probe_every
+    steps = lmn_checkpoints(config)
+    side = side_checkpoints(steps, config.side_probe_every)
     return {
-        step: tuple(
-            probe
-            for probe in config.probes
-            if probe == HEADLINE_PROBE or index % every == 0 or index == len(steps) - 1
-        )
-        for index, step in enumerate(steps)
+        step: tuple(probe for probe in config.probes if probe == HEADLINE_PROBE or step in side)
+        for step in steps.tolist()
     }
 
 

@@ -1,5 +1,6 @@
 """The shared training recipe and measurement schedule, and what these packages import."""
 
+import math
 import subprocess
 import sys
 
@@ -63,18 +64,27 @@ def test_explicit_checkpoints_and_no_probes():
 @given(
     steps=st.integers(1, 3000), n_points=st.integers(1, 120), every=st.integers(1, 9), headline=st.booleans()
 )
-def test_side_probes_are_measured_at_every_kth_checkpoint_and_the_last(steps, n_points, every, headline):
+def test_side_probes_are_measured_at_checkpoints_spread_over_log_steps(steps, n_points, every, headline):
     probes = ("embedding", "hidden1", "hidden2") if headline else ("embedding", "hidden2")
     config = TrainConfig(steps=steps, n_checkpoints=n_points, side_probe_every=every, probes=probes)
     schedule = probes_at(config)
     checkpoints = lmn_checkpoints(config).tolist()
     assert list(schedule) == checkpoints
     side = [step for step, measured in schedule.items() if "embedding" in measured]
-    assert side == sorted({*checkpoints[::every], checkpoints[-1]})
+    assert side[0] == checkpoints[0] and side[-1] == checkpoints[-1]
+    assert len(side) <= math.ceil(len(checkpoints) / every) + 1 or every == 1
     assert all(("hidden2" in measured) == ("embedding" in measured) for measured in schedule.values())
     assert all(("hidden1" in measured) == headline for measured in schedule.values())
     if every == 1:
         assert all(measured == probes for measured in schedule.values())
+
+
+def test_the_default_side_checkpoints_cover_every_decade_of_a_full_run():
+    side = sorted(step for step, measured in probes_at(TrainConfig()).items() if "embedding" in measured)
+    assert len(side) == 11 and side[0] == 0 and side[-1] == 20000
+    decades = np.log10(np.array(side[1:]) + 1)
+    assert np.diff(decades).max() < 0.6  # no gap over 0.6 decades: the memorization bump (50-200) is seen
+    assert any(50 <= step <= 200 for step in side)
 
 
 def test_lmn_subset_is_seeded():
