@@ -11,13 +11,14 @@ from reference_tasks.analysis.phases import (
     row_at_or_after,
     unstable_step,
 )
-from reference_tasks.analysis.summary import build_summary, write_run_summary
+from reference_tasks.analysis.summary import build_summary, fit_r2, write_run_summary
 
 __all__ = [
     "LinearFit",
     "Phases",
     "Rebound",
     "build_summary",
+    "fit_r2",
     "generalizing_rows",
     "linear_fit",
     "measured",

@@ -16,6 +16,17 @@ from reference_tasks.runfolder.schema import HEADLINE_COLUMN, METRICS_FILE, SUMM
 logger = logging.getLogger(__name__)
 
 
+def fit_key(name: str) -> str:
+    """The summary key of the least-squares line of ``name`` (``"lmn"`` or ``"l2"``) against test loss."""
+    return f"linear_fit_{name}_test_loss"
+
+
+def fit_r2(summary: Mapping[str, Any], name: str) -> float | None:
+    """The R² of that line in a run summary, ``None`` when the run has none."""
+    fit = summary.get(fit_key(name))
+    return None if fit is None else fit["r2"]
+
+
 def build_summary(
     rows: Sequence[Row],
     *,
@@ -72,7 +83,7 @@ def build_summary(
     summary["pearson_n_points"] = len(window)
     for name, column in (("lmn", HEADLINE_COLUMN), ("l2", "l2_norm")):
         fit = linear_fit(test_loss, [row[column] for row in window])
-        summary[f"linear_fit_{name}_test_loss"] = None if fit is None else fit.as_dict()
+        summary[fit_key(name)] = None if fit is None else fit.as_dict()
     turn = rebound(rows)
     summary[f"{HEADLINE_COLUMN}_rebound_min"] = None if turn is None else turn.min_value
     summary[f"{HEADLINE_COLUMN}_rebound_max"] = None if turn is None else turn.max_value

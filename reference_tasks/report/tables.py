@@ -13,16 +13,13 @@ from typing import Any
 
 import numpy as np
 
+from reference_tasks.analysis import fit_r2
 from reference_tasks.report.figures import task_order, task_title
 from reference_tasks.report.run_data import RunData
 
 
 def _fit_r2(name: str) -> Callable[[dict[str, Any]], Any]:
-    def getter(summary: dict[str, Any]) -> Any:
-        fit = summary.get(f"linear_fit_{name}_test_loss")
-        return None if fit is None else fit["r2"]
-
-    return getter
+    return lambda summary: fit_r2(summary, name)
 
 
 def _entry(key: str, inner: str | None = None) -> Callable[[dict[str, Any]], Any]:

@@ -9,10 +9,11 @@ from __future__ import annotations
 import csv
 import math
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from reference_tasks.analysis import fit_r2
 from reference_tasks.runfolder.schema import HEADLINE_COLUMN
 from reference_tasks.sweep.cluster import Outcome
 from reference_tasks.sweep.plan import format_value
@@ -28,11 +29,6 @@ RESULT_COLUMNS = (
 )
 
 
-def _r2(summary: Mapping[str, Any], name: str) -> float | None:
-    fit = summary.get(f"linear_fit_{name}_test_loss")
-    return None if fit is None else fit["r2"]
-
-
 def summary_row(outcome: Outcome, fields: Sequence[str]) -> dict[str, Any]:
     """One ``summary.csv`` row: the run's identity, swept values, status and results."""
     run, summary = outcome.run, outcome.summary or {}
@@ -40,7 +36,7 @@ def summary_row(outcome: Outcome, fields: Sequence[str]) -> dict[str, Any]:
     row.update({field: getattr(run.config, field) for field in fields})
     row["status"] = "failed" if outcome.error is not None else "finished"
     row.update({column: summary.get(column) for column in RESULT_COLUMNS[:-2]})
-    row["r2_lmn_test_loss"], row["r2_l2_test_loss"] = _r2(summary, "lmn"), _r2(summary, "l2")
+    row["r2_lmn_test_loss"], row["r2_l2_test_loss"] = fit_r2(summary, "lmn"), fit_r2(summary, "l2")
     row["error"] = outcome.error
     row["run_dir"] = str(run.out_dir)
     return row
@@ -81,7 +77,7 @@ def config_statistics(outcomes: Sequence[Outcome]) -> dict[str, Any]:
         "generalization_range": (min(steps), max(steps)) if steps else None,
     }
     for name in ("lmn", "l2"):
-        values = [r2 for r2 in (_r2(s, name) for s in finished) if r2 is not None]
+        values = [r2 for r2 in (fit_r2(s, name) for s in finished) if r2 is not None]
         stats[f"r2_{name}"] = values
     return stats
 

@@ -151,7 +151,7 @@ def run_all(
     from distributed import as_completed
 
     # the longest first (submitted first, and first in a worker's queue): the last to start ends soonest
-    order = sorted(range(len(runs)), key=lambda index: -estimated_cost(runs[index]))
+    costs = [estimated_cost(run) for run in runs]
     futures = {
         client.submit(
             train_run,
@@ -160,9 +160,9 @@ def run_all(
             threads,
             key=f"lmn-run-{runs[index].framework}-{runs[index].name}",
             pure=False,
-            priority=estimated_cost(runs[index]),
+            priority=costs[index],
         ): index
-        for index in order
+        for index in sorted(range(len(runs)), key=lambda index: -costs[index])
     }
     outcomes: dict[int, Outcome] = {}
     for future in as_completed(futures):

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
 import math
 import typing
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from reference_tasks.runfolder import read_json, write_json
 from reference_tasks.tasks import make_task
 from reference_tasks.training.recipe import TrainConfig, lmn_checkpoints
 
@@ -205,14 +205,15 @@ class Sweep:
         """Write ``out/sweep/sweep.json``."""
         path = out / SWEEP_DIR / SWEEP_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
-        record = dataclasses.asdict(self) | {"grid": {k: list(v) for k, v in self.grid.items()}}
-        path.write_text(json.dumps(record, indent=2) + "\n")
+        write_json(
+            path, dataclasses.asdict(self) | {"grid": dict(self.grid), "settings": dict(self.settings)}
+        )
         return path
 
     @classmethod
     def load(cls, out: Path) -> Sweep:
         """Read ``out/sweep/sweep.json``."""
-        record = json.loads((out / SWEEP_DIR / SWEEP_FILE).read_text())
+        record = read_json(out / SWEEP_DIR / SWEEP_FILE)
         return cls(
             tasks=tuple(record["tasks"]),
             seeds=tuple(record["seeds"]),
