@@ -83,13 +83,14 @@ def half_precision_rtol(dtype: torch.dtype) -> float | None:
 @contextmanager
 def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
     """Put ``module`` and every submodule in eval mode, then restore each one's own mode."""
-    modes = [(submodule, submodule.training) for submodule in module.modules()]
-    module.eval()
+    training = [submodule for submodule in module.modules() if submodule.training]
+    if training:
+        module.eval()
     try:
         yield module
     finally:
-        for submodule, training in modes:
-            submodule.training = training
+        for submodule in training:
+            submodule.training = True
 
 
 def _describe(outputs: Any) -> str:

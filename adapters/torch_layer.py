@@ -13,6 +13,7 @@ from adapters.torch_function import (
     OutputChoice,
     OutputSelector,
     TorchFunction,
+    eval_mode,
     floating_dtype,
     half_precision_rtol,
     module_device,
@@ -104,4 +105,5 @@ class LayerLMN:
             rtol = half_precision_rtol(dtype)
             if rtol is not None:
                 lmn_kwargs = {**lmn_kwargs, "const_rtol": rtol}
-        return lmn_core.lmn(self.head, samples, **lmn_kwargs)
+        with eval_mode(self.head.module):  # once, rather than at every block of pairs
+            return lmn_core.lmn(self.head, samples, **lmn_kwargs)

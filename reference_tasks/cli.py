@@ -43,6 +43,7 @@ logger = logging.getLogger("lmn")
 # --quick: a first look in a few minutes (all three tasks memorize; addition mod 31 generalizes).
 QUICK = {"steps": 8000, "lmn_samples": 256, "n_checkpoints": 40}
 ALL_TASKS = ["modadd", "s4", "xor"]
+NO_PROBES = "none"
 
 
 def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,7 +55,10 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "--lmn-samples", type=int, help="N, the samples the LMN is measured on (default: all)"
     )
     parser.add_argument(
-        "--probes", nargs="+", choices=PROBES, help=f"layers to measure (default: {' '.join(PROBES)})"
+        "--probes",
+        nargs="+",
+        choices=(*PROBES, NO_PROBES),
+        help=f"layers to measure (default: {' '.join(PROBES)}); '{NO_PROBES}' trains without LMN",
     )
     parser.add_argument("--device", default="cpu", help="the framework's device name (cpu, cuda, ...)")
     parser.add_argument("--out", type=Path, default=Path("runs"), help="runs folder (default: runs)")
@@ -141,7 +145,11 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
     if args.lmn_samples is not None:
         settings["lmn_samples"] = args.lmn_samples
     if args.probes is not None:
-        settings["probes"] = tuple(dict.fromkeys(args.probes))
+        if NO_PROBES in args.probes and len(args.probes) > 1:
+            raise SystemExit(
+                f"lmn: --probes {NO_PROBES} cannot be given with layers: {' '.join(args.probes)}"
+            )
+        settings["probes"] = tuple(p for p in dict.fromkeys(args.probes) if p != NO_PROBES)
     return settings
 
 
@@ -176,8 +184,16 @@ def _pending(runs: Sequence[Run], *, fresh: bool = False) -> list[Run]:
     return pending
 
 
-def _run_on_dask(args: argparse.Namespace, runs: Sequence[Run], options: RunOptions) -> list[Outcome]:
-    """Train ``runs`` as Dask tasks, with one bar of finished runs on this side."""
+def _run_on_dask(
+    args: argparse.Namespace, runs: Sequence[Run], options: RunOptions, figure4_runs: Sequence[Run] = ()
+) -> list[Outcome]:
+    """Train ``runs`` as Dask tasks, with one bar of finished runs on this side.
+
+    Figure 4's matrices of ``figure4_runs`` are computed as soon as each has trained
+    (:func:`reference_tasks.report.connectivity_cache.prepare_figure4`), on a free worker.
+    """
+    from reference_tasks.report.connectivity_cache import prepare_figure4
+
     with connect(args.scheduler, args.workers) as client:
         logger.info("Dask dashboard: %s", client.dashboard_link)
         try:
@@ -190,11 +206,27 @@ def _run_on_dask(args: argparse.Namespace, runs: Sequence[Run], options: RunOpti
 
             bar = tqdm(total=len(runs), desc="runs", unit="run")
         outcomes = run_all(
-            client, runs, options, threads=args.threads, on_done=bar and (lambda _: bar.update())
+            client,
+            runs,
+            options,
+            threads=args.threads,
+            on_done=bar and (lambda _: bar.update()),
+            follow_up=prepare_figure4 if figure4_runs else None,
+            follow_up_runs=figure4_runs,
         )
         if bar is not None:
             bar.close()
     return outcomes
+
+
+def lowest_seeds(runs: Sequence[Run]) -> list[Run]:
+    """The run of the lowest seed of each framework and task: the ones Figure 4 draws."""
+    lowest: dict[tuple[str, str], Run] = {}
+    for run in runs:
+        key = (run.framework, run.config.task)
+        if key not in lowest or run.config.seed < lowest[key].config.seed:
+            lowest[key] = run
+    return list(lowest.values())
 
 
 def _exit_status(outcomes: Sequence[Outcome]) -> int:
@@ -209,7 +241,8 @@ def reproduce(args: argparse.Namespace) -> int:
     if args.batched and args.framework != "torch":
         raise SystemExit("lmn: --batched trains PyTorch models only (use --framework torch)")
     _check_counts(args)
-    pending = _pending(plan_runs(args), fresh=args.fresh)
+    planned = plan_runs(args)
+    pending = _pending(planned, fresh=args.fresh)
     options = RunOptions(device=args.device, progress=False)
     status = 0
     if args.fresh:  # a run without checkpoint or summary starts afresh
@@ -219,7 +252,8 @@ def reproduce(args: argparse.Namespace) -> int:
     if args.batched and pending:
         _train_batched(pending, RunOptions(device=args.device, progress=not args.quiet), args.threads)
     elif pending:
-        status = _exit_status(_run_on_dask(args, pending, options))
+        figure4_runs = [] if args.no_report else [run for run in lowest_seeds(planned) if run in pending]
+        status = _exit_status(_run_on_dask(args, pending, options, figure4_runs))
     if not args.no_report:
         report_command(args.out, None, quiet=args.quiet)
     return status
@@ -254,7 +288,10 @@ def sweep_command(args: argparse.Namespace) -> int:
     if refused is not None:
         raise SystemExit(f"lmn sweep: cannot write to {args.out}: {refused}")
     sweep.save(args.out)
-    outcomes = _run_on_dask(args, pending, RunOptions(device=args.device, progress=False)) if pending else []
+    # a sweep over seeds alone draws Figure 4 (write_sweep_report)
+    figure4_runs = [] if sweep.grid else [run for run in lowest_seeds(runs) if run in pending]
+    options = RunOptions(device=args.device, progress=False)
+    outcomes = _run_on_dask(args, pending, options, figure4_runs) if pending else []
     report = write_sweep_report(sweep, args.out, known=outcomes, progress=not args.quiet)
     logger.info("sweep summary written to %s", report.summary_csv.parent)
     return _exit_status(outcomes)

@@ -1,10 +1,12 @@
 """Phases, fits and the run summary, from metrics rows alone (no framework)."""
 
+from reference_tasks.analysis.claims import claim_sentence, paired_difference, population_claims
 from reference_tasks.analysis.fits import LinearFit, linear_fit, pearson
 from reference_tasks.analysis.phases import (
     Phases,
     Rebound,
     generalizing_rows,
+    lowest_train_acc_after_memorization,
     measured,
     phases,
     rebound,
@@ -18,12 +20,16 @@ __all__ = [
     "Phases",
     "Rebound",
     "build_summary",
+    "claim_sentence",
     "fit_r2",
     "generalizing_rows",
     "linear_fit",
+    "lowest_train_acc_after_memorization",
     "measured",
+    "paired_difference",
     "pearson",
     "phases",
+    "population_claims",
     "rebound",
     "row_at_or_after",
     "unstable_step",

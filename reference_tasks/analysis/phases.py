@@ -102,6 +102,14 @@ def unstable_step(rows: Sequence[Row]) -> int | None:
     )
 
 
+def lowest_train_acc_after_memorization(rows: Sequence[Row]) -> float | None:
+    """The lowest train accuracy from the memorization step on (``None`` before memorization)."""
+    memorization = phases(rows).memorization_step
+    if memorization is None:
+        return None
+    return min(row["train_acc"] for row in measured(rows, "train_acc") if row["step"] >= memorization)
+
+
 def rebound(rows: Sequence[Row], column: str = HEADLINE_COLUMN) -> Rebound | None:
     """The LMN's rise after generalization, while training is stable: its trough and peak.
 

@@ -8,7 +8,15 @@ from pathlib import Path
 from typing import Any
 
 from reference_tasks.analysis.fits import linear_fit, pearson
-from reference_tasks.analysis.phases import generalizing_rows, measured, phases, rebound, row_at_or_after
+from reference_tasks.analysis.phases import (
+    generalizing_rows,
+    lowest_train_acc_after_memorization,
+    measured,
+    phases,
+    rebound,
+    row_at_or_after,
+    unstable_step,
+)
 from reference_tasks.runfolder.folder import write_json
 from reference_tasks.runfolder.metrics import read_metrics
 from reference_tasks.runfolder.schema import HEADLINE_COLUMN, METRICS_FILE, SUMMARY_FILE, Row
@@ -39,7 +47,9 @@ def build_summary(
     """The run summary (``summary.json``) from its metrics rows.
 
     Keys: ``task, framework, seed, steps, memorization_step, generalization_step,
-    max_test_acc, final_train_acc, final_test_acc, lmn_n_samples``,
+    max_test_acc, final_train_acc, final_test_acc, lmn_n_samples``, the lowest train
+    accuracy after memorization ``train_acc_min_after_memorization`` and the first step
+    below 100% ``unstable_step`` (a blow-up; ``None`` if none, see :func:`unstable_step`),
     ``lmn_hidden1_{init,memorization,generalization,end}`` with the steps they were
     read at in ``lmn_hidden1_steps``, ``pearson_lmn_test_loss``,
     ``pearson_l2_test_loss`` and ``pearson_n_points``, the least-squares lines
@@ -72,6 +82,8 @@ def build_summary(
         "final_train_acc": rows[-1]["train_acc"] if rows else None,
         "final_test_acc": rows[-1]["test_acc"] if rows else None,
         "lmn_n_samples": lmn_rows[-1]["lmn_n_samples"] if lmn_rows else None,
+        "train_acc_min_after_memorization": lowest_train_acc_after_memorization(rows),
+        "unstable_step": unstable_step(rows),
     }
     for name, row in points.items():
         summary[f"{HEADLINE_COLUMN}_{name}"] = None if row is None else row[HEADLINE_COLUMN]

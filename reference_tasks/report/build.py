@@ -26,8 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reference_tasks.report import figures
-from reference_tasks.report.run_data import RunData, checkpoint_lmn, find_runs, recorded_lmn
+from reference_tasks.report import claim_figures, figures
+from reference_tasks.report.connectivity_cache import cached_checkpoint_lmn, figure4_steps
+from reference_tasks.report.run_data import RunData, find_runs, recorded_lmn
 from reference_tasks.report.tables import group_runs, summary_markdown, summary_table
 from reference_tasks.runfolder import write_json
 
@@ -35,11 +36,6 @@ logger = logging.getLogger(__name__)
 
 LMN_RTOL = 1e-4
 REPORT_DIR = "report"
-PHASE_POINTS = (
-    ("init", "initialization"),
-    ("memorization", "memorization"),
-    ("generalization", "generalization"),
-)
 
 
 @dataclass(frozen=True)
@@ -68,47 +64,12 @@ class ReportResult:
     skipped: list[Path]
 
 
-def _panel_steps(run: RunData) -> list[tuple[str, str, int]]:
-    """``(point, label, step)`` of the Figure 4 rows that have a snapshot (warns about the rest)."""
-    available = run.snapshot_steps
-    steps = run.summary["lmn_hidden1_steps"]
-    chosen = []
-    for point, label in PHASE_POINTS:
-        step = steps.get(point)
-        if step is None and point == "generalization":
-            generalized = run.summary["generalization_step"]
-            label = (
-                "never generalized: last checkpoint"
-                if generalized is None
-                else f"no LMN checkpoint after generalization (step {generalized}): last checkpoint"
-            )
-            later = [s for s in available if s >= (steps.get("memorization") or 0)]
-            step = later[-1] if later else None
-            if step is None:
-                logger.warning("%s: %s; but no snapshot after memorization", run.path, label)
-                continue
-        if step is None:
-            logger.warning(
-                "%s: no %s point (no LMN measured there); its Figure 4 row is left out", run.path, point
-            )
-        elif step not in available:
-            logger.warning(
-                "%s: no weight snapshot at the %s step %d; its Figure 4 row is left out",
-                run.path,
-                point,
-                step,
-            )
-        else:
-            chosen.append((point, label, step))
-    return chosen
-
-
 def _connectivity_panels(
     run: RunData, bar: Callable[[Iterable[Any]], Iterable[Any]]
 ) -> tuple[list[figures.ConnectivityPanel], list[dict[str, Any]]]:
     panels, checks = [], []
-    for point, label, step in bar(_panel_steps(run)):
-        result = checkpoint_lmn(run, step)
+    for point, label, step in bar(figure4_steps(run)):
+        result, clustering = cached_checkpoint_lmn(run, step)
         recorded = recorded_lmn(run, step)
         difference = None if recorded is None else abs(result.lmn - recorded) / abs(recorded)
         if difference is None or difference > LMN_RTOL:
@@ -123,7 +84,7 @@ def _connectivity_panels(
             )
         panels.append(
             figures.ConnectivityPanel(
-                label, step, result.connectivity, result.eigenvalues, result.lmn, recorded
+                label, step, result.connectivity, result.eigenvalues, result.lmn, recorded, clustering
             )
         )
         checks.append(
@@ -234,7 +195,10 @@ def _framework_figures(by_task: Mapping[str, Sequence[RunData]], out_dir: Path, 
             by_task, out_dir / f"fig2_training_{framework}_linear.png", framework=framework, log_steps=False
         ),
         figures.figure_probes(by_task, out_dir / f"fig3_probes_{framework}.png", framework=framework),
-        figures.figure_claim(by_task, out_dir / f"fig_claim_{framework}.png", framework=framework),
+        claim_figures.figure_claim(by_task, out_dir / f"fig_claim_{framework}.png", framework=framework),
+        claim_figures.figure_claim_r2(
+            by_task, out_dir / f"fig_claim_r2_{framework}.png", framework=framework
+        ),
     ]
 
 

@@ -52,6 +52,9 @@ def affinity(connectivity: np.ndarray) -> np.ndarray:
     return np.clip((matrix + matrix.T) / 2, 0.0, None)
 
 
+FIGURE4_CLUSTERS = 10
+
+
 def by_size(labels: np.ndarray) -> Clustering:
     """Renumber clusters by decreasing size (ties: first sample) and order samples by cluster."""
     used, first_index, counts = np.unique(labels, return_index=True, return_counts=True)
@@ -96,3 +99,8 @@ def spectral_clustering(connectivity: np.ndarray, n_clusters: int = 10, *, seed:
         # with as many clusters as samples scikit-learn falls back to a dense eigensolver
         warnings.filterwarnings("ignore", message="k >= N", category=RuntimeWarning)
         return by_size(model.fit_predict(weights))
+
+
+def figure4_clustering(connectivity: np.ndarray, seed: int) -> Clustering:
+    """The clustering Figure 4 orders a matrix by: ``min(10, N)`` clusters from ``seed``."""
+    return spectral_clustering(connectivity, min(FIGURE4_CLUSTERS, connectivity.shape[0]), seed=seed)

@@ -5,8 +5,8 @@
 - :func:`figure_probes` (Figure 3): per task, the LMN at every probe against the step.
 - :func:`figure_connectivity` (Figure 4): for one run, the ``hidden1`` connectivity
   matrix at phase points, its samples ordered by spectral clustering, beside its spectrum.
-- :func:`figure_claim`: per task, LMN and L2 norm against test loss over the
-  generalizing phase with their least-squares lines and ``R²``.
+
+The claim figures are in :mod:`reference_tasks.report.claim_figures`.
 
 Each figure shows the runs of one framework. Steps are drawn as ``step + 1`` on a log
 axis (so step 0 shows; Figure 2 also comes on a linear step axis). With several seeds a
@@ -23,14 +23,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from reference_tasks.analysis import generalizing_rows, linear_fit, measured
+from reference_tasks.analysis import measured
 from reference_tasks.model.spec import PROBES
-from reference_tasks.report.clustering import spectral_clustering
+from reference_tasks.report.clustering import Clustering, figure4_clustering
 from reference_tasks.report.run_data import RunData
 
 logger = logging.getLogger(__name__)
@@ -72,6 +71,9 @@ class ConnectivityPanel:
         The LMN recomputed from the snapshot.
     recorded_lmn : float or None
         The LMN that ``metrics.csv`` holds at that step.
+    clustering : Clustering or None
+        The samples' display order; ``None`` clusters them when drawn
+        (:func:`reference_tasks.report.clustering.figure4_clustering`).
     """
 
     label: str
@@ -80,6 +82,7 @@ class ConnectivityPanel:
     eigenvalues: np.ndarray
     lmn: float
     recorded_lmn: float | None
+    clustering: Clustering | None = None
 
 
 def task_title(task: str) -> str:
@@ -181,19 +184,19 @@ def _seeds_note(runs: Sequence[RunData]) -> str:
     return f"mean of {len(runs)} seeds ({seeds}), band: min-max"
 
 
-def _n_note(runs: Sequence[RunData]) -> str:
+def n_note(runs: Sequence[RunData]) -> str:
     sizes = sorted({run.summary.get("lmn_n_samples") for run in runs} - {None})
     return "N = " + "/".join(str(n) for n in sizes) if sizes else "N unknown"
 
 
-def _save(figure: Figure, path: str | Path) -> Path:
+def save_figure(figure: Figure, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=DPI)
     return path
 
 
-def _ordered(runs_by_task: Mapping[str, Sequence[RunData]]) -> list[tuple[str, Sequence[RunData]]]:
+def ordered_tasks(runs_by_task: Mapping[str, Sequence[RunData]]) -> list[tuple[str, Sequence[RunData]]]:
     items = [(task, runs) for task, runs in runs_by_task.items() if runs]
     if not items:
         raise ValueError("no runs to draw")
@@ -208,7 +211,7 @@ def figure_training(
     ``log_steps=False`` draws the steps on a linear axis (the late phases, such as a
     float32 blow-up, get more room).
     """
-    items = _ordered(runs_by_task)
+    items = ordered_tasks(runs_by_task)
     shift = 1 if log_steps else 0
     figure = Figure(figsize=(15, 3.4 * len(items)))
     axes = figure.subplots(len(items), 3, squeeze=False)
@@ -234,19 +237,19 @@ def figure_training(
             marker="o",
             shift=shift,
         )
-        lmn_ax.set_ylabel(f"LMN (hidden1 → logits), {_n_note(runs)}")
+        lmn_ax.set_ylabel(f"LMN (hidden1 → logits), {n_note(runs)}")
         _plot_curve(l2_ax, aggregate(runs, "l2_norm"), "tab:gray", "L2 norm", shift=shift)
         l2_ax.set_ylabel("L2 norm of the parameters")
         title = f"{task_title(task)} ({framework}): {_seeds_note(runs)}"
         accuracy.set_title(title + (f"; {note}" if note else ""), loc="left", fontsize=9)
     figure.suptitle("Figure 2: training curves, LMN at the first hidden layer, parameter norm")
     figure.tight_layout()
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def figure_probes(runs_by_task: Mapping[str, Sequence[RunData]], path: str | Path, *, framework: str) -> Path:
     """Figure 3: the LMN at every probe against the step (log LMN axis), a panel per task."""
-    items = _ordered(runs_by_task)
+    items = ordered_tasks(runs_by_task)
     figure = Figure(figsize=(5.5 * len(items), 4.2))
     axes = figure.subplots(1, len(items), squeeze=False)
     for ax, (task, runs) in zip(axes[0], items, strict=True):
@@ -257,7 +260,7 @@ def figure_probes(runs_by_task: Mapping[str, Sequence[RunData]], path: str | Pat
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel(STEP_LABEL)
-        ax.set_ylabel(f"LMN (probe → logits, log scale), {_n_note(runs)}")
+        ax.set_ylabel(f"LMN (probe → logits, log scale), {n_note(runs)}")
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)
         ax.set_title(
@@ -268,16 +271,17 @@ def figure_probes(runs_by_task: Mapping[str, Sequence[RunData]], path: str | Pat
         "Figure 3: LMN at every probe layer (phases shaded: memorizing, generalizing, finalizing)"
     )
     figure.tight_layout()
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def figure_connectivity(
-    panels: Sequence[ConnectivityPanel], path: str | Path, *, title: str, n_clusters: int = 10, seed: int = 0
+    panels: Sequence[ConnectivityPanel], path: str | Path, *, title: str, seed: int = 0
 ) -> Path:
     """Figure 4: each panel's matrix, ordered by spectral clustering, beside its |eigenvalues|.
 
-    The samples are clustered separately for each matrix (``min(n_clusters, N)``
-    clusters, seeded); white lines separate the clusters. The spectrum shows the
+    The samples are clustered separately for each matrix unless a panel brings its
+    clustering (``figure4_clustering``: at most 10 clusters, from ``seed``); white
+    lines separate the clusters. The spectrum shows the
     positive eigenvalues and the magnitudes of the negative ones (red), each sorted
     by decreasing ``|λ|``, on a log axis, with each sign's share of ``Σ|λ|`` (the LMN
     counts both, docs/design.md section 1.2).
@@ -288,7 +292,9 @@ def figure_connectivity(
     axes = figure.subplots(len(panels), 2, squeeze=False)
     for (matrix_ax, spectrum_ax), panel in zip(axes, panels, strict=True):
         n = panel.connectivity.shape[0]
-        clustering = spectral_clustering(panel.connectivity, min(n_clusters, n), seed=seed)
+        clustering = (
+            panel.clustering if panel.clustering is not None else figure4_clustering(panel.connectivity, seed)
+        )
         ordered = panel.connectivity[np.ix_(clustering.order, clustering.order)]
         image = matrix_ax.imshow(ordered, vmin=0.0, vmax=1.0, cmap="viridis", interpolation="nearest")
         for edge in np.cumsum(clustering.sizes)[:-1]:
@@ -320,43 +326,4 @@ def figure_connectivity(
         spectrum_ax.set_title(f"eigenvalues of L, {panel.label}", fontsize=8)
     figure.suptitle(title)
     figure.tight_layout()
-    return _save(figure, path)
-
-
-def figure_claim(runs_by_task: Mapping[str, Sequence[RunData]], path: str | Path, *, framework: str) -> Path:
-    """LMN (hidden1) and L2 norm against test loss over the generalizing phase, with fits.
-
-    One column per task; each seed is a scatter, joined in step order by a thin line,
-    with its least-squares line and ``R²`` in the legend (the rows of
-    ``analysis.generalizing_rows``, as for the summary; for a run that never
-    generalized they run to its end).
-    """
-    items = _ordered(runs_by_task)
-    figure = Figure(figsize=(5.2 * len(items), 8))
-    axes = figure.subplots(2, len(items), squeeze=False)
-    colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
-    for column, (task, runs) in enumerate(items):
-        for row, (name, quantity) in enumerate(
-            (("lmn_hidden1", "LMN (hidden1 → logits)"), ("l2_norm", "L2 norm"))
-        ):
-            ax = axes[row, column]
-            for index, run in enumerate(runs):
-                window = generalizing_rows(run.rows)
-                x = np.array([r["test_loss"] for r in window])
-                y = np.array([r[name] for r in window])
-                color = colors[index % len(colors)]
-                fit = linear_fit(x, y)
-                r2 = "R² n/a" if fit is None else f"R² = {fit.r2:.3f}"
-                ax.plot(x, y, color=color, lw=0.5, alpha=0.5)  # the trajectory, in step order
-                ax.scatter(x, y, s=10, color=color, label=f"seed {run.seed}: {r2} ({x.size} points)")
-                if fit is not None:
-                    line = np.linspace(x.min(), x.max(), 2)
-                    ax.plot(line, fit.slope * line + fit.intercept, color=color, lw=1)
-            ax.set_xlabel("test loss")
-            ax.set_ylabel(quantity + (f", {_n_note(runs)}" if row == 0 else ""))
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=7)
-            ax.set_title(f"{task_title(task)} ({framework}): {quantity} vs test loss", fontsize=9)
-    figure.suptitle("Generalizing phase (memorization to generalization step): linear fits against test loss")
-    figure.tight_layout()
-    return _save(figure, path)
+    return save_figure(figure, path)

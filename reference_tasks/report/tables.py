@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from reference_tasks.analysis import fit_r2
+from reference_tasks.analysis import fit_r2, population_claims
+from reference_tasks.report.claims_table import claims_markdown
 from reference_tasks.report.figures import task_order, task_title
 from reference_tasks.report.run_data import RunData
 
@@ -102,6 +103,7 @@ def summary_table(runs: Sequence[RunData]) -> dict[str, Any]:
         "quantities": {
             key: aggregate_values(getter(run.summary) for run in runs) for key, _, getter, _ in QUANTITIES
         },
+        "claims": population_claims([run.summary for run in runs]),
     }
 
 
@@ -131,7 +133,7 @@ def _overview(tables: Sequence[dict[str, Any]], specs: dict[str, tuple[str, str]
 
 
 def summary_markdown(tables: Sequence[dict[str, Any]], checks: Sequence[dict[str, Any]]) -> str:
-    """``summary.md``: one table per task and framework, then the Figure 4 LMN checks."""
+    """``summary.md``: the claims over seeds, one table per task and framework, the Figure 4 checks."""
     lines = [
         "# Summary of the reference runs",
         "",
@@ -145,6 +147,8 @@ def summary_markdown(tables: Sequence[dict[str, Any]], checks: Sequence[dict[str
         "",
     ]
     specs = {key: (description, spec) for key, description, _, spec in QUANTITIES}
+    ordered = sorted(tables, key=lambda table: (table["framework"] != "torch", task_order(table["task"])))
+    lines += claims_markdown([(table["framework"], table["claims"]) for table in ordered])
     lines += _overview(tables, specs)
     for table in tables:
         seeds = ", ".join(str(seed) for seed in table["seeds"])

@@ -143,12 +143,18 @@ def run_all(
     *,
     threads: int | None = 1,
     on_done: Callable[[Outcome], None] | None = None,
+    follow_up: Callable[[Path], object] | None = None,
+    follow_up_runs: Sequence[Run] = (),
 ) -> list[Outcome]:
     """Train ``runs`` on ``client``'s cluster; return their outcomes in the order of ``runs``.
 
     A run that fails does not stop the others: its outcome holds the error.
+    ``follow_up(run.out_dir)`` runs as a Dask task after each of ``follow_up_runs``
+    trains, behind every run still waiting (so on a worker that would otherwise idle
+    while the last runs train); it is waited for before returning, and a failure of it
+    is logged, not raised (the report does the same work again).
     """
-    from distributed import as_completed
+    from distributed import as_completed, wait
 
     # the longest first (submitted first, and first in a worker's queue): the last to start ends soonest
     costs = [estimated_cost(run) for run in runs]
@@ -164,6 +170,12 @@ def run_all(
         ): index
         for index in sorted(range(len(runs)), key=lambda index: -costs[index])
     }
+    by_run = {runs[index].out_dir: future for future, index in futures.items()}
+    follow_ups = [
+        client.submit(_after, by_run[run.out_dir], follow_up, run.out_dir, pure=False, priority=-1)
+        for run in follow_up_runs
+        if follow_up is not None and run.out_dir in by_run
+    ]
     outcomes: dict[int, Outcome] = {}
     for future in as_completed(futures):
         run = runs[futures[future]]
@@ -176,4 +188,13 @@ def run_all(
         outcomes[futures[future]] = outcome
         if on_done is not None:
             on_done(outcome)
+    wait(follow_ups)
+    for future in follow_ups:
+        if future.status != "finished":
+            logger.warning("a follow-up task failed (the report will redo it): %s", future.exception())
     return [outcomes[index] for index in range(len(runs))]
+
+
+def _after(_summary: object, task: Callable[[Path], object], run_dir: Path) -> object:
+    """``task(run_dir)``, once the run whose summary Dask hands as the first argument has trained."""
+    return task(run_dir)

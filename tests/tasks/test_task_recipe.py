@@ -22,6 +22,7 @@ from reference_tasks.training.recipe import (
 def test_defaults_are_the_papers_recipe():
     config = TrainConfig()
     assert (config.learning_rate, config.weight_decay, config.steps) == (1e-3, 0.2, 20000)
+    assert config.loss_dtype == "float64" and config.computed_loss_dtype == "float64"
     assert (config.embedding_dim, config.hidden_dim, config.train_fraction) == (32, 100, 0.8)
     assert config.probes == ("embedding", "hidden1", "hidden2") and config.lmn_samples is None
 
@@ -121,3 +122,10 @@ def test_framework_free_modules_import_no_framework():
         "assert not loaded, loaded\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_s4_alone_takes_a_heavier_weight_decay_unless_one_is_given():
+    assert TrainConfig(task="s4").weight_decay == 1.0
+    assert TrainConfig(task="xor").weight_decay == 0.2
+    assert TrainConfig(task="s4", weight_decay=0.2).weight_decay == 0.2
+    assert TrainConfig(task="s4") == TrainConfig(task="s4", weight_decay=1.0)

@@ -183,6 +183,7 @@ def test_files_and_paths(report):
     expected += [f"fig2_training_{fw}_linear.png" for fw in ("keras", "torch")]
     expected += [f"fig3_probes_{fw}.png" for fw in ("keras", "torch")]
     expected += [f"fig_claim_{fw}.png" for fw in ("keras", "torch")]
+    expected += [f"fig_claim_r2_{fw}.png" for fw in ("keras", "torch")]
     expected += ["fig4_connectivity_keras_s4.png", "fig4_connectivity_keras_xor.png"]
     expected += ["fig4_connectivity_torch_modadd.png"]
     assert names == sorted(expected)

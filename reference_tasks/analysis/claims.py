@@ -1,0 +1,191 @@
+"""The paper's claims over a population of seeds, from the runs' summaries alone.
+
+:func:`population_claims` takes the ``summary.json`` of every seed of one task (one
+framework, one recipe) and answers, with numbers, what the paper states for that task:
+how many seeds grok and when (beside the paper's steps), how much the LMN rises while
+memorizing and falls while generalizing, whether LMN is more linear in test loss than
+the L2 norm (the paired difference of their R² over seeds, with a bootstrap interval
+and a Wilcoxon signed-rank test, :func:`paired_difference`), how many seeds show the XOR
+rebound, and how many blow up after memorization. :func:`claim_sentence` says in one
+plain sentence whether the R² claim holds.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from reference_tasks.analysis.summary import fit_r2
+
+# What the paper states per task: the generalization step of addition mod 31 (its
+# Appendix B, Figure 4) and the two LMN values at the XOR rebound's turning points.
+PAPER = {
+    "modadd": {"memorization_step": 200, "generalization_step": 7600},
+    "s4": {},
+    "xor": {"rebound_turning_points": (15.0, 20.0)},
+}
+# A rebound counts when the LMN rises by at least this fraction of its trough.
+REBOUND_MIN_RISE = 0.05
+# A run "blows up" when its train accuracy falls below this after memorization.
+STABLE_TRAIN_ACC = 0.99
+CONFIDENCE = 0.95
+BOOTSTRAP_RESAMPLES = 10_000
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """``R²(LMN) - R²(L2)`` over seeds: its mean, bootstrap interval and Wilcoxon p-value.
+
+    ``low``/``high`` are ``None`` below 2 seeds, ``p_value`` below 2 nonzero differences.
+    """
+
+    n: int
+    mean: float | None
+    low: float | None
+    high: float | None
+    p_value: float | None
+    differences: tuple[float, ...]
+
+
+def mean_std(values: Sequence[float]) -> dict[str, float | int | None]:
+    """``{"mean", "std", "n"}`` (sample standard deviation, ``None`` below 2 values)."""
+    return {
+        "mean": statistics.fmean(values) if values else None,
+        "std": statistics.stdev(values) if len(values) > 1 else None,
+        "n": len(values),
+    }
+
+
+def paired_difference(first: Sequence[float], second: Sequence[float], *, seed: int = 0) -> PairedDifference:
+    """The mean of ``first - second`` over paired values, its 95% bootstrap interval, and Wilcoxon's p.
+
+    The interval is scipy's bias-corrected and accelerated bootstrap of the mean
+    (``BOOTSTRAP_RESAMPLES`` resamples from ``seed``); the p-value is the two-sided
+    Wilcoxon signed-rank test of the differences against zero.
+    """
+    if len(first) != len(second):
+        raise ValueError(f"paired values must have equal lengths, got {len(first)} and {len(second)}")
+    differences = np.asarray(first, dtype=float) - np.asarray(second, dtype=float)
+    if differences.size == 0:
+        return PairedDifference(0, None, None, None, None, ())
+    low = high = p_value = None
+    if differences.size > 1:
+        if np.ptp(differences) == 0.0:
+            low = high = float(differences[0])
+        else:
+            interval = stats.bootstrap(
+                (differences,),
+                np.mean,
+                confidence_level=CONFIDENCE,
+                n_resamples=BOOTSTRAP_RESAMPLES,
+                method="BCa",
+                rng=np.random.default_rng(seed),
+            ).confidence_interval
+            low, high = float(interval.low), float(interval.high)
+    if np.count_nonzero(differences) > 1:
+        p_value = float(stats.wilcoxon(differences).pvalue)
+    return PairedDifference(
+        int(differences.size), float(differences.mean()), low, high, p_value, tuple(differences.tolist())
+    )
+
+
+def _ratios(summaries: Sequence[Mapping[str, Any]], top: str, bottom: str) -> list[float]:
+    pairs = [(summary.get(top), summary.get(bottom)) for summary in summaries]
+    return [a / b for a, b in pairs if a is not None and b is not None and b != 0]
+
+
+def _rebounds(summaries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The seeds whose LMN rises by at least ``REBOUND_MIN_RISE`` of its trough after generalizing."""
+    found = []
+    for summary in summaries:
+        low, high = summary.get("lmn_hidden1_rebound_min"), summary.get("lmn_hidden1_rebound_max")
+        if low is None or high is None or high - low < REBOUND_MIN_RISE * low:
+            continue
+        steps = summary["lmn_hidden1_rebound_steps"]
+        found.append(
+            {
+                "seed": summary["seed"],
+                "min_step": steps["min"],
+                "min": low,
+                "max_step": steps["max"],
+                "max": high,
+            }
+        )
+    return found
+
+
+def population_claims(summaries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Every claim of the paper for one task, over the seeds whose ``summaries`` are given.
+
+    The R² of LMN and L2 are compared over the seeds that generalized (their generalizing
+    phase ends at the generalization step; for the others it would run to the end).
+    """
+    if not summaries:
+        raise ValueError("population_claims needs the summary of at least one run")
+    task = summaries[0]["task"]
+    steps = [s["generalization_step"] for s in summaries if s.get("generalization_step") is not None]
+    fitted = [
+        s
+        for s in summaries
+        if s.get("generalization_step") is not None
+        and fit_r2(s, "lmn") is not None
+        and fit_r2(s, "l2") is not None
+    ]
+    r2_lmn = [fit_r2(s, "lmn") for s in fitted]
+    r2_l2 = [fit_r2(s, "l2") for s in fitted]
+    unstable = [
+        {
+            "seed": s["seed"],
+            "step": s.get("unstable_step"),
+            "min_train_acc": s["train_acc_min_after_memorization"],
+        }
+        for s in summaries
+        if s.get("train_acc_min_after_memorization") is not None
+        and s["train_acc_min_after_memorization"] < STABLE_TRAIN_ACC
+    ]
+    return {
+        "task": task,
+        "n_runs": len(summaries),
+        "seeds": [s["seed"] for s in summaries],
+        "paper": PAPER.get(task, {}),
+        "grokked": len(steps),
+        "generalization_step": {
+            "median": statistics.median(steps) if steps else None,
+            "min": min(steps, default=None),
+            "max": max(steps, default=None),
+        },
+        "memorization_step": mean_std(
+            [s["memorization_step"] for s in summaries if s.get("memorization_step")]
+        ),
+        "lmn_rise_memorizing": mean_std(_ratios(summaries, "lmn_hidden1_memorization", "lmn_hidden1_init")),
+        "lmn_fall_generalizing": mean_std(
+            _ratios(summaries, "lmn_hidden1_memorization", "lmn_hidden1_generalization")
+        ),
+        "r2_lmn": r2_lmn,
+        "r2_l2": r2_l2,
+        "r2_seeds": [s["seed"] for s in fitted],
+        "r2_difference": asdict(paired_difference(r2_lmn, r2_l2)),
+        "rebounds": _rebounds(summaries),
+        "blow_ups": unstable,
+    }
+
+
+def claim_sentence(claims: Mapping[str, Any]) -> str:
+    """Whether LMN is more linear in test loss than the L2 norm for this task, in one sentence."""
+    difference = claims["r2_difference"]
+    if difference["n"] < 2 or difference["low"] is None:
+        return f"too few seeds with a generalizing phase ({difference['n']}) to tell."
+    interval = (
+        f"R²(LMN) − R²(L2) = {difference['mean']:+.3f}, 95% interval [{difference['low']:+.3f}, "
+        f"{difference['high']:+.3f}] over {difference['n']} seeds"
+    )
+    if difference["low"] > 0:
+        return f"holds: LMN is the more linear in test loss ({interval})."
+    if difference["high"] < 0:
+        return f"reversed: the L2 norm is the more linear in test loss ({interval})."
+    return f"not shown: the two are about as linear ({interval})."

@@ -1,0 +1,117 @@
+"""The paper's claims over seeds: paired R² differences, rises, rebounds and blow-ups."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from reference_tasks.analysis import (
+    build_summary,
+    claim_sentence,
+    lowest_train_acc_after_memorization,
+    paired_difference,
+    population_claims,
+)
+
+
+def _summary(seed: int, *, r2_lmn: float | None, r2_l2: float | None, **values: object) -> dict[str, object]:
+    summary: dict[str, object] = {
+        "task": "xor",
+        "seed": seed,
+        "memorization_step": 100,
+        "generalization_step": 3000 + 100 * seed,
+        "lmn_hidden1_init": 30.0,
+        "lmn_hidden1_memorization": 60.0,
+        "lmn_hidden1_generalization": 20.0,
+        "linear_fit_lmn_test_loss": None
+        if r2_lmn is None
+        else {"slope": 1.0, "intercept": 0.0, "r2": r2_lmn},
+        "linear_fit_l2_test_loss": None if r2_l2 is None else {"slope": 1.0, "intercept": 0.0, "r2": r2_l2},
+        "lmn_hidden1_rebound_min": None,
+        "lmn_hidden1_rebound_max": None,
+        "lmn_hidden1_rebound_steps": {"min": None, "max": None},
+        "train_acc_min_after_memorization": 1.0,
+        "unstable_step": None,
+    }
+    summary.update(values)
+    return summary
+
+
+def test_paired_difference_matches_scipy_and_numpy() -> None:
+    lmn = [0.98, 0.95, 0.97, 0.99, 0.96, 0.94, 0.99, 0.97]
+    l2 = [0.90, 0.93, 0.80, 0.97, 0.85, 0.95, 0.70, 0.88]
+    result = paired_difference(lmn, l2)
+    differences = np.subtract(lmn, l2)
+    assert result.n == 8
+    assert result.mean == pytest.approx(differences.mean())
+    assert result.p_value == pytest.approx(stats.wilcoxon(differences).pvalue)
+    assert result.low < result.mean < result.high
+    assert result.low == paired_difference(lmn, l2).low  # seeded: the same interval every time
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.floats(-1.0, 1.0, allow_nan=False), min_size=3, max_size=12, unique=True))
+def test_bootstrap_interval_lies_within_the_differences(differences: list[float]) -> None:
+    result = paired_difference(differences, [0.0] * len(differences))
+    assert min(differences) - 1e-12 <= result.low <= result.high <= max(differences) + 1e-12
+
+
+def test_paired_difference_refuses_unpaired_values() -> None:
+    with pytest.raises(ValueError, match="equal lengths, got 3 and 2"):
+        paired_difference([1.0, 2.0, 3.0], [1.0, 2.0])
+
+
+def test_population_claims_counts_grokking_ratios_rebounds_and_blow_ups() -> None:
+    summaries = [_summary(seed, r2_lmn=0.95 + 0.005 * seed, r2_l2=0.5 + 0.01 * seed) for seed in range(4)]
+    summaries[1].update(
+        lmn_hidden1_rebound_min=18.0,
+        lmn_hidden1_rebound_max=19.8,  # a 10% rise: counts
+        lmn_hidden1_rebound_steps={"min": 5000, "max": 9000},
+    )
+    summaries[2].update(
+        lmn_hidden1_rebound_min=18.0,
+        lmn_hidden1_rebound_max=18.5,  # under 5%: does not
+        lmn_hidden1_rebound_steps={"min": 5000, "max": 5400},
+    )
+    summaries[3].update(
+        generalization_step=None,
+        linear_fit_lmn_test_loss=None,
+        train_acc_min_after_memorization=0.4,
+        unstable_step=17000,
+    )
+    claims = population_claims(summaries)
+    assert claims["grokked"] == 3
+    assert claims["generalization_step"] == {"median": 3100, "min": 3000, "max": 3200}
+    assert claims["lmn_rise_memorizing"]["mean"] == pytest.approx(2.0)
+    assert claims["lmn_fall_generalizing"]["mean"] == pytest.approx(3.0)
+    assert claims["r2_seeds"] == [0, 1, 2]
+    assert claims["r2_difference"]["mean"] == pytest.approx(np.mean([0.45, 0.445, 0.44]))
+    assert [rebound["seed"] for rebound in claims["rebounds"]] == [1]
+    assert claims["blow_ups"] == [{"seed": 3, "step": 17000, "min_train_acc": 0.4}]
+    assert claim_sentence(claims).startswith("holds: LMN is the more linear")
+
+
+def test_claim_sentence_says_when_the_claim_fails() -> None:
+    reversed_ = population_claims([_summary(s, r2_lmn=0.5 + 0.01 * s, r2_l2=0.9) for s in range(5)])
+    assert claim_sentence(reversed_).startswith("reversed")
+    even = population_claims([_summary(s, r2_lmn=0.9 + 0.02 * (-1) ** s * s, r2_l2=0.9) for s in range(6)])
+    assert claim_sentence(even).startswith("not shown")
+    one = population_claims([_summary(0, r2_lmn=0.9, r2_l2=0.5)])
+    assert claim_sentence(one).startswith("too few seeds")
+
+
+def test_summary_records_a_blow_up_after_memorization() -> None:
+    base = {"train_loss": 0.1, "test_loss": 1.0, "test_acc": 0.5, "l2_norm": 10.0, "lmn_hidden1": None}
+    accuracies = [0.5, 1.0, 1.0, 0.97, 1.0]
+    rows = [
+        {**base, "step": step, "train_acc": acc}
+        for step, acc in zip(range(0, 50, 10), accuracies, strict=True)
+    ]
+    assert lowest_train_acc_after_memorization(rows) == 0.97
+    summary = build_summary(rows, task="xor", framework="torch", seed=0, steps=40)
+    assert summary["unstable_step"] == 30
+    assert summary["train_acc_min_after_memorization"] == 0.97
+    assert lowest_train_acc_after_memorization(rows[:1]) is None
