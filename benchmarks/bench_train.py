@@ -10,7 +10,9 @@ turns within each repeat and the table shows medians over the repeats.
   implementation) on ``GrokMLP``.
 - *trainer step*: one ``TorchEngine.update(evaluate=False)`` of one run: autograd through
   ``functional_call`` on the stacked parameters (``torch.vmap`` only for several runs) and
-  ``torch.optim.AdamW``, the update that ``train`` takes on the steps that write no row.
+  ``torch.optim.AdamW``, the update that ``train`` takes on the steps that write no row;
+  its loss in float64 (the recipe's ``loss_dtype``), and once more in float32 for the
+  cost of that choice.
 - *compiled step*: the trainer step with the model call ``torch.compile``d (its compile
   time printed apart).
 - *run without LMN*: a whole run of ``--steps`` steps with the metrics rows of the recipe's
@@ -46,9 +48,9 @@ from reference_tasks.training.torch_engine import TorchEngine, build_model
 TASK = make_task("modadd")
 
 
-def config(steps: int, seed: int = 0) -> TrainConfig:
-    """The recipe for ``steps`` steps with no LMN checkpoint."""
-    return TrainConfig(task="modadd", seed=seed, steps=steps, probes=())
+def config(steps: int, seed: int = 0, loss_dtype: str | None = "float64") -> TrainConfig:
+    """The recipe for ``steps`` steps with no LMN checkpoint (its float64 loss unless told)."""
+    return TrainConfig(task="modadd", seed=seed, steps=steps, probes=(), loss_dtype=loss_dtype)
 
 
 QUIET = RunOptions(progress=False)
@@ -93,9 +95,9 @@ def textbook_run(steps: int, seed: int, *, with_rows: bool) -> None:
                 )
 
 
-def trainer_steps(steps: int) -> None:
+def trainer_steps(steps: int, loss_dtype: str | None = "float64") -> None:
     """``steps`` updates of the trainer's engine for seed 0, without evaluation."""
-    recipe = config(steps)
+    recipe = config(steps, loss_dtype=loss_dtype)
     engine = TorchEngine([recipe], TrainingData.for_configs([recipe]), "cpu")
     for _ in range(steps):
         engine.update(evaluate=False)
@@ -150,6 +152,7 @@ def main() -> None:
         {
             "textbook step": textbook_steps,
             "trainer step": trainer_step_loop,
+            "float32-loss step": lambda: trainer_steps(steps, loss_dtype=None),
             "compiled step": lambda: [compiled.update(evaluate=False) for _ in range(steps)],
             "textbook run": lambda: textbook_run(steps, 0, with_rows=True),
             "trainer run": lambda: train(config(steps), folder / "one", options=QUIET),
@@ -160,6 +163,10 @@ def main() -> None:
     for label, key in (("update only", "step"), ("run without LMN", "run")):
         textbook, trainer = one[f"textbook {key}"] / steps, one[f"trainer {key}"] / steps
         print(f"{label:32} {textbook * 1e3:9.3f} {trainer * 1e3:9.3f} {textbook / trainer:6.2f}")
+    print(
+        f"trainer step with its float64 loss / with a float32 loss: "
+        f"{one['trainer step'] / one['float32-loss step']:.3f}"
+    )
     compiled_step = one["compiled step"] / steps
     print(
         f"torch.compile'd trainer step: {compiled_step * 1e3:.3f} ms, trainer / compiled "

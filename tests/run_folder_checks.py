@@ -29,6 +29,8 @@ REQUIRED_SUMMARY_KEYS = {
     "lmn_hidden1_end",
     "pearson_lmn_test_loss",
     "pearson_l2_test_loss",
+    "train_acc_min_after_memorization",
+    "unstable_step",
 }
 
 

@@ -11,7 +11,7 @@ from run_folder_checks import REQUIRED_SUMMARY_KEYS, check_run_folder
 
 from reference_tasks.runfolder import read_metrics
 from reference_tasks.runfolder.snapshots import load_snapshot, snapshot_steps
-from reference_tasks.training import loop
+from reference_tasks.training import keras_engine, loop
 from reference_tasks.training.recipe import TrainConfig
 
 train = partial(quiet_training.train, framework="keras")
@@ -162,3 +162,15 @@ def test_snapshots_hold_the_model_weights_in_pytorch_layout(short_run):
     np.testing.assert_array_equal(
         snapshot["embedding.tables.0.weight"], result.model.get_layer("embedding").tables[0].numpy()
     )
+
+
+@pytest.mark.parametrize(("loss_dtype", "saturated_loss_is_zero"), [("float64", False), (None, True)])
+def test_the_loss_is_computed_in_its_own_dtype(loss_dtype, saturated_loss_is_zero):
+    """Logits 20 apart: float32 rounds the softmax to exactly 1 (loss 0, no gradient), float64 does not."""
+    model = keras_engine.build_model(TrainConfig(task="xor", loss_dtype=loss_dtype), 32, 32)
+    logits = np.zeros((4, 32), dtype=np.float32)
+    logits[:, 0] = 20.0
+    loss = float(model.loss(np.zeros(4, dtype=np.int32), logits))
+    assert (loss == 0.0) is saturated_loss_is_zero
+    if not saturated_loss_is_zero:
+        assert loss == pytest.approx(31 * np.exp(-20.0), rel=1e-6)

@@ -111,3 +111,18 @@ def test_the_trainer_follows_the_textbook_recipe(tmp_path):
         rows[-1]["train_loss"] < 0.9 * rows[0]["train_loss"]
         and rows[-1]["train_acc"] > 2 * rows[0]["train_acc"]
     )
+
+
+def test_a_float32_model_takes_its_loss_in_float64(tmp_path):
+    config = TrainConfig(steps=1, probes=())  # float32 weights, float64 loss: the reference recipe
+    rows = read_metrics(train(config, tmp_path).out_dir / "metrics.csv")
+    task = make_task("modadd")
+    train_index, _ = train_test_split(task.n_samples, seed=0)
+    model = build_model(task.n_tokens, task.n_classes, seed=0)
+    with torch.no_grad():
+        logits = model(torch.from_numpy(task.pairs[train_index]))
+    labels = torch.from_numpy(task.labels[train_index])
+    in_float64 = functional.cross_entropy(logits.double(), labels).item()
+    in_float32 = functional.cross_entropy(logits, labels).item()
+    assert logits.dtype == torch.float32 and in_float32 != in_float64
+    assert rows[0]["train_loss"] == pytest.approx(in_float64, rel=1e-13)
