@@ -152,6 +152,9 @@ def population_claims(summaries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "task": task,
         "n_runs": len(summaries),
         "seeds": [s["seed"] for s in summaries],
+        "lmn_n_samples": sorted(
+            {s["lmn_n_samples"] for s in summaries if s.get("lmn_n_samples") is not None}
+        ),
         "paper": PAPER.get(task, {}),
         "grokked": len(steps),
         "generalization_step": {

@@ -15,7 +15,8 @@ from reference_tasks.report.figures import task_title
 
 PREAMBLE = (
     "Over the seeds of each task. *Grokked*: seeds whose test accuracy reached 100% within the run. "
-    "*Rise*: LMN (hidden1) at the memorization point over its value at initialization; *fall*: at the "
+    "*N*: samples of the LMN. *Rise*: LMN (hidden1) at the memorization point over its value at "
+    "initialization; *fall*: at the "
     "memorization point over the generalization point (mean ± sample std over seeds). *R²*: of the "
     "least-squares line against test loss over the generalizing phase, per seed that grokked; "
     "*difference*: the "
@@ -84,13 +85,14 @@ def claims_markdown(claims_by_group: Sequence[tuple[str, Mapping[str, Any]]]) ->
         "",
         PREAMBLE,
         "",
-        "| task | framework | seeds | grokked | generalization step: median [range] | rise | fall "
+        "| task | framework | seeds | N | grokked | generalization step: median [range] | rise | fall "
         "| R² LMN (per seed) | R² L2 (per seed) | R²(LMN) − R²(L2) [95%], p | rebound | blow-ups |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for framework, claims in claims_by_group:
         lines.append(
             f"| {task_title(claims['task'])} | {framework} | {claims['n_runs']} "
+            f"| {'/'.join(str(n) for n in claims['lmn_n_samples']) or '–'} "
             f"| {claims['grokked']}/{claims['n_runs']} | {_steps(claims)} "
             f"| {_mean_std(claims['lmn_rise_memorizing'])} | {_mean_std(claims['lmn_fall_generalizing'])} "
             f"| {_r2(claims['r2_lmn'])} | {_r2(claims['r2_l2'])} | {_difference(claims)} "

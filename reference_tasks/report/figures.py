@@ -248,15 +248,22 @@ def figure_training(
 
 
 def figure_probes(runs_by_task: Mapping[str, Sequence[RunData]], path: str | Path, *, framework: str) -> Path:
-    """Figure 3: the LMN at every probe against the step (log LMN axis), a panel per task."""
+    """Figure 3: the LMN at every probe against the step (log LMN axis), a panel per task.
+
+    Each probe's curve is over the runs that measured it (named in its label when those
+    are not all the task's runs).
+    """
     items = ordered_tasks(runs_by_task)
     figure = Figure(figsize=(5.5 * len(items), 4.2))
     axes = figure.subplots(1, len(items), squeeze=False)
     for ax, (task, runs) in zip(axes[0], items, strict=True):
         note = shade_phases(ax, runs, label=False)
         for probe in PROBES:
-            if measured(runs[0].rows, f"lmn_{probe}"):
-                _plot_curve(ax, aggregate(runs, f"lmn_{probe}"), PROBE_COLORS[probe], probe, marker="o")
+            # each probe over the seeds that measured it (side probes may be on seed 0 alone)
+            probe_runs = [run for run in runs if measured(run.rows, f"lmn_{probe}")]
+            if probe_runs:
+                label = f"{probe} ({_seeds_note(probe_runs)})" if len(probe_runs) < len(runs) else probe
+                _plot_curve(ax, aggregate(probe_runs, f"lmn_{probe}"), PROBE_COLORS[probe], label, marker="o")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel(STEP_LABEL)

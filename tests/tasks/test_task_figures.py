@@ -9,6 +9,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 
+from reference_tasks.report import figures as figures_module
 from reference_tasks.report.clustering import by_size, spectral_clustering
 from reference_tasks.report.figures import (
     ConnectivityPanel,
@@ -120,6 +121,25 @@ def test_figures_write_pngs(tmp_path):
     assert_png(figure_connectivity([panel, panel], tmp_path / "fig4.png", title="test"))
     with pytest.raises(ValueError, match="no runs"):
         figure_training({"modadd": []}, tmp_path / "empty.png", framework="torch")
+
+
+def test_side_probes_measured_on_seed_0_alone_are_drawn_over_it(tmp_path, caplog, monkeypatch):
+    runs = [fake_run(seed, lmn_shift=seed) for seed in range(3)]
+    for run in runs[1:]:  # seeds 1 and 2 measured hidden1 alone
+        for row in run.rows:
+            row.update(lmn_embedding=None, lmn_hidden2=None)
+    drawn = {}
+    plot = figures_module._plot_curve
+
+    def recording(ax, curve, color, label, **options):
+        drawn[label] = curve
+        plot(ax, curve, color, label, **options)
+
+    monkeypatch.setattr(figures_module, "_plot_curve", recording)
+    assert_png(figure_probes({"modadd": runs}, tmp_path / "fig3.png", framework="torch"))
+    assert sorted(drawn) == ["embedding (seed 0)", "hidden1", "hidden2 (seed 0)"]
+    assert drawn["hidden1"].n_runs == 3 and drawn["embedding (seed 0)"].steps.tolist() == [0, 10, 20, 30]
+    assert "not measured in every run" not in caplog.text
 
 
 def test_drawing_leaves_the_users_matplotlib_backend_alone(tmp_path):
