@@ -119,6 +119,20 @@ def _rebounds(summaries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return found
 
 
+def _blow_ups(summaries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The seeds whose train accuracy fell below ``STABLE_TRAIN_ACC`` after memorization."""
+    return [
+        {
+            "seed": s["seed"],
+            "step": s.get("unstable_step"),
+            "min_train_acc": s["train_acc_min_after_memorization"],
+        }
+        for s in summaries
+        if s.get("train_acc_min_after_memorization") is not None
+        and s["train_acc_min_after_memorization"] < STABLE_TRAIN_ACC
+    ]
+
+
 def population_claims(summaries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Every claim of the paper for one task, over the seeds whose ``summaries`` are given.
 
@@ -138,16 +152,6 @@ def population_claims(summaries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     ]
     r2_lmn = [fit_r2(s, "lmn") for s in fitted]
     r2_l2 = [fit_r2(s, "l2") for s in fitted]
-    unstable = [
-        {
-            "seed": s["seed"],
-            "step": s.get("unstable_step"),
-            "min_train_acc": s["train_acc_min_after_memorization"],
-        }
-        for s in summaries
-        if s.get("train_acc_min_after_memorization") is not None
-        and s["train_acc_min_after_memorization"] < STABLE_TRAIN_ACC
-    ]
     return {
         "task": task,
         "n_runs": len(summaries),
@@ -174,7 +178,7 @@ def population_claims(summaries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "r2_seeds": [s["seed"] for s in fitted],
         "r2_difference": asdict(paired_difference(r2_lmn, r2_l2)),
         "rebounds": _rebounds(summaries),
-        "blow_ups": unstable,
+        "blow_ups": _blow_ups(summaries),
     }
 
 
