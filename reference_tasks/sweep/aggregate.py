@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,8 +30,11 @@ RESULT_COLUMNS = (
 )
 
 
-def summary_row(outcome: Outcome, fields: Sequence[str]) -> dict[str, Any]:
-    """One ``summary.csv`` row: the run's identity, swept values, status and results."""
+def summary_row(outcome: Outcome, fields: Sequence[str], out: Path | None = None) -> dict[str, Any]:
+    """One ``summary.csv`` row: the run's identity, swept values, status and results.
+
+    ``run_dir`` is relative to the sweep's ``out`` folder when given (the table moves with it).
+    """
     run, summary = outcome.run, outcome.summary or {}
     row: dict[str, Any] = {"framework": run.framework, "task": run.config.task, "seed": run.config.seed}
     row.update({field: getattr(run.config, field) for field in fields})
@@ -38,13 +42,13 @@ def summary_row(outcome: Outcome, fields: Sequence[str]) -> dict[str, Any]:
     row.update({column: summary.get(column) for column in RESULT_COLUMNS[:-2]})
     row["r2_lmn_test_loss"], row["r2_l2_test_loss"] = fit_r2(summary, "lmn"), fit_r2(summary, "l2")
     row["error"] = outcome.error
-    row["run_dir"] = str(run.out_dir)
+    row["run_dir"] = str(run.out_dir if out is None else Path(os.path.relpath(run.out_dir, out)))
     return row
 
 
 def write_summary_csv(path: Path, outcomes: Sequence[Outcome], fields: Sequence[str]) -> Path:
-    """Write one row per run (empty cells for values a run does not have)."""
-    rows = [summary_row(outcome, fields) for outcome in outcomes]
+    """Write one row per run (empty cells for values a run does not have) to ``OUT/sweep/summary.csv``."""
+    rows = [summary_row(outcome, fields, path.parent.parent) for outcome in outcomes]
     columns = ["framework", "task", "seed", *fields, "status", *RESULT_COLUMNS, "error", "run_dir"]
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as handle:

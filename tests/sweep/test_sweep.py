@@ -15,6 +15,8 @@ import torch
 from distributed import Client, LocalCluster
 
 from reference_tasks import cli
+from reference_tasks.report.connectivity_cache import CACHE_DIR, figure4_steps
+from reference_tasks.report.run_data import load_run
 from reference_tasks.runfolder import CHECKPOINT_FILE, is_finished, read_metrics
 from reference_tasks.sweep.cluster import check_workers_can_write, train_run
 from reference_tasks.sweep.plan import Run
@@ -52,6 +54,7 @@ def test_a_grid_on_a_local_cluster(tmp_path):
         ("0.1", "2.0", "0"),
     ]
     assert {row["status"] for row in rows} == {"finished"}
+    assert rows[0]["run_dir"] == "torch/xor-weight_decay0.1-init_scale1.0-seed0"  # relative to OUT
     assert all(float(row["lmn_hidden1_init"]) > 1 for row in rows)
     assert (tmp_path / "sweep" / "phase_diagram_torch.png").stat().st_size > 10_000
     markdown = (tmp_path / "sweep" / "summary.md").read_text()
@@ -189,3 +192,17 @@ def test_workers_that_cannot_write_are_named(tmp_path):
         check_workers_can_write(client, tmp_path / "runs")
     with pytest.raises(SystemExit, match=r"lmn sweep: cannot write to .*a-file/runs"):
         cli.main(["sweep", "--tasks", "xor", *SHORT, "--out", str(tmp_path / "a-file" / "runs")])
+
+
+def test_reproduce_computes_figure4_on_a_worker_as_soon_as_its_run_ends(tmp_path):
+    arguments = ["reproduce", "--task", "xor", "--seeds", "0", "1", *SHORT, "--workers", "2"]
+    assert cli.main([*arguments, "--out", str(tmp_path)]) == 0
+    seed0 = tmp_path / "torch" / "xor-seed0"
+    cached = sorted(path.name for path in (seed0 / CACHE_DIR).iterdir())
+    panels = [step for _, _, step in figure4_steps(load_run(seed0))]
+    assert len(panels) >= 2 and cached == [f"hidden1_step_{step:06d}.npz" for step in sorted(set(panels))]
+    assert not (tmp_path / "torch" / "xor-seed1" / CACHE_DIR).exists()  # Figure 4 draws the lowest seed
+    # computed before the report began (its first figure), so by the Dask follow-up, not by the report
+    first_figure = (tmp_path / "report" / "fig2_training_torch.png").stat().st_mtime
+    assert max(path.stat().st_mtime for path in (seed0 / CACHE_DIR).iterdir()) < first_figure
+    assert (tmp_path / "report" / "fig4_connectivity_torch_xor.png").stat().st_size > 10_000
