@@ -4,15 +4,17 @@
 and writes into ``out_dir`` (``RUNS_DIR/report`` by default), for each framework:
 
 - ``fig2_training_{framework}.png`` (and ``..._linear.png``, the same on a linear step
-  axis), ``fig3_probes_{framework}.png``,
-  ``fig_claim_{framework}.png`` (see ``reference_tasks.report.figures``);
+  axis), ``fig3_probes_{framework}.png`` (see ``reference_tasks.report.figures``),
+  ``fig_claim_{framework}.png`` and ``fig_claim_r2_{framework}.png`` (see
+  ``reference_tasks.report.claim_figures``);
 - ``fig4_connectivity_{framework}_{task}.png`` for the lowest seed of each task whose
   run folder holds weight snapshots: the ``hidden1`` connectivity matrix recomputed
   with NumPy from the snapshots at initialization, memorization and generalization
   (the last checkpoint if the run never generalized). The recomputed LMN is checked
   against ``metrics.csv``; a relative difference over ``LMN_RTOL`` is logged as a warning;
 
-and ``summary.md`` and ``summary.json``: per framework and task, each quantity of
+and ``summary.md`` and ``summary.json``: per framework and task, the paper's claims over
+its seeds (``reference_tasks.analysis.population_claims``), and each quantity of
 :data:`reference_tasks.report.tables.QUANTITIES` as mean ± sample standard deviation over
 seeds with the number of seeds that have it. It needs NumPy, matplotlib and ``lmn_core``;
 no deep-learning framework.
