@@ -183,16 +183,16 @@ def population_claims(summaries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def claim_sentence(claims: Mapping[str, Any]) -> str:
-    """Whether LMN is more linear in test loss than the L2 norm for this task, in one sentence."""
+    """Whether LMN is more linear in test loss than the L2 norm for this task: a verdict, its numbers."""
     difference = claims["r2_difference"]
     if difference["n"] < 2 or difference["low"] is None:
-        return f"too few seeds with a generalizing phase ({difference['n']}) to tell."
+        return f"cannot be told: {difference['n']} seed(s) grokked with both fits, too few for an interval."
     interval = (
         f"R²(LMN) − R²(L2) = {difference['mean']:+.3f}, 95% interval [{difference['low']:+.3f}, "
         f"{difference['high']:+.3f}] over {difference['n']} seeds"
     )
     if difference["low"] > 0:
-        return f"holds: LMN is the more linear in test loss ({interval})."
+        return f"holds ({interval})."
     if difference["high"] < 0:
-        return f"reversed: the L2 norm is the more linear in test loss ({interval})."
-    return f"not shown: the two are about as linear ({interval})."
+        return f"is reversed: the L2 norm is the more linear ({interval})."
+    return f"is not shown: the two are about as linear ({interval})."

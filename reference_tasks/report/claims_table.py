@@ -101,7 +101,7 @@ def claims_markdown(claims_by_group: Sequence[tuple[str, Mapping[str, Any]]]) ->
     lines.append("")
     for framework, claims in claims_by_group:
         lines.append(
-            f"- **{task_title(claims['task'])}, {framework}**: LMN more linear in test loss than L2: "
-            + claim_sentence(claims)
+            f"- **{task_title(claims['task'])}, {framework}**: the claim that LMN is more linear in "
+            "test loss than the L2 norm " + claim_sentence(claims)
         )
     return [*lines, ""]

@@ -91,16 +91,16 @@ def test_population_claims_counts_grokking_ratios_rebounds_and_blow_ups() -> Non
     assert claims["r2_difference"]["mean"] == pytest.approx(np.mean([0.45, 0.445, 0.44]))
     assert [rebound["seed"] for rebound in claims["rebounds"]] == [1]
     assert claims["blow_ups"] == [{"seed": 3, "step": 17000, "min_train_acc": 0.4}]
-    assert claim_sentence(claims).startswith("holds: LMN is the more linear")
+    assert claim_sentence(claims).startswith("holds (R²(LMN) − R²(L2) = +0.445")
 
 
 def test_claim_sentence_says_when_the_claim_fails() -> None:
     reversed_ = population_claims([_summary(s, r2_lmn=0.5 + 0.01 * s, r2_l2=0.9) for s in range(5)])
-    assert claim_sentence(reversed_).startswith("reversed")
+    assert claim_sentence(reversed_).startswith("is reversed")
     even = population_claims([_summary(s, r2_lmn=0.9 + 0.02 * (-1) ** s * s, r2_l2=0.9) for s in range(6)])
-    assert claim_sentence(even).startswith("not shown")
+    assert claim_sentence(even).startswith("is not shown")
     one = population_claims([_summary(0, r2_lmn=0.9, r2_l2=0.5)])
-    assert claim_sentence(one).startswith("too few seeds")
+    assert claim_sentence(one).startswith("cannot be told: 1 seed(s)")
 
 
 def test_summary_records_a_blow_up_after_memorization() -> None:

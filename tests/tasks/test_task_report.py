@@ -290,6 +290,15 @@ def test_summary_markdown(report):
     assert "| memorization step (train acc 100%) | 35 ± 7 | 2 |" in text
     assert "| generalization step (test acc 100%) | – | 0 |" in text
     assert "| LMN rebound: maximum | 9.50 | 1 |" in text
+    # the claims over seeds come first: LMN exactly linear in test loss, L2 a parabola
+    claims = text.index("## The paper's claims over seeds")
+    assert claims < text.index("## Overview")
+    assert "| addition mod 31 | torch | 2 | 40 | 2/2 | 75 [70, 80] (paper: 7600) |" in text
+    assert "| 1.00, 1.00 | 0.00, 0.00 | +1.000 [+1.000, +1.000], p = 0.5 | 0/2 | 0/2 |" in text
+    assert (
+        "- **addition mod 31, torch**: the claim that LMN is more linear in test loss than the L2 norm holds"
+        in text
+    )
     # the overview puts every task and framework side by side, task by task
     assert "| quantity | modadd torch | s4 keras | xor torch | xor keras |" in text
     assert "| memorization step (train acc 100%) | 35 ± 7 | 30 | 20 | " in text
