@@ -203,10 +203,10 @@ def test_no_rebound_without_generalization_or_rise():
     assert summary["lmn_hidden1_rebound_steps"] == {"min": None, "max": None}
 
 
-def test_rebound_of_the_committed_xor_run_is_its_double_descent():
-    path = Path(__file__).resolve().parents[2] / "results" / "torch" / "xor-seed0" / "metrics.csv"
+def test_rebound_of_a_committed_xor_run_is_its_double_descent():
+    path = Path(__file__).resolve().parents[2] / "results" / "torch" / "xor-seed1" / "metrics.csv"
     turn = rebound(read_metrics(path))
-    assert (turn.min_step, turn.max_step) == (7755, 11653)
-    assert turn.min_value == pytest.approx(20.296, abs=1e-3) and turn.max_value == pytest.approx(
-        21.139, abs=1e-3
+    assert (turn.min_step, turn.max_step) == (4490, 11020)
+    assert turn.min_value == pytest.approx(17.580, abs=1e-3) and turn.max_value == pytest.approx(
+        41.243, abs=1e-3
     )
