@@ -12,8 +12,9 @@ plain sentence whether the R² claim holds.
 
 from __future__ import annotations
 
+import math
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -52,19 +53,38 @@ class PairedDifference:
     differences: tuple[float, ...]
 
 
-def mean_std(values: Sequence[float]) -> dict[str, float | int | None]:
-    """``{"mean", "std", "n"}`` (sample standard deviation, ``None`` below 2 values)."""
+def aggregate_values(values: Iterable[Any]) -> dict[str, float | int | None]:
+    """``{"mean", "std", "n"}`` of the values that are not ``None`` or NaN.
+
+    ``std`` is the sample standard deviation (``ddof=1``), ``None`` with fewer than 2
+    values; ``mean`` is ``None`` with none.
+    """
+    present = np.array([float(v) for v in values if v is not None and math.isfinite(float(v))])
     return {
-        "mean": statistics.fmean(values) if values else None,
-        "std": statistics.stdev(values) if len(values) > 1 else None,
-        "n": len(values),
+        "mean": float(present.mean()) if present.size else None,
+        "std": float(present.std(ddof=1)) if present.size > 1 else None,
+        "n": int(present.size),
     }
+
+
+def _bootstrap_interval(values: np.ndarray, method: str, seed: int) -> tuple[float, float]:
+    """The 95% bootstrap interval of the mean of ``values`` by scipy's ``method``."""
+    interval = stats.bootstrap(
+        (values,),
+        np.mean,
+        confidence_level=CONFIDENCE,
+        n_resamples=BOOTSTRAP_RESAMPLES,
+        method=method,
+        rng=np.random.default_rng(seed),
+    ).confidence_interval
+    return float(interval.low), float(interval.high)
 
 
 def paired_difference(first: Sequence[float], second: Sequence[float], *, seed: int = 0) -> PairedDifference:
     """The mean of ``first - second`` over paired values, its 95% bootstrap interval, and Wilcoxon's p.
 
-    The interval is scipy's bias-corrected and accelerated bootstrap of the mean
+    The interval is scipy's bias-corrected and accelerated bootstrap of the mean (its
+    percentile bootstrap where BCa is undefined, on nearly constant differences)
     (``BOOTSTRAP_RESAMPLES`` resamples from ``seed``); the p-value is the two-sided
     Wilcoxon signed-rank test of the differences against zero.
     """
@@ -78,15 +98,9 @@ def paired_difference(first: Sequence[float], second: Sequence[float], *, seed: 
         if np.ptp(differences) == 0.0:
             low = high = float(differences[0])
         else:
-            interval = stats.bootstrap(
-                (differences,),
-                np.mean,
-                confidence_level=CONFIDENCE,
-                n_resamples=BOOTSTRAP_RESAMPLES,
-                method="BCa",
-                rng=np.random.default_rng(seed),
-            ).confidence_interval
-            low, high = float(interval.low), float(interval.high)
+            low, high = _bootstrap_interval(differences, "BCa", seed)
+            if not (np.isfinite(low) and np.isfinite(high)):  # BCa degenerates on near-constant data
+                low, high = _bootstrap_interval(differences, "percentile", seed)
     if np.count_nonzero(differences) > 1:
         p_value = float(stats.wilcoxon(differences).pvalue)
     return PairedDifference(
@@ -166,11 +180,13 @@ def population_claims(summaries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             "min": min(steps, default=None),
             "max": max(steps, default=None),
         },
-        "memorization_step": mean_std(
+        "memorization_step": aggregate_values(
             [s["memorization_step"] for s in summaries if s.get("memorization_step")]
         ),
-        "lmn_rise_memorizing": mean_std(_ratios(summaries, "lmn_hidden1_memorization", "lmn_hidden1_init")),
-        "lmn_fall_generalizing": mean_std(
+        "lmn_rise_memorizing": aggregate_values(
+            _ratios(summaries, "lmn_hidden1_memorization", "lmn_hidden1_init")
+        ),
+        "lmn_fall_generalizing": aggregate_values(
             _ratios(summaries, "lmn_hidden1_memorization", "lmn_hidden1_generalization")
         ),
         "r2_lmn": r2_lmn,

@@ -7,13 +7,11 @@ standard deviation, count) and :func:`summary_markdown` writes ``summary.md``.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
-
 from reference_tasks.analysis import fit_r2, population_claims
+from reference_tasks.analysis.claims import aggregate_values
 from reference_tasks.report.claims_table import claims_markdown
 from reference_tasks.report.figures import task_order, task_title
 from reference_tasks.report.run_data import RunData
@@ -66,20 +64,6 @@ QUANTITIES: tuple[tuple[str, str, Callable[[dict[str, Any]], Any], str], ...] = 
     ),
     ("rebound_max", "LMN rebound: maximum", _entry("lmn_hidden1_rebound_max"), ".2f"),
 )
-
-
-def aggregate_values(values: Iterable[Any]) -> dict[str, float | int | None]:
-    """``{"mean", "std", "n"}`` of the values that are not ``None`` or NaN.
-
-    ``std`` is the sample standard deviation (``ddof=1``), ``None`` with fewer than 2
-    values; ``mean`` is ``None`` with none.
-    """
-    present = np.array([float(v) for v in values if v is not None and math.isfinite(float(v))])
-    return {
-        "mean": float(present.mean()) if present.size else None,
-        "std": float(present.std(ddof=1)) if present.size > 1 else None,
-        "n": int(present.size),
-    }
 
 
 def group_runs(runs: Sequence[RunData]) -> dict[str, dict[str, list[RunData]]]:
