@@ -67,6 +67,7 @@ def layer_lmn(
     batch_size: int | None = None,
     fold: bool = True,
     reduction: str = "auto",
+    widen_output: bool = True,
     **lmn_kwargs: Any,
 ) -> lmn_core.LMNResult:
     """LMN "between ``layer`` and the output" of ``model`` on ``inputs``.
@@ -98,6 +99,9 @@ def layer_lmn(
         Fold the head's leading ``nn.Linear`` layers into the samples.
     reduction : {"auto", "device", "host"}
         Where to reduce to r² (see :class:`TorchFunction`).
+    widen_output : bool
+        Run the head's last ``nn.Linear`` at a wider output width when that measured
+        faster (see :class:`LayerLMN`).
     **lmn_kwargs
         Passed to :func:`lmn_core.lmn` (``n_points``, ``memory_budget``, ``progress``, ...).
 
@@ -115,6 +119,7 @@ def layer_lmn(
         batch_size=batch_size,
         fold=fold,
         reduction=reduction,
+        widen_output=widen_output,
         example_inputs=inputs,
     )
     return measure(inputs, **lmn_kwargs)

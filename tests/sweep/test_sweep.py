@@ -12,13 +12,22 @@ from pathlib import Path
 
 import pytest
 import torch
-from distributed import Client, LocalCluster
+from distributed import Client, LocalCluster, get_task_stream
+from hypothesis import given
+from hypothesis import strategies as st
 
 from reference_tasks import cli
 from reference_tasks.report.connectivity_cache import CACHE_DIR, figure4_steps
 from reference_tasks.report.run_data import load_run
 from reference_tasks.runfolder import CHECKPOINT_FILE, is_finished, read_metrics
-from reference_tasks.sweep.cluster import check_workers_can_write, train_run
+from reference_tasks.sweep.cluster import (
+    RUN_KEY,
+    check_workers_can_write,
+    connect,
+    default_workers,
+    run_all,
+    train_run,
+)
 from reference_tasks.sweep.plan import Run
 from reference_tasks.training import RunOptions, TrainConfig, train
 
@@ -140,6 +149,31 @@ def test_a_killed_client_resumes_where_it_stopped(tmp_path):
     assert not is_finished(run_dir)
     subprocess.run(command, env=ENVIRONMENT, check=True)
     assert (run_dir / "metrics.csv").read_bytes() == uninterrupted(config, tmp_path / "here")
+
+
+@given(st.integers(min_value=0, max_value=200), st.integers(min_value=1, max_value=64))
+def test_fewer_runs_than_two_rounds_get_a_worker_each(n_runs, n_cpus):
+    workers = default_workers(n_runs, n_cpus)
+    if n_runs < 2 * n_cpus:
+        assert workers == max(n_runs, 1)  # all at once: no CPU idles while the last ones train
+    else:
+        assert workers == n_cpus
+
+
+def test_runs_are_spread_over_the_workers(tmp_path):
+    # two long runs and two short ones on two workers: each worker trains one of each
+    lengths = {0: 600, 1: 600, 2: 60, 3: 60}
+    runs = [
+        Run("torch", TrainConfig(task="xor", seed=seed, steps=steps, lmn_samples=8), tmp_path / f"seed{seed}")
+        for seed, steps in lengths.items()
+    ]
+    with connect(None, 2) as client, get_task_stream(client) as stream:
+        outcomes = run_all(client, runs, RunOptions(progress=False))
+    assert all(outcome.error is None for outcome in outcomes)
+    workers = {task["key"][1]: task["worker"] for task in stream.data if task["key"][0] == RUN_KEY}
+    assert len(workers) == 4
+    assert workers["torch/seed0"] != workers["torch/seed1"]
+    assert workers["torch/seed2"] != workers["torch/seed3"]
 
 
 def test_a_failed_run_is_named_and_the_others_finish(tmp_path, caplog):

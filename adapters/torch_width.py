@@ -1,0 +1,142 @@
+"""Run a head's last ``nn.Linear`` at the output width its matrix product is fastest at.
+
+PyTorch's float32 ``linear`` on a CPU is much slower at some output widths than at a
+slightly larger one: on the development machine (MKL, AVX-512) 31 output columns took
+about twice as long as 32, while 24 was faster than 32 (``benchmarks/bench_width.py``,
+docs/design.md section 4.3). Which widths are slow depends on the library and the CPU, so
+:func:`widen_last_linear` measures: it times the head's last ``nn.Linear`` at its own width
+and at the next multiples of 8 and 16 on the rows a block of pairs will have, and, when a
+wider one is faster by :data:`MIN_GAIN` or more, runs it at that width
+(:class:`WidenedLinear`: zero rows added to the weight and bias at every call, so it
+follows training, and the extra outputs cut off). The outputs are the layer's own up to
+rounding of the matrix product (bit-identical in the measured cases but one-row batches).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import time
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+from torch.nn import functional
+
+from adapters.torch_graph import acts_as_linear
+
+#: A wider product is used only when it takes at most this fraction of the own width's time.
+MIN_GAIN = 0.9
+_REPEATS = 7
+
+
+class WidenedLinear(nn.Module):
+    """``linear`` computed ``width`` outputs wide (zero rows added), its own outputs kept.
+
+    Parameters
+    ----------
+    linear : torch.nn.Linear
+        The layer; its parameters are padded at every call, or once for all the calls
+        inside :meth:`padded_once`, so the module follows training.
+    width : int
+        Output columns of the product, at least ``linear.out_features``.
+    """
+
+    def __init__(self, linear: nn.Linear, width: int) -> None:
+        super().__init__()
+        if width < linear.out_features:
+            raise ValueError(f"width {width} is narrower than the layer's {linear.out_features} outputs")
+        self.linear = linear
+        self.width = width
+        self._padded: tuple[torch.Tensor, torch.Tensor | None] | None = None
+
+    def _pad(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        extra = self.width - self.linear.out_features
+        weight = functional.pad(self.linear.weight, (0, 0, 0, extra))
+        bias = None if self.linear.bias is None else functional.pad(self.linear.bias, (0, extra))
+        return weight, bias
+
+    @contextlib.contextmanager
+    def padded_once(self) -> Iterator[None]:
+        """Pad the parameters once for every call inside (they must not change meanwhile)."""
+        with torch.no_grad():
+            self._padded = self._pad()
+        try:
+            yield
+        finally:
+            self._padded = None
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        """``linear(inputs)``, computed at ``width`` output columns."""
+        weight, bias = self._padded if self._padded is not None else self._pad()
+        return functional.linear(inputs, weight, bias)[..., : self.linear.out_features]
+
+
+@contextlib.contextmanager
+def padded_once(module: nn.Module) -> Iterator[None]:
+    """Every :class:`WidenedLinear` in ``module`` pads its parameters once for the calls inside."""
+    with contextlib.ExitStack() as stack:
+        for layer in module.modules():
+            if isinstance(layer, WidenedLinear):
+                stack.enter_context(layer.padded_once())
+        yield
+
+
+def candidate_widths(out_features: int) -> list[int]:
+    """The layer's own width, then the next multiples of 8 and 16 above it."""
+    widths = [out_features]
+    for multiple in (8, 16):
+        wider = -(-out_features // multiple) * multiple
+        if wider not in widths:
+            widths.append(wider)
+    return widths
+
+
+def _fastest_seconds(layers: dict[int, nn.Module], inputs: torch.Tensor) -> dict[int, float]:
+    """Each layer's quickest of :data:`_REPEATS` calls, the layers taken in turn (what other
+    work on the machine adds to a call is never negative, so the minimum is the cost)."""
+    seconds = dict.fromkeys(layers, float("inf"))
+    for _ in range(_REPEATS):
+        for width, layer in layers.items():
+            start = time.perf_counter()
+            layer(inputs)
+            seconds[width] = min(seconds[width], time.perf_counter() - start)
+    return seconds
+
+
+@functools.cache
+def fastest_width(in_features: int, out_features: int, dtype: torch.dtype, rows: int) -> int:
+    """The output width at which a CPU ``linear`` of this shape runs fastest on ``rows`` rows.
+
+    Its own width unless a wider one takes at most :data:`MIN_GAIN` of its time; measured
+    once per process and shape, on random weights and inputs.
+    """
+    with torch.random.fork_rng(devices=[]):  # the caller's random state stays as it was
+        torch.manual_seed(0)
+        linear = nn.Linear(in_features, out_features, dtype=dtype)
+        inputs = torch.randn(rows, in_features, dtype=dtype)
+    layers = {width: WidenedLinear(linear, width) for width in candidate_widths(out_features)}
+    with torch.no_grad():
+        for layer in layers.values():
+            layer(inputs)  # warm-up
+        seconds = _fastest_seconds(layers, inputs)
+    width = min(seconds, key=seconds.__getitem__)
+    return width if seconds[width] <= MIN_GAIN * seconds[out_features] else out_features
+
+
+def widen_last_linear(head: nn.Module, rows: int) -> nn.Module:
+    """``head`` with its last module run at its fastest output width (see the module docstring).
+
+    Only a plain ``nn.Sequential`` head that ends in a plain ``nn.Linear`` on the CPU is
+    changed; a new ``nn.Sequential`` of the same modules is returned, ``head`` is left as
+    it is. Anything else is returned unchanged.
+    """
+    if type(head) is not nn.Sequential or len(head) == 0:
+        return head
+    last = head[-1]
+    if not acts_as_linear(last) or last.weight.device.type != "cpu":
+        return head
+    width = fastest_width(last.in_features, last.out_features, last.weight.dtype, rows)
+    if width == last.out_features:
+        return head
+    return nn.Sequential(*list(head)[:-1], WidenedLinear(last, width))
