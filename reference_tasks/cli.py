@@ -66,8 +66,7 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "--workers",
         "--jobs",
         type=int,
-        help="processes of the local Dask cluster, one thread each (default: one per CPU, or one per "
-        "run when there are fewer runs than two per CPU)",
+        help="processes of the local Dask cluster, one thread each (default: one per CPU)",
     )
     parser.add_argument("--scheduler", metavar="ADDRESS", help="use the running Dask cluster at ADDRESS")
     parser.add_argument(
@@ -195,7 +194,7 @@ def _run_on_dask(
     """
     from reference_tasks.report.connectivity_cache import prepare_figure4
 
-    with connect(args.scheduler, args.workers, len(runs)) as client:
+    with connect(args.scheduler, args.workers) as client:
         logger.info("Dask dashboard: %s", client.dashboard_link)
         try:
             check_workers_can_write(client, args.out)

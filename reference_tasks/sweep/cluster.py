@@ -119,27 +119,12 @@ def check_workers_can_write(client: Any, folder: Path) -> None:
         )
 
 
-def default_workers(n_runs: int, n_cpus: int) -> int:
-    """Worker processes for ``n_runs`` runs on ``n_cpus`` CPUs: one per CPU, or one per run
-    when there are fewer runs than two per CPU.
-
-    With fewer than two rounds of runs, one worker per CPU leaves CPUs idle while the last
-    runs train; one worker per run keeps every CPU busy until the end instead. Three
-    processes on the two CPUs here did the same work per second as two (an LMN of
-    addition mod 31: 5.45 s each, three at once, against 3.70 s each, two at once).
-    """
-    if n_runs < 2 * n_cpus:
-        return max(1, n_runs)
-    return n_cpus
-
-
 @contextlib.contextmanager
-def connect(scheduler: str | None, workers: int | None, n_runs: int | None = None) -> Iterator[Any]:
+def connect(scheduler: str | None, workers: int | None) -> Iterator[Any]:
     """A Dask client: of the cluster at ``scheduler``, or of a new ``LocalCluster``.
 
-    The local cluster has ``workers`` processes (by default :func:`default_workers` for
-    ``n_runs`` runs, one per CPU if that is not given) with one thread each, started with
-    ``spawn``, so that forked state of numba or torch never reaches them.
+    The local cluster has ``workers`` processes (default: one per CPU) with one thread
+    each, started with ``spawn``, so that forked state of numba or torch never reaches them.
     Dask starts its workers with one BLAS and OpenMP thread and a glibc trim threshold of
     64 KiB; :func:`train_run` raises the latter (see :mod:`lmn_core.memory`).
     """
@@ -150,8 +135,7 @@ def connect(scheduler: str | None, workers: int | None, n_runs: int | None = Non
         with Client(scheduler) as client:
             yield client
         return
-    n_cpus = os.cpu_count() or 1
-    n_workers = workers or (n_cpus if n_runs is None else default_workers(n_runs, n_cpus))
+    n_workers = workers or os.cpu_count() or 1
     settings = {
         "distributed.worker.multiprocessing-method": "spawn",
         "distributed.scheduler.default-task-durations": {RUN_KEY: ASSUMED_RUN_DURATION},

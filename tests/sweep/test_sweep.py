@@ -13,8 +13,6 @@ from pathlib import Path
 import pytest
 import torch
 from distributed import Client, LocalCluster, get_task_stream
-from hypothesis import given
-from hypothesis import strategies as st
 
 from reference_tasks import cli
 from reference_tasks.report.connectivity_cache import CACHE_DIR, figure4_steps
@@ -24,7 +22,6 @@ from reference_tasks.sweep.cluster import (
     RUN_KEY,
     check_workers_can_write,
     connect,
-    default_workers,
     run_all,
     train_run,
 )
@@ -149,15 +146,6 @@ def test_a_killed_client_resumes_where_it_stopped(tmp_path):
     assert not is_finished(run_dir)
     subprocess.run(command, env=ENVIRONMENT, check=True)
     assert (run_dir / "metrics.csv").read_bytes() == uninterrupted(config, tmp_path / "here")
-
-
-@given(st.integers(min_value=0, max_value=200), st.integers(min_value=1, max_value=64))
-def test_fewer_runs_than_two_rounds_get_a_worker_each(n_runs, n_cpus):
-    workers = default_workers(n_runs, n_cpus)
-    if n_runs < 2 * n_cpus:
-        assert workers == max(n_runs, 1)  # all at once: no CPU idles while the last ones train
-    else:
-        assert workers == n_cpus
 
 
 def test_runs_are_spread_over_the_workers(tmp_path):
