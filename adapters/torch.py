@@ -9,6 +9,8 @@ The public names live here; the work is done in one module per purpose:
   chains of ``nn.Sequential`` or on any graph ``torch.fx`` can trace
   (:mod:`adapters.torch_graph`), with affine prefix folding;
 - :mod:`adapters.torch_layer`: :class:`LayerLMN`, cut once and measure many times;
+- :mod:`adapters.torch_width`: the head's last ``nn.Linear`` run at the output width its
+  matrix product is fastest at;
 - :mod:`adapters.torch_monitor`: :class:`LMNMonitor` for hand-written training loops;
 - :mod:`adapters.torch_reduction`: pairs reduced to ``L`` on the module's device.
 """

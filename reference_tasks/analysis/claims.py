@@ -35,6 +35,10 @@ REBOUND_MIN_RISE = 0.05
 # A run "blows up" when its train accuracy falls below this after memorization.
 STABLE_TRAIN_ACC = 0.99
 CONFIDENCE = 0.95
+# A verdict needs Wilcoxon's p below this as well as an interval clear of zero: with fewer
+# than 6 seeds the signed-rank test cannot get there (its smallest two-sided p is 2 / 2**n),
+# and a bootstrap interval of so few values is no 95% interval.
+SIGNIFICANCE = 0.05
 BOOTSTRAP_RESAMPLES = 10_000
 
 
@@ -207,8 +211,13 @@ def claim_sentence(claims: Mapping[str, Any]) -> str:
         f"R²(LMN) − R²(L2) = {difference['mean']:+.3f}, 95% interval [{difference['low']:+.3f}, "
         f"{difference['high']:+.3f}] over {difference['n']} seeds"
     )
+    if difference["low"] <= 0 <= difference["high"]:
+        return f"is not shown: the two are about as linear ({interval})."
+    p_value = difference["p_value"]
+    if p_value is None or p_value >= SIGNIFICANCE:
+        few = f"; {difference['n']} seeds cannot reach it" if difference["n"] < 6 else ""
+        shown = "" if p_value is None else f" = {p_value:.2g}"
+        return f"is not shown: Wilcoxon's p{shown} is not below {SIGNIFICANCE}{few} ({interval})."
     if difference["low"] > 0:
-        return f"holds ({interval})."
-    if difference["high"] < 0:
-        return f"is reversed: the L2 norm is the more linear ({interval})."
-    return f"is not shown: the two are about as linear ({interval})."
+        return f"holds ({interval}, Wilcoxon p = {p_value:.2g})."
+    return f"is reversed: the L2 norm is the more linear ({interval}, Wilcoxon p = {p_value:.2g})."

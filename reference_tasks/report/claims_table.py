@@ -10,7 +10,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from reference_tasks.analysis import claim_sentence
-from reference_tasks.analysis.claims import BOOTSTRAP_RESAMPLES, REBOUND_MIN_RISE, STABLE_TRAIN_ACC
+from reference_tasks.analysis.claims import (
+    BOOTSTRAP_RESAMPLES,
+    REBOUND_MIN_RISE,
+    SIGNIFICANCE,
+    STABLE_TRAIN_ACC,
+)
 from reference_tasks.report.figures import task_title
 
 PREAMBLE = (
@@ -21,7 +26,8 @@ PREAMBLE = (
     "least-squares line against test loss over the generalizing phase, per seed that grokked; "
     "*difference*: the "
     "mean over seeds of R²(LMN) − R²(L2), its 95% bias-corrected bootstrap interval "
-    f"({BOOTSTRAP_RESAMPLES} resamples) and the two-sided Wilcoxon signed-rank p-value. *Rebound*: "
+    f"({BOOTSTRAP_RESAMPLES} resamples) and the two-sided Wilcoxon signed-rank p-value; the claim is "
+    f"called held or reversed only when the interval is clear of zero and p < {SIGNIFICANCE}. *Rebound*: "
     f"seeds whose LMN rises by at least {REBOUND_MIN_RISE:.0%} of its trough after generalizing "
     f"(trough → peak, steps). *Blow-ups*: seeds whose train accuracy fell below {STABLE_TRAIN_ACC:.0%} "
     "after memorization."

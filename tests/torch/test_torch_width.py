@@ -62,7 +62,7 @@ def test_a_wider_width_is_chosen_only_when_it_is_measurably_faster(monkeypatch):
 
     assert candidate_widths(31) == [31, 32]
     assert timed([1.0, 0.5]) == 32
-    assert timed([1.0, 0.95]) == 31  # within MIN_GAIN: not worth it
+    assert timed([1.0, 0.85]) == 31  # within MIN_GAIN: not worth it (nor safe from noise)
     assert timed([0.5, 1.0]) == 31
     torch_width.fastest_width.cache_clear()
 
