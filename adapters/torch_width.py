@@ -7,8 +7,9 @@ docs/design.md section 4.3). Which widths are slow depends on the library and th
 :func:`widen_last_linear` measures: it times the head's last ``nn.Linear`` at its own width
 and at the next multiples of 8 and 16 on the rows a block of pairs will have, and, when a
 wider one is faster by :data:`MIN_GAIN` or more, runs it at that width
-(:class:`WidenedLinear`: zero rows added to the weight and bias at every call, so it
-follows training, and the extra outputs cut off). The outputs are the layer's own up to
+(:class:`WidenedLinear`: zero rows added to the weight and bias once per measurement,
+inside :func:`padded_once`, or else at every call, so it follows training; the extra
+outputs cut off). The outputs are the layer's own up to
 rounding of the matrix product (bit-identical in the measured cases but one-row batches).
 """
 

@@ -230,7 +230,6 @@ def _framework_figures(
     by_task: Mapping[str, Sequence[RunData]], out_dir: Path, framework: str
 ) -> list[Drawing]:
     """The :data:`FRAMEWORK_FIGURES` of one framework, to draw."""
-    by_task = dict(by_task)
     return [
         Drawing(function, (by_task, out_dir / name.format(framework)), {"framework": framework, **extra})
         for function, name, extra in FRAMEWORK_FIGURES
