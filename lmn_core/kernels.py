@@ -15,7 +15,7 @@ import numpy as np
 
 _JIT = {"cache": True, "nogil": True}
 
-# Pairs per tile: small enough that a tile's float64 sums (6 x 16 x K values) stay in cache.
+# Pairs per tile: small enough that a tile's six float64 sums (16 x K values each) stay in cache.
 TILE_PAIRS = 16
 
 
@@ -112,12 +112,21 @@ def reduce_to_connectivity(
     sxx = 0.0
     for t in range(n_points):
         sxx += centered_lambdas[t] * centered_lambdas[t]
-    sums = np.empty((6, TILE_PAIRS * n_outputs))
+    # six buffers of their own, not rows of one array: LLVM vectorizes the loop below only
+    # when it can tell that they do not overlap (about 2x faster)
+    sums = (
+        np.empty(TILE_PAIRS * n_outputs),
+        np.empty(TILE_PAIRS * n_outputs),
+        np.empty(TILE_PAIRS * n_outputs),
+        np.empty(TILE_PAIRS * n_outputs),
+        np.empty(TILE_PAIRS * n_outputs),
+        np.empty(TILE_PAIRS * n_outputs),
+    )
+    origin, sum_d, sum_dd, sum_cd, low, high = sums
     for first in range(0, n_pairs, TILE_PAIRS):
         size = min(TILE_PAIRS, n_pairs - first)
         _start_tile(endpoint_outputs, pair_i, pair_j, first, size, centered_lambdas[-1], sums)
         width = size * n_outputs
-        origin, sum_d, sum_dd, sum_cd, low, high = sums[0], sums[1], sums[2], sums[3], sums[4], sums[5]
         for t in range(n_points - 2):
             c = centered_lambdas[t + 1]
             offset = (t * n_pairs + first) * n_outputs
@@ -144,9 +153,10 @@ def _start_tile(
     first: int,
     size: int,
     c_end: float,
-    sums: np.ndarray,
+    sums: tuple[np.ndarray, ...],
 ) -> None:
     """Start a tile's sums from its segments' endpoints (shifted by each start value)."""
+    origin, sum_d, sum_dd, sum_cd, low, high = sums
     n_outputs = endpoint_outputs.shape[1]
     for q in range(size):
         start = endpoint_outputs[pair_i[first + q]]
@@ -154,17 +164,17 @@ def _start_tile(
         for k in range(n_outputs):
             e = q * n_outputs + k
             d = end[k] - start[k]
-            sums[0, e] = start[k]
-            sums[1, e] = d
-            sums[2, e] = d * d
-            sums[3, e] = c_end * d
-            sums[4, e] = min(d, 0.0)
-            sums[5, e] = max(d, 0.0)
+            origin[e] = start[k]
+            sum_d[e] = d
+            sum_dd[e] = d * d
+            sum_cd[e] = c_end * d
+            low[e] = min(d, 0.0)
+            high[e] = max(d, 0.0)
 
 
 @numba.njit(**_JIT)
 def _pair_r_squared(
-    sums: np.ndarray,
+    sums: tuple[np.ndarray, ...],
     base: int,
     n_outputs: int,
     n_points: int,
@@ -174,16 +184,16 @@ def _pair_r_squared(
     const_atol: float,
 ) -> tuple[float, bool]:
     """One pair's ``mean_k r²`` from its sums, and whether every sum was finite."""
+    origin, sum_d, sum_dd, sum_cd, low, high = sums
     total = 0.0
     finite = True
     for k in range(n_outputs):
         e = base + k
-        origin, sum_d, sum_dd, sum_cd, low, high = sums[:, e]
-        syy = sum_dd - sum_d * sum_d / n_points
-        finite = finite and np.isfinite(syy) and np.isfinite(sum_cd)
-        scale = max(output_scales[k], abs(origin) + max(-low, high))
-        if high - low <= const_rtol * scale + const_atol:
+        syy = sum_dd[e] - sum_d[e] * sum_d[e] / n_points
+        finite = finite and np.isfinite(syy) and np.isfinite(sum_cd[e])
+        scale = max(output_scales[k], abs(origin[e]) + max(-low[e], high[e]))
+        if high[e] - low[e] <= const_rtol * scale + const_atol:
             total += 1.0
         else:
-            total += min(sum_cd * sum_cd / (sxx * syy), 1.0)
+            total += min(sum_cd[e] * sum_cd[e] / (sxx * syy), 1.0)
     return total / n_outputs, finite
