@@ -248,6 +248,20 @@ class TorchFunction:
             raise NotOneTensorError(f"{type(self.module).__name__} returns {what}, not one tensor")
         return outputs[0] if len(outputs) == 1 else torch.cat(outputs)
 
+    @property
+    def concurrent_calls(self) -> bool:
+        """Whether ``lmn_core`` may call this from several threads at once (its lanes).
+
+        True on the CPU with one torch thread (each call then runs in the thread that
+        makes it, and the lanes add CPUs that torch's own threads would not use on a small
+        head) for a module already in eval mode (so no call switches modes under another).
+        """
+        return (
+            self.device.type == "cpu"
+            and torch.get_num_threads() == 1
+            and not any(submodule.training for submodule in self.module.modules())
+        )
+
     def pair_reduction(self, task: lmn_core.ReductionTask) -> TorchPairReduction | None:
         """The on-device reduction of ``task``'s pairs, or ``None`` when ``lmn_core`` reduces on the host."""
         if self.reduction == "host" or (self.reduction == "auto" and self.device.type == "cpu"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -124,6 +125,7 @@ def connectivity_matrix(
     const_atol: float = 0.0,
     progress: bool = False,
     overlap: bool | None = None,
+    threads: int | None = None,
 ) -> np.ndarray:
     """Linear connectivity matrix ``L`` of ``f`` on the samples ``X``.
 
@@ -166,6 +168,14 @@ def connectivity_matrix(
         (None) runs the first blocks inline and overlaps the rest only if ``f`` left
         at least half a CPU idle meanwhile: when ``f``'s own threads keep every CPU
         busy, a worker only competes with them. The result is the same either way.
+    threads : int, optional
+        How many threads evaluate ``f`` at once, each on blocks of its own (building,
+        calling ``f``, reducing); ``f`` must be safe to call from several threads. The
+        default (None) is one, or, when ``f`` says it allows concurrent calls
+        (``f.concurrent_calls`` is True, as the PyTorch adapter says with one torch
+        thread) and ``overlap`` is None, one per CPU that the first blocks left idle, on
+        this process and on the machine. The blocks, hence ``L``, are the same either way.
+        A function that reduces pairs itself gets them in the calling thread.
 
     Returns
     -------
@@ -173,9 +183,17 @@ def connectivity_matrix(
         Symmetric float64 ``(N, N)`` matrix with entries in ``[0, 1]``.
     """
     connectivity, _ = _measure(
-        f, X, n_points, memory_budget, block_pairs, const_rtol, const_atol, progress, overlap
+        f, X, n_points, memory_budget, block_pairs, const_rtol, const_atol, progress, overlap, threads
     )
     return connectivity
+
+
+def _check_threads(threads: Any, overlap: bool | None) -> None:
+    """Refuse a thread count that is not a whole number of at least 1, or several with overlap=True."""
+    if isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1:
+        raise ValueError(f"threads must be a whole number of at least 1, got {threads!r}")
+    if threads > 1 and overlap:
+        raise ValueError("overlap=True puts one thread's kernels on a worker; it cannot go with threads > 1")
 
 
 def _measure(
@@ -188,6 +206,7 @@ def _measure(
     const_atol: float,
     progress: bool,
     overlap: bool | None,
+    threads: int | None,
 ) -> tuple[np.ndarray, int]:
     """Compute ``L`` and the number of output dimensions; see :func:`connectivity_matrix`."""
     n_points = checked_n_points(n_points)
@@ -198,6 +217,8 @@ def _measure(
         raise ValueError(f"memory_budget must be a positive number of bytes, got {memory_budget}")
     if block_pairs is not None and block_pairs < 1:
         raise ValueError(f"block_pairs must be at least 1, got {block_pairs}")
+    if threads is not None:
+        _check_threads(threads, overlap)
 
     row_bytes_in = samples[0].nbytes
     chunk_rows = max(1, memory_budget // max(row_bytes_in, 1))
@@ -222,7 +243,7 @@ def _measure(
     on_pairs_done = bar.update if bar is not None else lambda count: None
     try:
         if reduction is None:
-            connectivity = stream.run(f, on_pairs_done, overlap)
+            connectivity = stream.run(f, on_pairs_done, overlap, threads)
         else:
             connectivity = stream.run_reduced(f, reduction, on_pairs_done)
     finally:
@@ -256,6 +277,7 @@ def lmn(
     const_atol: float = 0.0,
     progress: bool = False,
     overlap: bool | None = None,
+    threads: int | None = None,
 ) -> LMNResult:
     """Linear mapping number of ``f`` on the samples ``X``.
 
@@ -267,7 +289,7 @@ def lmn(
     LMNResult
     """
     connectivity, n_outputs = _measure(
-        f, X, n_points, memory_budget, block_pairs, const_rtol, const_atol, progress, overlap
+        f, X, n_points, memory_budget, block_pairs, const_rtol, const_atol, progress, overlap, threads
     )
     summary = spectrum(connectivity)
     return LMNResult(

@@ -1,23 +1,27 @@
 """Stream the pairs ``i < j`` through ``f`` in blocks, and reduce them to ``L``.
 
 Each block's interpolated points are built and its outputs reduced by Numba kernels
-that release the GIL. They run in one of two ways, with the same result:
+that release the GIL. They run in one of three ways, with the same result:
 
+- inline: the calling thread builds, evaluates and reduces each block in turn;
 - overlapped: while the calling thread evaluates ``f`` on block ``k``, one worker
   thread reduces block ``k - 1`` and builds block ``k + 1``, so the kernels use a
   CPU that ``f`` leaves idle;
-- inline: the calling thread builds, evaluates and reduces each block in turn.
+- in lanes: several threads each take the next block, build it, evaluate ``f`` on it
+  and reduce it, so that ``f`` itself runs on several CPUs at once. ``f`` must be safe
+  to call from several threads; a function says so with ``concurrent_calls = True``
+  (the PyTorch adapter does with one torch thread: a small head gains nothing from
+  torch's own threads, but a lane per CPU scales).
 
-Overlap only pays when ``f`` leaves a CPU idle. When ``f``'s own threads keep every
-CPU busy (OpenBLAS, for one, spins its threads between calls), the worker competes
-with them, and on the 2-CPU development machine that cost more than running the
-kernels inline (``benchmarks/bench_core.py --compare-modes``). By
-default the first blocks (at least 200 ms of ``f``) run inline while the CPU use of ``f``
-and, on Linux, of the whole machine (``/proc/stat``) is measured, and the rest run
-overlapped only if at least half a CPU was left idle: by ``f``, and by the other
-processes (several workers of a sweep on one machine each see a CPU that another takes). No threading layer is
-involved: ``f`` may use any threads it likes, and it is always called from the
-calling thread.
+Overlap and lanes only pay when CPUs are idle. When ``f``'s own threads keep every CPU
+busy (OpenBLAS, for one, spins its threads between calls), more threads compete with
+them, and on the 2-CPU development machine that cost more than running the kernels
+inline (``benchmarks/bench_core.py --compare-modes``). By default the first blocks (at
+least 200 ms of ``f``) run inline while the CPU use of ``f`` and, on Linux, of the
+whole machine (``/proc/stat``) is measured. The rest run in one lane per CPU left idle
+when ``f`` allows concurrent calls (several workers of a sweep on one machine each see
+the CPUs that the others take), else overlapped if at least half a CPU was left idle,
+else inline. The blocks are the same in every mode, so ``f`` sees the same batches.
 
 When ``f`` reduces pairs itself (:mod:`lmn_core.protocol`), the blocks of pairs go to
 its reduction instead, and only their ``L`` values come back.
@@ -27,6 +31,8 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -70,13 +76,13 @@ def machine_busy_seconds() -> float | None:
         return None
 
 
-def leaves_cpu_idle(
+def idle_cpus(
     cpu_seconds: float,
     wall_seconds: float,
     n_cpus: int,
     machine: tuple[float, int] | None = None,
-) -> bool:
-    """Whether half a CPU was left idle while a process was busy for ``cpu_seconds``.
+) -> float:
+    """How many CPUs were left idle while a process was busy for ``cpu_seconds``.
 
     Parameters
     ----------
@@ -91,12 +97,32 @@ def leaves_cpu_idle(
         processes (the other workers of a sweep, say) may have taken what this one left.
     """
     if wall_seconds <= 0.0:
-        return False
+        return 0.0
     idle = n_cpus - cpu_seconds / wall_seconds
     if machine is not None:
         busy_seconds, machine_cpus = machine
         idle = min(idle, machine_cpus - busy_seconds / wall_seconds)
-    return idle >= 0.5
+    return max(idle, 0.0)
+
+
+def leaves_cpu_idle(
+    cpu_seconds: float,
+    wall_seconds: float,
+    n_cpus: int,
+    machine: tuple[float, int] | None = None,
+) -> bool:
+    """Whether half a CPU was left idle (see :func:`idle_cpus`): the kernels' worker then pays."""
+    return idle_cpus(cpu_seconds, wall_seconds, n_cpus, machine) >= 0.5
+
+
+def lanes_for(idle: float, n_cpus: int) -> int:
+    """Threads to evaluate ``f`` in: one, and one more per CPU left idle (three quarters of one counts)."""
+    return max(1, min(n_cpus, 1 + int(idle + 0.25)))
+
+
+def allows_concurrent_calls(f: Callable[[np.ndarray], Any]) -> bool:
+    """Whether ``f`` says it may be called from several threads at once (``f.concurrent_calls``)."""
+    return getattr(f, "concurrent_calls", False) is True
 
 
 class _Block:
@@ -140,21 +166,29 @@ class ConnectivityStream:
     def _new_block(self, block_pairs: int) -> _Block:
         return _Block(block_pairs, self.n_interior, self.samples.shape[1], self.samples.dtype)
 
-    def _build(self, block: _Block) -> _Block:
-        """Take the next pairs into ``block`` and interpolate their points."""
+    def _take(self, block: _Block) -> int:
+        """Take the next pairs into ``block`` (its ``count``; 0 when none are left)."""
         start_i, start_j = self.next_pair
-        count, *self.next_pair = kernels.fill_pairs(
+        block.count, *self.next_pair = kernels.fill_pairs(
             self.samples.shape[0], start_i, start_j, block.pair_i, block.pair_j
         )
-        block.count = count
-        if count:
-            kernels.build_interior_points(
-                self.samples,
-                block.pair_i[:count],
-                block.pair_j[:count],
-                self.interior_lambdas,
-                block.points[: count * self.n_interior].reshape(-1),
-            )
+        return block.count
+
+    def _interpolate(self, block: _Block) -> None:
+        """Fill ``block``'s interpolated points for its pairs."""
+        count = block.count
+        kernels.build_interior_points(
+            self.samples,
+            block.pair_i[:count],
+            block.pair_j[:count],
+            self.interior_lambdas,
+            block.points[: count * self.n_interior].reshape(-1),
+        )
+
+    def _build(self, block: _Block) -> _Block:
+        """Take the next pairs into ``block`` and interpolate their points."""
+        if self._take(block):
+            self._interpolate(block)
         return block
 
     def _reduce(self, block: _Block, outputs: np.ndarray) -> int:
@@ -197,16 +231,33 @@ class ConnectivityStream:
         f: Callable[[np.ndarray], Any],
         on_pairs_done: Callable[[int], None],
         overlap: bool | None = None,
+        threads: int | None = None,
     ) -> np.ndarray:
         """Evaluate every block and return the filled connectivity matrix.
 
         ``on_pairs_done(count)`` is called in the calling thread as blocks complete.
-        ``overlap`` runs the kernels on a worker thread (True), in the calling thread
-        (False), or decides from ``f``'s CPU use on the first blocks (None).
+        ``threads`` above 1 runs that many lanes; 1 runs one, whose kernels run on a
+        worker thread (``overlap=True``), in the calling thread (False), or as ``f``'s CPU
+        use on the first blocks decides (None). ``threads=None`` lets those first blocks
+        choose lanes too, when ``f`` allows concurrent calls and ``overlap`` is None.
         """
+        if threads is not None and threads > 1:
+            self._run_lanes(f, threads, on_pairs_done)
+            return self.connectivity
         block = self._new_block(self.block_pairs)
         if overlap is None:
-            overlap = self._probe_inline(f, block, on_pairs_done)
+            idle = self._probe_inline(f, block, on_pairs_done)
+            lanes = lanes_for(idle, available_cpus()) if threads is None and allows_concurrent_calls(f) else 1
+            mode = "on a worker thread" if idle >= 0.5 else "inline"
+            logger.debug(
+                "f left %.2f CPUs idle: %s",
+                idle,
+                f"{lanes} lanes" if lanes > 1 else f"one lane, kernels {mode}",
+            )
+            if lanes > 1:
+                self._run_lanes(f, lanes, on_pairs_done)
+                return self.connectivity
+            overlap = idle >= 0.5
         if overlap:
             self._run_overlapped(f, [block, self._new_block(self.block_pairs)], on_pairs_done)
         else:
@@ -215,15 +266,15 @@ class ConnectivityStream:
 
     def _probe_inline(
         self, f: Callable[[np.ndarray], Any], block: _Block, on_pairs_done: Callable[[int], None]
-    ) -> bool:
-        """Run the first blocks inline, timing ``f``; return whether it left a CPU idle."""
+    ) -> float:
+        """Run the first blocks inline, timing ``f``; return how many CPUs it left idle."""
         cpu_seconds = wall_seconds = 0.0
         machine_seconds: float | None = 0.0
         timed_blocks = 0
         warmed_up = False
         while timed_blocks < PROBE_MIN_BLOCKS or wall_seconds < PROBE_SECONDS:
             if not self._build(block).count:
-                return False
+                return 0.0
             wall_start, cpu_start, machine_start = (
                 time.perf_counter(),
                 time.process_time(),
@@ -242,16 +293,45 @@ class ConnectivityStream:
             warmed_up = True
             on_pairs_done(self._reduce(block, outputs))
         machine = None if machine_seconds is None else (machine_seconds, os.cpu_count() or 1)
-        overlap = leaves_cpu_idle(cpu_seconds, wall_seconds, available_cpus(), machine)
-        logger.debug(
-            "f kept %.2f of %d CPUs busy (the machine: %s) over %d blocks: the kernels run %s",
-            cpu_seconds / wall_seconds,
-            available_cpus(),
-            "unknown" if machine is None else f"{machine[0] / wall_seconds:.2f} of {machine[1]}",
-            timed_blocks,
-            "on a worker thread" if overlap else "inline",
-        )
-        return overlap
+        return idle_cpus(cpu_seconds, wall_seconds, available_cpus(), machine)
+
+    def _run_lanes(
+        self, f: Callable[[np.ndarray], Any], n_lanes: int, on_pairs_done: Callable[[int], None]
+    ) -> None:
+        """Evaluate the remaining blocks in ``n_lanes`` threads; each builds, evaluates, reduces its own.
+
+        The calling thread is one lane and reports every lane's progress. Blocks are taken
+        in order under a lock, so they hold the same pairs as in the other modes. The
+        first error stops every lane at its next block and is raised.
+        """
+        taking = threading.Lock()
+        stop = threading.Event()
+        done: queue.SimpleQueue[int] = queue.SimpleQueue()
+
+        def report() -> None:
+            while not done.empty():
+                on_pairs_done(done.get())
+
+        def lane(on_block: Callable[[], None]) -> None:
+            block = self._new_block(self.block_pairs)
+            try:
+                while not stop.is_set():
+                    with taking:
+                        if not self._take(block):
+                            return
+                    self._interpolate(block)
+                    done.put(self._reduce(block, self._evaluate(f, block)))
+                    on_block()
+            except BaseException:
+                stop.set()
+                raise
+
+        with ThreadPoolExecutor(max_workers=n_lanes - 1, thread_name_prefix="lmn-lane") as pool:
+            others = [pool.submit(lane, lambda: None) for _ in range(n_lanes - 1)]
+            lane(report)
+            for other in others:
+                other.result()
+        report()
 
     def _run_inline(
         self, f: Callable[[np.ndarray], Any], block: _Block, on_pairs_done: Callable[[int], None]

@@ -162,9 +162,10 @@ def run_all(
 
     A run that fails does not stop the others: its outcome holds the error.
     ``follow_up(run.out_dir)`` runs as a Dask task after each of ``follow_up_runs``
-    trains, behind every run still waiting (so on a worker that would otherwise idle
-    while the last runs train); it is waited for before returning, and a failure of it
-    is logged, not raised (the report does the same work again).
+    trains, once no run is left waiting for a worker (so on a worker that would otherwise
+    idle while the last runs train, never before a waiting run); it is waited for before
+    returning, and a failure of it is logged, not raised (the report does the same work
+    again).
     """
     from distributed import as_completed, wait
 
@@ -182,17 +183,17 @@ def run_all(
         ): index
         for index in sorted(range(len(runs)), key=lambda index: -costs[index])
     }
-    by_run = {runs[index].out_dir: future for future, index in futures.items()}
-    follow_ups = [
-        client.submit(_after, by_run[run.out_dir], follow_up, run.out_dir, pure=False, priority=-1)
-        for run in follow_up_runs
-        if follow_up is not None and run.out_dir in by_run
-    ]
+    wanted = {run.out_dir for run in follow_up_runs} if follow_up is not None else set()
+    slots = sum(client.nthreads().values())
+    trained: list[Path] = []
+    follow_ups = []
     outcomes: dict[int, Outcome] = {}
     for future in as_completed(futures):
         run = runs[futures[future]]
         if future.status == "finished":
             outcome = Outcome(run, summary=future.result())
+            if run.out_dir in wanted:
+                trained.append(run.out_dir)
         else:
             error = future.exception()
             outcome = Outcome(run, error=f"{type(error).__name__}: {error}")
@@ -200,13 +201,12 @@ def run_all(
         outcomes[futures[future]] = outcome
         if on_done is not None:
             on_done(outcome)
+        # a follow-up queued while runs wait would take a worker before them (it is ready, they are queued)
+        if len(runs) - len(outcomes) < max(slots, 1):
+            follow_ups += [client.submit(follow_up, out_dir, pure=False, priority=-1) for out_dir in trained]
+            trained.clear()
     wait(follow_ups)
     for future in follow_ups:
         if future.status != "finished":
             logger.warning("a follow-up task failed (the report will redo it): %s", future.exception())
     return [outcomes[index] for index in range(len(runs))]
-
-
-def _after(_summary: object, task: Callable[[Path], object], run_dir: Path) -> object:
-    """``task(run_dir)``, once the run whose summary Dask hands as the first argument has trained."""
-    return task(run_dir)

@@ -15,7 +15,7 @@ import torch
 from distributed import Client, LocalCluster, get_task_stream
 
 from reference_tasks import cli
-from reference_tasks.report.connectivity_cache import CACHE_DIR, figure4_steps
+from reference_tasks.report.connectivity_cache import CACHE_DIR, figure4_steps, prepare_figure4
 from reference_tasks.report.run_data import load_run
 from reference_tasks.runfolder import CHECKPOINT_FILE, is_finished, read_metrics
 from reference_tasks.sweep.cluster import (
@@ -162,6 +162,29 @@ def test_runs_are_spread_over_the_workers(tmp_path):
     assert len(workers) == 4
     assert workers["torch/seed0"] != workers["torch/seed1"]
     assert workers["torch/seed2"] != workers["torch/seed3"]
+
+
+def test_a_follow_up_never_takes_a_worker_from_a_waiting_run(tmp_path):
+    # a long run and two short ones on two workers: the first short run's follow-up is ready
+    # while the second waits for a worker, and must not take it first
+    lengths = {0: 600, 1: 60, 2: 60}
+    runs = [
+        Run("torch", TrainConfig(task="xor", seed=seed, steps=steps, lmn_samples=8), tmp_path / f"seed{seed}")
+        for seed, steps in lengths.items()
+    ]
+    with connect(None, 2) as client, get_task_stream(client) as stream:
+        outcomes = run_all(
+            client, runs, RunOptions(progress=False), follow_up=prepare_figure4, follow_up_runs=runs
+        )
+    assert all(outcome.error is None for outcome in outcomes)
+    began = {}
+    for task in stream.data:
+        compute = [part["start"] for part in task["startstops"] if part["action"] == "compute"]
+        kind = "run" if task["key"][0] == RUN_KEY else "follow-up"
+        began.setdefault(kind, []).extend(compute)
+    assert len(began["run"]) == 3 and len(began["follow-up"]) == 3
+    assert min(began["follow-up"]) > max(began["run"])
+    assert all((run.out_dir / CACHE_DIR).is_dir() for run in runs)
 
 
 def test_a_failed_run_is_named_and_the_others_finish(tmp_path, caplog):
