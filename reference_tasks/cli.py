@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from reference_tasks.model.spec import PROBES
+from reference_tasks.model.spec import HEADLINE_PROBE, PROBES
 from reference_tasks.runfolder import CHECKPOINT_FILE, SUMMARY_FILE, is_finished
 from reference_tasks.sweep.cluster import (
     Outcome,
@@ -58,7 +58,8 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "--probes",
         nargs="+",
         choices=(*PROBES, NO_PROBES),
-        help=f"layers to measure (default: {' '.join(PROBES)}); '{NO_PROBES}' trains without LMN",
+        help=f"layers to measure (default: every probe for addition mod 31, as the paper's Figure 3, "
+        f"{HEADLINE_PROBE} for the other tasks); '{NO_PROBES}' trains without LMN",
     )
     parser.add_argument("--device", default="cpu", help="the framework's device name (cpu, cuda, ...)")
     parser.add_argument("--out", type=Path, default=Path("runs"), help="runs folder (default: runs)")

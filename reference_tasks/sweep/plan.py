@@ -45,12 +45,13 @@ class Run:
 def estimated_cost(run: Run) -> int:
     """A run's relative cost, to start long runs first: its LMN pairs, points and measurements.
 
-    Each LMN measurement walks ``N (N - 1) / 2`` segments of ``T`` points; the side probes
-    count as about one more headline measurement per checkpoint.
+    Each LMN measurement walks ``N (N - 1) / 2`` segments of ``T`` points; side probes
+    count as about a third of a headline measurement per checkpoint.
     """
     config = run.config
     n = config.lmn_samples or make_task(config.task, **config.task_options).n_samples
-    measurements = len(lmn_checkpoints(config)) * 2
+    side_probes = len(config.probes) > 1
+    measurements = len(lmn_checkpoints(config)) * (4 if side_probes else 3) // 3
     return n * (n - 1) // 2 * config.lmn_points * measurements + config.steps
 
 

@@ -16,11 +16,19 @@ PAPER_WEIGHT_DECAY = 0.2
 # The reference recipe's one change to the paper's, per task (docs/design.md, section 2):
 # at 0.2, S4 groks within 20000 steps in 2 of 8 seeds; at 1.0 in 8 of 8 (results/s4_sweep).
 TASK_WEIGHT_DECAY = {"s4": 1.0}
+# Every probe where the paper draws the LMN at every layer (its Figure 3: addition mod 31),
+# the headline probe elsewhere (docs/design.md, section 2.3).
+TASK_PROBES = {"modadd": PROBES}
 
 
 def reference_weight_decay(task: str) -> float:
     """The reference recipe's AdamW weight decay for ``task``: the paper's 0.2, 1.0 for S4."""
     return TASK_WEIGHT_DECAY.get(task, PAPER_WEIGHT_DECAY)
+
+
+def reference_probes(task: str) -> tuple[str, ...]:
+    """The reference recipe's probes for ``task``: all of them for addition mod 31, ``hidden1`` else."""
+    return TASK_PROBES.get(task, (HEADLINE_PROBE,))
 
 
 @dataclass(frozen=True)
@@ -66,7 +74,9 @@ class TrainConfig:
         probes at about one in ``side_probe_every`` of them, spread evenly over
         ``log(step + 1)`` (see :func:`probes_at`); 1 measures every probe at every checkpoint.
     probes
-        Layers whose LMN (to the logits) is measured, a subset of ``runs.PROBES``.
+        Layers whose LMN (to the logits) is measured, a subset of ``runs.PROBES``;
+        ``None`` is the task's reference probes (:func:`reference_probes`), and the config
+        holds them.
     lmn_samples
         ``N`` for the LMN: a seeded subset of all pairs of the task (train and test);
         ``None`` uses all of them.
@@ -92,13 +102,15 @@ class TrainConfig:
     n_checkpoints: int = 100
     checkpoint_steps: tuple[int, ...] | None = None
     side_probe_every: int = 10
-    probes: tuple[str, ...] = PROBES
+    probes: tuple[str, ...] | None = None
     lmn_samples: int | None = None
     lmn_points: int = 21
 
     def __post_init__(self) -> None:
         if self.weight_decay is None:
             object.__setattr__(self, "weight_decay", reference_weight_decay(self.task))
+        if self.probes is None:
+            object.__setattr__(self, "probes", reference_probes(self.task))
         if self.steps < 1:
             raise ValueError(f"steps must be at least 1, got {self.steps}")
         if self.side_probe_every < 1:

@@ -27,6 +27,14 @@ def test_defaults_are_the_papers_recipe():
     assert config.probes == ("embedding", "hidden1", "hidden2") and config.lmn_samples is None
 
 
+def test_every_probe_is_measured_where_the_paper_draws_every_layer_and_hidden1_elsewhere():
+    # the paper's Figure 3 (LMN at every layer) is addition mod 31's; S4 and XOR show hidden1
+    assert TrainConfig(task="modadd").probes == ("embedding", "hidden1", "hidden2")
+    assert TrainConfig(task="s4").probes == TrainConfig(task="xor").probes == ("hidden1",)
+    assert TrainConfig(task="xor", probes=("embedding", "hidden1")).probes == ("embedding", "hidden1")
+    assert TrainConfig(task="xor", probes=()).probes == ()
+
+
 def test_default_checkpoints_are_about_100_and_denser_early():
     points = checkpoint_schedule(20000)
     assert 100 <= points.size <= 105
