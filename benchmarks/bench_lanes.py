@@ -15,16 +15,13 @@ Run it on an idle machine: ``python benchmarks/bench_lanes.py``.
 
 from __future__ import annotations
 
-import argparse
 import functools
 
 import numpy as np
 import torch
-from bench_width import alternating_medians
+from bench_width import alternating_medians, parsed_arguments, reference_models
 
 from adapters.torch import LayerLMN
-from reference_tasks.model.torch_model import build_model
-from reference_tasks.tasks import make_task
 
 MODES = {
     "a 1 lane, inline": (1, {"threads": 1, "overlap": False}),
@@ -55,19 +52,10 @@ def time_probe(model: torch.nn.Module, pairs: torch.Tensor, probe: str, repeats:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--tasks", nargs="+", default=["modadd", "s4", "xor"])
-    parser.add_argument("--probes", nargs="+", default=["hidden1", "embedding"])
-    parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
+    args = parsed_arguments(__doc__, ["hidden1", "embedding"])
     torch.set_num_threads(1)
-    for name in args.tasks:
-        task = make_task(name)
-        model = build_model(task.n_tokens, task.n_classes, seed=0)
-        pairs = torch.from_numpy(task.pairs)
-        print(f"{name}: N = {task.n_samples}")
+    for task, model, pairs in reference_models(args.tasks):
+        print(f"{task.name}: N = {task.n_samples}")
         for probe in args.probes:
             time_probe(model, pairs, probe, args.repeats)
 

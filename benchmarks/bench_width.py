@@ -15,14 +15,14 @@ import argparse
 import functools
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 
 from adapters.torch import LayerLMN
 from adapters.torch_width import WidenedLinear, candidate_widths
 from reference_tasks.model.torch_model import build_model
-from reference_tasks.tasks import make_task
+from reference_tasks.tasks import TaskData, make_task
 
 BLOCK_ROWS = 3230
 
@@ -74,20 +74,28 @@ def time_probe(model: torch.nn.Module, pairs: torch.Tensor, probe: str, repeats:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def parsed_arguments(description: str, probes: list[str]) -> argparse.Namespace:
+    """``--tasks``, ``--probes`` and ``--repeats`` of a benchmark over the reference tasks."""
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=description, formatter_class=formatter)
     parser.add_argument("--tasks", nargs="+", default=["modadd", "s4", "xor"])
-    parser.add_argument("--probes", nargs="+", default=["hidden1", "embedding", "hidden2"])
+    parser.add_argument("--probes", nargs="+", default=probes)
     parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
-    torch.set_num_threads(1)
-    for name in args.tasks:
+    return parser.parse_args()
+
+
+def reference_models(tasks: list[str]) -> Iterator[tuple[TaskData, torch.nn.Module, torch.Tensor]]:
+    """Each task, the paper's MLP for it (PyTorch's initial weights of seed 0) and all its pairs."""
+    for name in tasks:
         task = make_task(name)
-        model = build_model(task.n_tokens, task.n_classes, seed=0)
-        pairs = torch.from_numpy(task.pairs)
-        print(f"{name}: N = {task.n_samples}, {task.n_classes} outputs")
+        yield task, build_model(task.n_tokens, task.n_classes, seed=0), torch.from_numpy(task.pairs)
+
+
+def main() -> None:
+    args = parsed_arguments(__doc__, ["hidden1", "embedding", "hidden2"])
+    torch.set_num_threads(1)
+    for task, model, pairs in reference_models(args.tasks):
+        print(f"{task.name}: N = {task.n_samples}, {task.n_classes} outputs")
         time_linear(task.n_classes, 100, args.repeats)
         for probe in args.probes:
             time_probe(model, pairs, probe, args.repeats)
