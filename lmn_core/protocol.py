@@ -9,6 +9,10 @@ built the points, run ``f`` and reduced to r² next to the outputs, or ``None`` 
 the core do it. The core still checks the samples, evaluates the endpoints ``f(X)``,
 fixes the constant-output tolerance, plans the blocks by ``memory_budget``, checks what
 comes back, names the pair and λ of a non-finite output, and computes the spectrum.
+
+A callable may also say that it can be called from several threads at once
+(``concurrent_calls = True``, an attribute or property): the core then evaluates it in
+lanes, one thread per idle CPU (:mod:`lmn_core.pipeline`).
 """
 
 from __future__ import annotations
