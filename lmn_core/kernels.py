@@ -113,7 +113,7 @@ def reduce_to_connectivity(
     for t in range(n_points):
         sxx += centered_lambdas[t] * centered_lambdas[t]
     # six buffers of their own, not rows of one array: LLVM vectorizes the loop below only
-    # when it can tell that they do not overlap (about 2x faster)
+    # when it can tell that they do not overlap (docs/design.md 4.2)
     sums = (
         np.empty(TILE_PAIRS * n_outputs),
         np.empty(TILE_PAIRS * n_outputs),
