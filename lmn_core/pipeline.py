@@ -51,6 +51,8 @@ CONST_RTOL_ULPS = 32
 # block that may include its warm-up, before deciding whether to overlap.
 PROBE_MIN_BLOCKS = 2
 PROBE_SECONDS = 0.2
+# The kernels move to a worker thread when f left at least this many CPUs idle.
+OVERLAP_MIN_IDLE = 0.5
 
 
 def default_const_rtol(dtype: np.dtype) -> float:
@@ -103,16 +105,6 @@ def idle_cpus(
         busy_seconds, machine_cpus = machine
         idle = min(idle, machine_cpus - busy_seconds / wall_seconds)
     return max(idle, 0.0)
-
-
-def leaves_cpu_idle(
-    cpu_seconds: float,
-    wall_seconds: float,
-    n_cpus: int,
-    machine: tuple[float, int] | None = None,
-) -> bool:
-    """Whether half a CPU was left idle (see :func:`idle_cpus`): the kernels' worker then pays."""
-    return idle_cpus(cpu_seconds, wall_seconds, n_cpus, machine) >= 0.5
 
 
 def lanes_for(idle: float, n_cpus: int) -> int:
@@ -248,16 +240,11 @@ class ConnectivityStream:
         if overlap is None:
             idle = self._probe_inline(f, block, on_pairs_done)
             lanes = lanes_for(idle, available_cpus()) if threads is None and allows_concurrent_calls(f) else 1
-            mode = "on a worker thread" if idle >= 0.5 else "inline"
-            logger.debug(
-                "f left %.2f CPUs idle: %s",
-                idle,
-                f"{lanes} lanes" if lanes > 1 else f"one lane, kernels {mode}",
-            )
+            overlap = idle >= OVERLAP_MIN_IDLE
+            logger.debug("f left %.2f CPUs idle: %d lanes, overlap %s", idle, lanes, overlap)
             if lanes > 1:
                 self._run_lanes(f, lanes, on_pairs_done)
                 return self.connectivity
-            overlap = idle >= 0.5
         if overlap:
             self._run_overlapped(f, [block, self._new_block(self.block_pairs)], on_pairs_done)
         else:

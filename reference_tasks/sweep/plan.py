@@ -50,8 +50,8 @@ def estimated_cost(run: Run) -> int:
     """
     config = run.config
     n = config.lmn_samples or make_task(config.task, **config.task_options).n_samples
-    side_probes = len(config.probes) > 1
-    measurements = len(lmn_checkpoints(config)) * (4 if side_probes else 3) // 3
+    checkpoints = len(lmn_checkpoints(config))
+    measurements = checkpoints + (checkpoints // 3 if len(config.probes) > 1 else 0)
     return n * (n - 1) // 2 * config.lmn_points * measurements + config.steps
 
 

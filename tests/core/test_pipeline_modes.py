@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from oracle import oracle_connectivity
 
 import lmn_core
-from lmn_core.pipeline import PROBE_MIN_BLOCKS, available_cpus, leaves_cpu_idle
+from lmn_core.pipeline import OVERLAP_MIN_IDLE, PROBE_MIN_BLOCKS, available_cpus, idle_cpus
 
 WORKER_PREFIX = "lmn-kernels"
 
@@ -76,7 +76,7 @@ def test_inline_never_starts_a_worker_and_overlap_always_does() -> None:
 
 
 def test_a_function_that_leaves_the_cpus_idle_gets_the_worker_after_the_probe(monkeypatch) -> None:
-    # on a quiet machine: what other processes take is tested with leaves_cpu_idle below
+    # on a quiet machine: what other processes take is tested with idle_cpus below
     monkeypatch.setattr(lmn_core.pipeline, "machine_busy_seconds", lambda: 0.0)
     X = np.random.default_rng(0).normal(size=(16, 3))
     sleepy = CallLog(silu_mlp(3, 8, 2, seed=0), pause_seconds=0.01)  # sleeping uses no CPU
@@ -104,7 +104,7 @@ def test_a_function_that_leaves_the_cpus_idle_gets_the_worker_after_the_probe(mo
 def test_overlap_needs_half_a_cpu_left_idle(
     cpu_seconds: float, wall_seconds: float, n_cpus: int, expected: bool
 ) -> None:
-    assert leaves_cpu_idle(cpu_seconds, wall_seconds, n_cpus) is expected
+    assert (idle_cpus(cpu_seconds, wall_seconds, n_cpus) >= OVERLAP_MIN_IDLE) is expected
 
 
 @pytest.mark.parametrize(
@@ -118,7 +118,7 @@ def test_overlap_needs_half_a_cpu_left_idle(
     ],
 )
 def test_overlap_needs_the_idle_cpu_to_be_idle_on_the_machine(machine, expected) -> None:
-    assert leaves_cpu_idle(1.0, 1.0, 2, machine) is expected
+    assert (idle_cpus(1.0, 1.0, 2, machine) >= OVERLAP_MIN_IDLE) is expected
 
 
 def test_no_worker_while_other_processes_keep_every_cpu_busy() -> None:
