@@ -84,7 +84,8 @@ class LayerLMN:
         dtype unless ``const_rtol`` is passed.
         """
         samples = self.body(inputs)
-        if "const_rtol" not in lmn_kwargs and len(samples):
+        # on the device the core reads the output dtype itself; the host sees float32 copies
+        if "const_rtol" not in lmn_kwargs and len(samples) and not self.head.measures_on_device:
             lmn_kwargs = {**lmn_kwargs, "const_rtol": self.head.const_rtol(samples)}
         return lmn_core.lmn(self.head, samples, **lmn_kwargs)
 
@@ -256,6 +257,10 @@ class LMNCallback(keras.callbacks.Callback):
 
     def _measure(self, epoch: int | None) -> dict[str, Any]:
         """Measure every layer now; record and return ``{lmn_<layer>: LMN, lmn_n_samples: N}``."""
+        # on JAX, fit holds the weights of now in its own state between epochs: write them back first
+        sync = getattr(self.model, "jax_state_sync", None)
+        if sync is not None:
+            sync()
         self.last_results = {
             layer: measure(self.inputs, **self.lmn_kwargs) for layer, measure in self._measures.items()
         }

@@ -1,8 +1,10 @@
-"""A Keras model as a NumPy callable for ``lmn_core``, half precision included.
+"""A Keras model as a callable for ``lmn_core``, half precision included.
 
-Every forward pass goes through ``model.predict_on_batch``, Keras's compiled inference
-step, in inference mode. Outputs in float16 or bfloat16 (a ``"float16"``/``"bfloat16"``
-dtype policy, or ``"mixed_float16"``) leave as float32, since NumPy has no bfloat16 and
+On the host every forward pass goes through ``model.predict_on_batch``, Keras's compiled
+inference step, in inference mode; off the CPU, on the PyTorch and JAX backends, the
+whole measurement runs on the backend's device (:mod:`adapters.keras_device`). Outputs
+in float16 or bfloat16 (a ``"float16"``/``"bfloat16"`` dtype policy, or
+``"mixed_float16"``) leave the host path as float32, since NumPy has no bfloat16 and
 ``lmn_core`` measures float32 or float64; :meth:`KerasFunction.const_rtol` then gives the
 constant tolerance of the half dtype they were computed in (docs/design.md, section 1.2.1).
 """
@@ -16,9 +18,8 @@ import ml_dtypes
 import numpy as np
 
 import lmn_core
-from adapters.keras_reduction import KerasPairReducer, KerasPairReduction, reducer_key
+from adapters.keras_device import DEVICE_BACKENDS, KerasDevice
 from adapters.keras_split import defined_inputs, defined_outputs
-from lmn_core.pipeline import CONST_RTOL_ULPS
 
 DEFAULT_BATCH_SIZE = 8192
 REDUCTIONS = ("auto", "device", "host")
@@ -30,7 +31,7 @@ def half_const_rtol(dtype: Any) -> float | None:
     name = str(keras.backend.standardize_dtype(dtype))
     if name not in HALF_DTYPES:
         return None
-    return CONST_RTOL_ULPS * float(ml_dtypes.finfo(name).eps)
+    return lmn_core.default_const_rtol(ml_dtypes.finfo(name).eps)
 
 
 def _input_dtype(model: keras.Model) -> str | None:
@@ -65,14 +66,14 @@ class KerasFunction:
     precision). ``predict_on_batch`` runs in inference mode and never changes a weight
     (nor a BatchNormalization statistic).
 
-    It is also a :class:`lmn_core.ReducingFunction`: with ``reduction="device"`` (the
-    default, ``"auto"``, when the backend's default device is not the CPU) ``lmn_core``
-    hands it whole blocks of pairs, which it interpolates, runs and reduces to their
-    ``L`` values with ``keras.ops`` in one inference step
-    (:class:`adapters.keras_reduction.KerasPairReducer`), so that no interpolated point
-    nor output crosses to the host. The points are interpolated in the input dtype
-    above rather than in float64 rounded once, so the two paths differ by about an ulp
-    of that dtype; the r² sums run in float64 on both.
+    It is also a :class:`lmn_core.DeviceFunction`: with ``reduction="device"`` (the
+    default, ``"auto"``, on the PyTorch and JAX backends when their default device is
+    not the CPU) ``lmn_core`` runs the whole measurement on the backend's device
+    (:mod:`adapters.keras_device`): the pairs, their points, the model on whole blocks,
+    the r² sums in float64, ``L`` and its spectrum, so that no interpolated point nor
+    output crosses to the host. The points are interpolated in the input dtype above
+    rather than in float64 rounded once, so the two paths differ by about an ulp of that
+    dtype. The TensorFlow backend measures on the host.
 
     Parameters
     ----------
@@ -82,9 +83,10 @@ class KerasFunction:
         Rows per forward pass (default 8192: on a 2-core CPU, one call per block of
         ``lmn_core``'s default 4 MiB budget is the fastest).
     reduction : {"auto", "device", "host"}
-        Where ``lmn_core`` reduces the outputs of interpolated points to r²: next to
-        them with ``keras.ops`` (``"device"``), on the host with its Numba kernels
-        (``"host"``), or on the device unless that is the CPU (``"auto"``, the default).
+        Where ``lmn_core`` measures: on the backend's device (``"device"``, the PyTorch
+        and JAX backends), on the host with its Numba kernels around calls of the model
+        (``"host"``), or on the device where the backend allows it and it is not the CPU
+        (``"auto"``, the default).
     """
 
     def __init__(self, model: keras.Model, *, batch_size: int | None = None, reduction: str = "auto") -> None:
@@ -101,7 +103,7 @@ class KerasFunction:
         self.reduction = reduction
         outputs = defined_outputs(model)
         self.output_dtype: str | None = str(outputs[0].dtype) if outputs and len(outputs) == 1 else None
-        self._reducer: KerasPairReducer | None = None
+        self._device = KerasDevice(model, self.dtype)
 
     def __call__(self, inputs: Any) -> np.ndarray:
         """Run the model on ``inputs`` ``(M, ...)``; return its ``(M, ...)`` output as NumPy."""
@@ -130,17 +132,13 @@ class KerasFunction:
             self(samples[:1])
         return half_const_rtol(self.output_dtype)
 
-    def pair_reduction(self, task: lmn_core.ReductionTask) -> KerasPairReduction | None:
-        """The in-backend reduction of ``task``'s pairs, or ``None`` when ``lmn_core`` reduces on the host.
+    @property
+    def measures_on_device(self) -> bool:
+        """Whether ``lmn_core`` measures on the backend's device (see ``reduction``)."""
+        if self.reduction == "auto":
+            return keras.backend.backend() in DEVICE_BACKENDS and on_accelerator()
+        return self.reduction == "device"
 
-        The reducer model is kept while the task's shapes stay the same, so its compiled
-        inference step serves every measurement of a training run.
-        """
-        if self.reduction == "host" or (self.reduction == "auto" and not on_accelerator()):
-            return None
-        dtype = self.dtype if self.dtype is not None else str(task.samples.dtype)
-        if self._reducer is not None and self._reducer.key == reducer_key(task, dtype):
-            self._reducer.assign_task(task)
-        else:
-            self._reducer = KerasPairReducer(self.model, task, dtype)
-        return KerasPairReduction(self._reducer, max(1, self.batch_size // (task.n_points - 2)))
+    def device_plan(self) -> lmn_core.DevicePlan | None:
+        """How ``lmn_core`` runs the measurement on the backend's device, or ``None`` for the host."""
+        return self._device.plan() if self.measures_on_device else None

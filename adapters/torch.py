@@ -2,17 +2,16 @@
 
 The public names live here; the work is done in one module per purpose:
 
-- :mod:`adapters.torch_function`: :class:`TorchFunction` (a module as a NumPy callable
-  on its own device, in eval mode, without gradients), :class:`OutputSelector`
-  (``output=``), half precision;
+- :mod:`adapters.torch_function`: :class:`TorchFunction` (a module as a callable for
+  ``lmn_core``, in eval mode, without gradients, measured on its own device off the
+  CPU), :class:`OutputSelector` (``output=``), half precision;
 - :mod:`adapters.torch_split`: :func:`split`, the cut of a model after a layer, on
   chains of ``nn.Sequential`` or on any graph ``torch.fx`` can trace
   (:mod:`adapters.torch_graph`), with affine prefix folding;
 - :mod:`adapters.torch_layer`: :class:`LayerLMN`, cut once and measure many times;
 - :mod:`adapters.torch_width`: the head's last ``nn.Linear`` run at the output width its
   matrix product is fastest at;
-- :mod:`adapters.torch_monitor`: :class:`LMNMonitor` for hand-written training loops;
-- :mod:`adapters.torch_reduction`: pairs reduced to ``L`` on the module's device.
+- :mod:`adapters.torch_monitor`: :class:`LMNMonitor` for hand-written training loops.
 """
 
 from __future__ import annotations

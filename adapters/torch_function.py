@@ -1,11 +1,13 @@
-"""PyTorch modules as NumPy callables for ``lmn_core``: :class:`TorchFunction` and its helpers.
+"""PyTorch modules as callables for ``lmn_core``: :class:`TorchFunction` and its helpers.
 
 A :class:`TorchFunction` runs a module on its own device, in eval mode, without
-gradients, and hands its outputs to the host as NumPy arrays. Half-precision outputs
-(float16, bfloat16) reach NumPy as float32, which holds them exactly; their constant
-tolerance is still their own dtype's (docs/design.md, section 1.2.1), see
-:func:`half_precision_rtol`. :class:`OutputSelector` picks the tensor to measure from
-what a module returns (a tuple, a dict, a Hugging Face style ``ModelOutput``).
+gradients. Called with NumPy arrays it hands its outputs to the host as NumPy arrays
+(half-precision outputs, float16 and bfloat16, as float32, which holds them exactly;
+their constant tolerance is still their own dtype's, docs/design.md section 1.2.1, see
+:func:`half_precision_rtol`). Off the CPU it offers ``lmn_core`` a
+:class:`lmn_core.DevicePlan`, and the whole measurement runs on its device.
+:class:`OutputSelector` picks the tensor to measure from what a module returns (a tuple,
+a dict, a Hugging Face style ``ModelOutput``).
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ except ImportError as error:  # pragma: no cover - depends on the environment
     raise ImportError("adapters.torch needs PyTorch: pip install 'lmn[torch]'") from error
 
 import lmn_core
-from adapters.torch_reduction import TorchPairReduction
-from lmn_core.pipeline import CONST_RTOL_ULPS
 
+#: Rows per forward pass on the CPU (the fastest measured for the reference MLP on a
+#: 2-core CPU); on other devices a module runs on a whole block at once.
 DEFAULT_BATCH_SIZE = 4096
 REDUCTIONS = ("auto", "device", "host")
 HALF_DTYPES = (torch.float16, torch.bfloat16)
@@ -74,10 +76,22 @@ def to_numpy(tensor: torch.Tensor) -> np.ndarray:
 
 
 def half_precision_rtol(dtype: torch.dtype) -> float | None:
-    """32 epsilons of ``dtype`` when it is float16 or bfloat16 (the core's rule), else ``None``."""
+    """The core's constant tolerance of ``dtype`` when it is float16 or bfloat16, else ``None``."""
     if dtype in HALF_DTYPES:
-        return CONST_RTOL_ULPS * float(torch.finfo(dtype).eps)
+        return lmn_core.default_const_rtol(torch.finfo(dtype).eps)
     return None
+
+
+def free_memory(device: torch.device) -> int | None:
+    """Bytes free on a CUDA ``device``, memory cached by PyTorch's allocator included; else ``None``."""
+    if device.type != "cuda":
+        return None
+    free, _ = torch.cuda.mem_get_info(device)
+    return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+
+
+def _is_out_of_memory(error: BaseException) -> bool:
+    return isinstance(error, torch.OutOfMemoryError)
 
 
 @contextmanager
@@ -163,21 +177,21 @@ class OutputSelector(nn.Module):
 
 
 class TorchFunction:
-    """A PyTorch module as a NumPy callable for ``lmn_core``.
+    """A PyTorch module as a callable for ``lmn_core``.
 
     Each call converts the input to a tensor (floating-point input cast to ``dtype``,
-    integer input kept as integers), runs the module in chunks of ``batch_size`` rows
-    under ``torch.no_grad()`` in eval mode, restores every submodule's train/eval mode,
-    and returns the output as a NumPy array on the host (float16 and bfloat16 as
-    float32). Parameters and gradients are never touched.
+    integer input kept as integers), runs the module under ``torch.no_grad()`` in eval
+    mode (on the CPU in chunks of ``batch_size`` rows), restores every submodule's
+    train/eval mode, and returns the output as a NumPy array on the host (float16 and
+    bfloat16 as float32). Parameters and gradients are never touched.
 
-    It is also a :class:`lmn_core.ReducingFunction`: with ``reduction="device"`` (the
-    default, ``"auto"``, on any device but the CPU) ``lmn_core`` hands it whole blocks of
-    pairs, which it interpolates, runs and reduces to their ``L`` values with torch ops
-    on its device (:class:`adapters.torch_reduction.TorchPairReduction`), so that no
-    interpolated point nor output crosses to the host. The points are interpolated in
-    the samples' dtype (``torch.lerp``) rather than in float64 rounded once, so the two
-    paths differ by about an ulp of that dtype; the r² sums run in float64 on both.
+    It is also a :class:`lmn_core.DeviceFunction`: with ``reduction="device"`` (the
+    default, ``"auto"``, on any device but the CPU) ``lmn_core`` runs the whole
+    measurement on the module's device (:mod:`lmn_core.device`): the pairs, their points,
+    the module on whole blocks, the r² sums in float64, ``L`` and its spectrum, with
+    blocks sized from the device's free memory; nothing but the eigenvalues comes back
+    to the host. The points are interpolated in the samples' dtype rather than in float64
+    rounded once, so the two paths differ by about an ulp of that dtype.
 
     Parameters
     ----------
@@ -190,13 +204,13 @@ class TorchFunction:
         dtype of floating-point inputs; by default the module's first floating-point
         parameter's dtype.
     batch_size : int, optional
-        Rows per forward pass (default 4096, the fastest measured for the reference
-        MLP on a 2-core CPU).
+        Rows per forward pass; by default :data:`DEFAULT_BATCH_SIZE` on the CPU and
+        every row at once elsewhere.
     reduction : {"auto", "device", "host"}
-        Where ``lmn_core`` reduces the outputs of interpolated points to r²: on the
-        module's device (``"device"``), on the host with its Numba kernels (``"host"``),
-        or on the device unless that is the CPU (``"auto"``, the default: on a CPU the
-        host kernels, one fused pass each, are faster).
+        Where ``lmn_core`` measures: on the module's device (``"device"``), on the host
+        with its Numba kernels around calls of the module (``"host"``), or on the device
+        unless that is the CPU (``"auto"``, the default: on a CPU the host kernels, one
+        fused pass each, are faster).
     copy_inputs : bool
         Copy each input before running the module: for a module that changes its input
         in place (``nn.ReLU(inplace=True)`` first), so that the caller's array stays as it was.
@@ -222,9 +236,11 @@ class TorchFunction:
         self.module = module
         self.device = wanted if wanted is not None else torch.device("cpu")
         self.dtype = dtype if dtype is not None else floating_dtype(module)
-        self.batch_size = DEFAULT_BATCH_SIZE if batch_size is None else int(batch_size)
-        if self.batch_size < 1:
+        if batch_size is not None and int(batch_size) < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if batch_size is None and self.device.type == "cpu":
+            batch_size = DEFAULT_BATCH_SIZE
+        self.batch_size = None if batch_size is None else int(batch_size)
         if reduction not in REDUCTIONS:
             raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
         self.reduction = reduction
@@ -236,13 +252,18 @@ class TorchFunction:
 
     def tensor(self, inputs: Any) -> torch.Tensor:
         """``inputs`` as the tensor the module takes: on its device, floating point in ``dtype``."""
-        batch = as_tensor(inputs, self.device, self.dtype)
-        return batch.clone() if self.copy_inputs else batch
+        return as_tensor(inputs, self.device, self.dtype)
 
     def run(self, batch: torch.Tensor) -> torch.Tensor:
-        """The module's output for a batch tensor on its device, in chunks, in eval mode, without grad."""
+        """The module's output for a batch tensor on its device, in eval mode, without grad.
+
+        In chunks of ``batch_size`` rows when it is set; on a copy when ``copy_inputs``.
+        """
+        if self.copy_inputs:
+            batch = batch.clone()
+        chunks = [batch] if self.batch_size is None else batch.split(self.batch_size)
         with torch.no_grad(), eval_mode(self.module):
-            outputs = [self.module(chunk) for chunk in batch.split(self.batch_size)]
+            outputs = [self.module(chunk) for chunk in chunks]
         if not isinstance(outputs[0], torch.Tensor):
             what = _describe(outputs[0])
             raise NotOneTensorError(f"{type(self.module).__name__} returns {what}, not one tensor")
@@ -262,8 +283,25 @@ class TorchFunction:
             and not any(submodule.training for submodule in self.module.modules())
         )
 
-    def pair_reduction(self, task: lmn_core.ReductionTask) -> TorchPairReduction | None:
-        """The on-device reduction of ``task``'s pairs, or ``None`` when ``lmn_core`` reduces on the host."""
-        if self.reduction == "host" or (self.reduction == "auto" and self.device.type == "cpu"):
+    @property
+    def measures_on_device(self) -> bool:
+        """Whether ``lmn_core`` measures on the module's device (see ``reduction``)."""
+        return self.reduction == "device" or (self.reduction == "auto" and self.device.type != "cpu")
+
+    def device_plan(self) -> lmn_core.DevicePlan | None:
+        """How ``lmn_core`` runs the measurement on the module's device, or ``None`` for the host."""
+        if not self.measures_on_device:
             return None
-        return TorchPairReduction(self.run, as_tensor(task.samples, self.device, self.dtype), task)
+        return lmn_core.DevicePlan(
+            to_device=self.tensor,
+            run=self.run,
+            free_memory=free_memory(self.device),
+            is_out_of_memory=_is_out_of_memory,
+            session=self._session,
+        )
+
+    @contextmanager
+    def _session(self) -> Iterator[None]:
+        """No gradients, the module in eval mode, for the whole measurement."""
+        with torch.no_grad(), eval_mode(self.module):
+            yield

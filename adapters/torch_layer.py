@@ -108,7 +108,8 @@ class LayerLMN:
     def __call__(self, inputs: Any, **lmn_kwargs: Any) -> lmn_core.LMNResult:
         """LMN of the head on ``X = body(inputs)``; ``lmn_kwargs`` go to :func:`lmn_core.lmn`."""
         samples = self.samples(inputs)
-        if "const_rtol" not in lmn_kwargs and len(samples):
+        # on the device the core reads the output dtype itself; the host sees float32 copies
+        if "const_rtol" not in lmn_kwargs and len(samples) and not self.head.measures_on_device:
             dtype = self.head.run(self.head.tensor(samples[:1])).dtype
             rtol = half_precision_rtol(dtype)
             if rtol is not None:

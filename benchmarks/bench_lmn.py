@@ -9,9 +9,10 @@ file is written after training), copies the weights into the Keras model
 a. the black box: the head after ``hidden1`` as a plain callable, the core's Numba
    kernels reducing on the host (``fold=False, reduction="host"``);
 b. affine prefix folding: ``linear2`` moves into the samples (``fold=True, reduction="host"``);
-c. folding, and the pairs reduced to ``L`` by the framework next to its outputs
-   (``fold=True, reduction="device"``: torch ops on the module's device, ``keras.ops``
-   inside one Keras inference step);
+c. folding, and the whole measurement through the array API on the framework's own
+   arrays (``fold=True, reduction="device"``: ``lmn_core.device``, the path a GPU takes,
+   here on the CPU; Keras on its PyTorch or JAX backend only: TensorFlow's tensors are not
+   array-API arrays);
 
 for PyTorch at each ``--threads`` count (``torch.set_num_threads``), then for Keras on
 its active backend (``KERAS_BACKEND``). It prints the median of ``--repeats`` timings,
@@ -128,6 +129,8 @@ def time_keras(model: GrokMLP, inputs: np.ndarray, repeats: int) -> None:
     kinputs = inputs.astype(np.int32)
     timings = {}
     for path, (fold, reduction) in PATHS.items():
+        if reduction == "device" and keras.backend.backend() == "tensorflow":
+            continue  # the TensorFlow backend measures on the host
         measure = LayerLMN(kmodel, PROBE, fold=fold, reduction=reduction)  # keeps its compiled steps
         timings[path] = median_seconds(lambda measure=measure: measure(kinputs).lmn, repeats)
     print_rows(f"keras ({keras.backend.backend()})", timings)

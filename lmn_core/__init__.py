@@ -1,19 +1,22 @@
 """The linear mapping number (LMN): how non-linear a function is on a set of samples.
 
-``lmn_core`` needs only NumPy and Numba; it never imports a deep-learning framework.
+``lmn_core`` needs only NumPy, Numba and ``array-api-compat``; it never imports a
+deep-learning framework. A framework's arrays reach it through the array API, from an
+adapter's :class:`DevicePlan`.
 """
 
 from lmn_core.measure import LMNResult, connectivity_matrix, lmn
-from lmn_core.protocol import PairReduction, ReducingFunction, ReductionTask
+from lmn_core.protocol import DeviceFunction, DevicePlan, ReductionTask, default_const_rtol
 from lmn_core.spectral import Spectrum, lmn_from_connectivity, nonlinear_complexity, spectrum
 
 __all__ = [
+    "DeviceFunction",
+    "DevicePlan",
     "LMNResult",
-    "PairReduction",
-    "ReducingFunction",
     "ReductionTask",
     "Spectrum",
     "connectivity_matrix",
+    "default_const_rtol",
     "lmn",
     "lmn_from_connectivity",
     "nonlinear_complexity",

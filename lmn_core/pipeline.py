@@ -23,8 +23,8 @@ when ``f`` allows concurrent calls (several workers of a sweep on one machine ea
 the CPUs that the others take), else overlapped if at least half a CPU was left idle,
 else inline. The blocks are the same in every mode, so ``f`` sees the same batches.
 
-When ``f`` reduces pairs itself (:mod:`lmn_core.protocol`), the blocks of pairs go to
-its reduction instead, and only their ``L`` values come back.
+A function that runs on its own device (:class:`lmn_core.DevicePlan`) is measured there
+instead (:mod:`lmn_core.device`); this module then only explains a non-finite pair.
 """
 
 from __future__ import annotations
@@ -41,23 +41,17 @@ from typing import Any
 import numpy as np
 
 from lmn_core import kernels
-from lmn_core.protocol import PairReduction, ReductionTask
-from lmn_core.validation import checked_outputs, checked_reduction, pairs_named, raise_non_finite
+from lmn_core.protocol import ReductionTask
+from lmn_core.validation import checked_outputs, pairs_named, raise_non_finite
 
 logger = logging.getLogger(__name__)
 
-CONST_RTOL_ULPS = 32
 # f is timed inline on at least this many blocks and this many seconds, after a first
 # block that may include its warm-up, before deciding whether to overlap.
 PROBE_MIN_BLOCKS = 2
 PROBE_SECONDS = 0.2
 # The kernels move to a worker thread when f left at least this many CPUs idle.
 OVERLAP_MIN_IDLE = 0.5
-
-
-def default_const_rtol(dtype: np.dtype) -> float:
-    """The default constant tolerance: 32 machine epsilons of ``f``'s output dtype."""
-    return CONST_RTOL_ULPS * float(np.finfo(dtype).eps)
 
 
 def available_cpus() -> int:
@@ -345,35 +339,12 @@ class ConnectivityStream:
             if reducing is not None:
                 on_pairs_done(reducing.result())
 
-    def run_reduced(
-        self,
-        f: Callable[[np.ndarray], Any],
-        reduction: PairReduction,
-        on_pairs_done: Callable[[int], None],
-    ) -> np.ndarray:
-        """Hand every block of pairs to ``f``'s ``reduction`` and return the filled matrix.
+    def explain_non_finite(self, f: Callable[[np.ndarray], Any], i: int, j: int) -> None:
+        """Raise the host path's error for pair ``(i, j)``, evaluated through ``f`` itself.
 
-        A pair flagged non-finite is evaluated again through ``f`` itself, so that the
-        error names its λ exactly as on the host path.
+        For a pair that a device measurement flagged non-finite: the message then names the
+        pair and λ exactly as on the host path.
         """
-        n_samples = self.samples.shape[0]
-        pair_i = np.empty(self.block_pairs, dtype=np.int64)
-        pair_j = np.empty(self.block_pairs, dtype=np.int64)
-        while True:
-            count, *self.next_pair = kernels.fill_pairs(n_samples, *self.next_pair, pair_i, pair_j)
-            if not count:
-                return self.connectivity
-            block_i, block_j = pair_i[:count].copy(), pair_j[:count].copy()
-            values, non_finite = checked_reduction(reduction(block_i, block_j), block_i, block_j)
-            if non_finite.any():
-                pair = int(np.argmax(non_finite))
-                self._explain_non_finite(f, int(block_i[pair]), int(block_j[pair]))
-            self.connectivity[block_i, block_j] = values
-            self.connectivity[block_j, block_i] = values
-            on_pairs_done(count)
-
-    def _explain_non_finite(self, f: Callable[[np.ndarray], Any], i: int, j: int) -> None:
-        """Raise the host path's error for pair ``(i, j)``, evaluated through ``f`` itself."""
         block = self._new_block(1)
         block.pair_i[0], block.pair_j[0], block.count = i, j, 1
         kernels.build_interior_points(
@@ -381,6 +352,6 @@ class ConnectivityStream:
         )
         self._reduce(block, self._evaluate(f, block))
         raise ValueError(
-            f"f's pair reduction reported a non-finite value on the segment between samples {i} and {j}, "
-            "but f evaluated on that segment's points is finite: its reduction disagrees with f"
+            f"f gave a non-finite value on its device on the segment between samples {i} and {j}, "
+            "but f evaluated on the host on that segment's points is finite: the two disagree"
         )

@@ -1,26 +1,44 @@
-"""How a callable can reduce whole blocks of pairs to their ``L`` values where its outputs are.
+"""What a measurement is made of, and how a callable can run it on its own device.
+
+:class:`ReductionTask` states one measurement: the samples, ``f(X)``, the λ grid and the
+resolved constant tolerance; its docstring is the r² rule that every path applies (the
+Numba kernels of :mod:`lmn_core.kernels` on the host, :mod:`lmn_core.rule` through the
+array API on a device).
 
 By default ``lmn_core`` builds the interpolated points, calls ``f`` on them and reduces
-the outputs to r² on the host (:mod:`lmn_core.kernels`). A callable that runs elsewhere
-(a model on a GPU) can offer ``pair_reduction`` instead (:class:`ReducingFunction`):
-given the :class:`ReductionTask` of one measurement, it returns a
-:class:`PairReduction` that takes a block of pairs and returns their ``L_ij``, having
-built the points, run ``f`` and reduced to r² next to the outputs, or ``None`` to let
-the core do it. The core still checks the samples, evaluates the endpoints ``f(X)``,
-fixes the constant-output tolerance, plans the blocks by ``memory_budget``, checks what
-comes back, names the pair and λ of a non-finite output, and computes the spectrum.
+the outputs to r² on the host. A callable that runs elsewhere (a model on a GPU) offers a
+:class:`DevicePlan` instead (:class:`DeviceFunction`): how to put an array on its device,
+how to run ``f`` there on a whole block, how much memory is free there. The core then
+does everything on that device through the array API of the arrays ``f`` returns (NumPy,
+PyTorch, JAX, CuPy: ``array-api-compat``): it enumerates and interpolates the pairs,
+reduces them, fills ``L`` and computes its spectrum there, and nothing crosses to the host
+but the eigenvalues (:mod:`lmn_core.device`).
 
 A callable may also say that it can be called from several threads at once
-(``concurrent_calls = True``, an attribute or property): the core then evaluates it in
-lanes, one thread per idle CPU (:mod:`lmn_core.pipeline`).
+(``concurrent_calls = True``, an attribute or property): the core then evaluates it on
+the host in lanes, one thread per idle CPU (:mod:`lmn_core.pipeline`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+
+#: The default constant tolerance, in machine epsilons of the dtype ``f`` computes in.
+CONST_RTOL_ULPS = 32
+
+
+def default_const_rtol(eps: float) -> float:
+    """The default constant tolerance for outputs computed in a dtype of machine epsilon ``eps``.
+
+    32 epsilons of that dtype (docs/design.md, section 1.2.1): about 3.8e-6 for float32,
+    7.1e-15 for float64, 0.031 for float16 and 0.25 for bfloat16.
+    """
+    return CONST_RTOL_ULPS * float(eps)
 
 
 def segment_lambdas(n_points: int) -> np.ndarray:
@@ -30,7 +48,7 @@ def segment_lambdas(n_points: int) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False)
 class ReductionTask:
-    """What a pair reduction needs for one measurement; the policies are fixed by the core.
+    """One measurement; the policies are fixed by the core.
 
     For output dimension ``k`` of pair ``(i, j)``, with ``y_t`` its value at ``λ_t``,
     ``d_t = y_t - y_0`` (``y_0 = f(x_i)``, ``y_{T-1} = f(x_j)``, both from
@@ -89,26 +107,50 @@ class ReductionTask:
         return np.abs(self.endpoint_outputs).max(axis=0)
 
 
-class PairReduction(Protocol):
-    """Reduces one block of pairs to their ``L`` values (see :class:`ReductionTask`)."""
+def _never(error: BaseException) -> bool:
+    return False
 
-    def __call__(self, pair_i: np.ndarray, pair_j: np.ndarray) -> tuple[Any, Any]:
-        """``L_ij`` of the pairs ``(pair_i[p], pair_j[p])``, ``i < j``, and their non-finite flags.
 
-        Returns two array-likes of shape ``(P,)``: the float values in ``[0, 1]`` and a
-        bool per pair, true where a sum was not finite (the core then names the pair and λ).
-        """
-        ...
+@dataclass(frozen=True, eq=False)
+class DevicePlan:
+    """How ``lmn_core`` runs a function on its device (see the module docstring).
+
+    Attributes
+    ----------
+    to_device : callable
+        A NumPy array of samples ``(M, *s)`` -> the array ``run`` takes, on the device,
+        in the dtype the function computes in (an array of the array API: a
+        ``torch.Tensor``, a ``jax.Array``, a ``cupy.ndarray``, a NumPy array).
+    run : callable
+        The function on such an array of any number of rows, returning ``(M, ...)`` on
+        the same device; the core hands it whole blocks of pairs at once.
+    free_memory : int, optional
+        Bytes free on the device now (the framework's cached memory counted as free);
+        the core plans its blocks from it (:func:`lmn_core.device.device_block_budget`).
+        ``None`` (a CPU) plans them by the host's default budget.
+    is_out_of_memory : callable
+        Whether an exception raised while running a block is the device running out of
+        memory: the core then halves the block and goes on.
+    session : callable
+        A context manager entered around the whole measurement (inference mode, 64-bit
+        floats where a framework needs them switched on, ...).
+    """
+
+    to_device: Callable[[np.ndarray], Any]
+    run: Callable[[Any], Any]
+    free_memory: int | None = None
+    is_out_of_memory: Callable[[BaseException], bool] = _never
+    session: Callable[[], contextlib.AbstractContextManager[Any]] = field(default=contextlib.nullcontext)
 
 
 @runtime_checkable
-class ReducingFunction(Protocol):
-    """A callable for ``lmn_core`` that can also reduce blocks of pairs itself."""
+class DeviceFunction(Protocol):
+    """A callable for ``lmn_core`` that can also run the whole measurement on its device."""
 
     def __call__(self, inputs: np.ndarray) -> Any:
-        """``f`` on a batch ``(M, *s)``: outputs ``(M, d2)`` or ``(M,)``."""
+        """``f`` on a host batch ``(M, *s)``: outputs ``(M, d2)`` or ``(M,)``."""
         ...
 
-    def pair_reduction(self, task: ReductionTask) -> PairReduction | None:
-        """A reduction for this measurement, or ``None`` to let the core reduce on the host."""
+    def device_plan(self) -> DevicePlan | None:
+        """How to run the measurement on the device, or ``None`` to run it on the host."""
         ...

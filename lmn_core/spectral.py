@@ -1,11 +1,21 @@
-"""From a connectivity matrix to its spectrum, the nonlinear complexity and the LMN."""
+"""From a connectivity matrix to its spectrum, the nonlinear complexity and the LMN.
+
+The eigenvalues are computed where ``L`` is, in float64, through the array API of its
+array (``numpy.linalg.eigvalsh`` on the host, ``torch.linalg.eigvalsh`` for a tensor on a
+GPU, ...); only the ``N`` eigenvalues come to the host, where the entropy is taken.
+"""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from array_api_compat import array_namespace, is_array_api_obj, is_numpy_namespace
 from threadpoolctl import threadpool_limits
+
+from lmn_core.device import to_numpy
 
 _SYMMETRY_TOLERANCE = 1e-9
 
@@ -35,7 +45,28 @@ class Spectrum:
         return float(2.0**self.entropy_bits)
 
 
-def _checked_matrix(connectivity: np.ndarray) -> np.ndarray:
+def _checked_matrix(connectivity: Any) -> Any:
+    """``L`` as float64 in its own namespace, checked square, finite and symmetric."""
+    if not is_array_api_obj(connectivity):
+        connectivity = np.asarray(connectivity)
+    xp = array_namespace(connectivity)
+    if is_numpy_namespace(xp):
+        return _checked_host_matrix(np.asarray(connectivity))
+    if not xp.isdtype(connectivity.dtype, ("real floating", "integral", "bool")):
+        raise TypeError(f"connectivity matrix must be real numbers, got dtype {connectivity.dtype}")
+    if connectivity.ndim != 2 or connectivity.shape[0] != connectivity.shape[1]:
+        raise ValueError(f"connectivity matrix must be square (N, N), got shape {tuple(connectivity.shape)}")
+    if connectivity.shape[0] == 0:
+        raise ValueError("connectivity matrix is empty (N = 0)")
+    matrix = xp.astype(connectivity, xp.float64)
+    if not bool(xp.all(xp.isfinite(matrix))) or not bool(
+        xp.max(xp.abs(matrix - xp.matrix_transpose(matrix))) <= _SYMMETRY_TOLERANCE
+    ):
+        _checked_host_matrix(to_numpy(matrix))  # names the entry
+    return matrix
+
+
+def _checked_host_matrix(connectivity: np.ndarray) -> np.ndarray:
     matrix = np.asarray(connectivity)
     if matrix.dtype.kind not in "fiub":
         raise TypeError(f"connectivity matrix must be real numbers, got dtype {matrix.dtype}")
@@ -57,20 +88,29 @@ def _checked_matrix(connectivity: np.ndarray) -> np.ndarray:
     return matrix
 
 
-def spectrum(connectivity: np.ndarray) -> Spectrum:
+def spectrum(connectivity: Any) -> Spectrum:
     """Eigenvalues, nonlinear complexity and negative mass of a connectivity matrix.
 
     Parameters
     ----------
-    connectivity : numpy.ndarray
-        Symmetric ``(N, N)`` matrix.
+    connectivity : array
+        Symmetric ``(N, N)`` matrix: a NumPy array, or an array of another array-API
+        library (a ``torch.Tensor`` on a GPU, say), whose eigenvalues are then computed
+        on its device.
 
     Returns
     -------
     Spectrum
     """
-    with threadpool_limits(limits=1, user_api="blas"):  # docs/design.md 4.5
-        eigenvalues = np.linalg.eigvalsh(_checked_matrix(connectivity))
+    return spectrum_of_checked(_checked_matrix(connectivity))
+
+
+def spectrum_of_checked(matrix: Any) -> Spectrum:
+    """:func:`spectrum` of a float64 ``L`` known to be square, finite and symmetric."""
+    xp = array_namespace(matrix)
+    host = is_numpy_namespace(xp)
+    with threadpool_limits(limits=1, user_api="blas") if host else contextlib.nullcontext():  # design 4.5
+        eigenvalues = to_numpy(xp.linalg.eigvalsh(matrix)).astype(np.float64, copy=False)
     magnitudes = np.abs(eigenvalues)
     total = magnitudes.sum()
     if total == 0.0:

@@ -81,35 +81,3 @@ def raise_non_finite(
         )
     lam = interior_lambdas[int(np.argmin(finite_rows))]
     raise ValueError(f"f returned a non-finite value on {where} at λ = {lam:.6g}")
-
-
-def checked_reduction(result: Any, pair_i: np.ndarray, pair_j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Return a pair reduction's ``(values, non_finite)`` as float64 and bool ``(P,)`` arrays, or raise.
-
-    A value that is not flagged non-finite must lie in ``[0, 1]``.
-    """
-    where = pairs_named(pair_i, pair_j)
-    try:
-        values, non_finite = result
-    except (TypeError, ValueError) as error:
-        raise TypeError(
-            f"f's pair reduction returned {type(result).__name__} ({where}); it must return "
-            "(values, non_finite), two arrays with one entry per pair"
-        ) from error
-    values, non_finite = np.asarray(values), np.asarray(non_finite)
-    n_pairs = pair_i.shape[0]
-    for name, array, kinds in (("values", values, "fiub"), ("non_finite", non_finite, "b")):
-        if array.shape != (n_pairs,) or array.dtype.kind not in kinds:
-            raise ValueError(
-                f"f's pair reduction returned {name} of shape {array.shape} and dtype {array.dtype} "
-                f"for {n_pairs} pairs ({where})"
-            )
-    values = values.astype(np.float64, copy=False)
-    outside = ~non_finite & ~((values >= 0.0) & (values <= 1.0))
-    if outside.any():
-        pair = int(np.argmax(outside))
-        raise ValueError(
-            f"f's pair reduction returned L = {values[pair]} for the segment between samples "
-            f"{pair_i[pair]} and {pair_j[pair]}, outside [0, 1]"
-        )
-    return values, non_finite

@@ -35,7 +35,7 @@ from reference_tasks.sweep.cluster import (
 )
 from reference_tasks.sweep.plan import SWEEP_DIR, SWEEP_FILE, Run, Sweep, parse_grid, plan_sweep
 from reference_tasks.tasks import TASKS
-from reference_tasks.training.loop import FRAMEWORKS, train_batched
+from reference_tasks.training.loop import FRAMEWORKS, engine_class, train_batched
 from reference_tasks.training.recipe import RunOptions
 
 logger = logging.getLogger("lmn")
@@ -67,7 +67,8 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "--workers",
         "--jobs",
         type=int,
-        help="processes of the local Dask cluster, one thread each (default: one per CPU)",
+        help="processes of the local Dask cluster, one thread each (default: one per CPU, or one per "
+        "GPU with --device cuda)",
     )
     parser.add_argument("--scheduler", metavar="ADDRESS", help="use the running Dask cluster at ADDRESS")
     parser.add_argument(
@@ -195,7 +196,9 @@ def _run_on_dask(
     """
     from reference_tasks.report.connectivity_cache import prepare_figure4
 
-    with connect(args.scheduler, args.workers) as client:
+    devices = _worker_devices(args)
+    workers = len(devices) if devices and args.workers is None else args.workers
+    with connect(args.scheduler, workers) as client:
         logger.info("Dask dashboard: %s", client.dashboard_link)
         try:
             check_workers_can_write(client, args.out)
@@ -211,6 +214,7 @@ def _run_on_dask(
             runs,
             options,
             threads=args.threads,
+            devices=devices,
             on_done=bar and (lambda _: bar.update()),
             follow_up=prepare_figure4 if figure4_runs else None,
             follow_up_runs=figure4_runs,
@@ -218,6 +222,24 @@ def _run_on_dask(
         if bar is not None:
             bar.close()
     return outcomes
+
+
+def _worker_devices(args: argparse.Namespace) -> list[str] | None:
+    """One device per worker process when the runs train off the CPU (every GPU), else ``None``."""
+    if args.device == "cpu":
+        return None
+    try:
+        devices = engine_class(args.framework).devices(args.device)
+    except (ValueError, RuntimeError) as error:
+        raise SystemExit(f"lmn: {error}") from None
+    if devices and args.scheduler is None:
+        logger.info(
+            "--device %s: one worker process per device (%d: %s)",
+            args.device,
+            len(devices),
+            ", ".join(devices),
+        )
+    return devices
 
 
 def lowest_seeds(runs: Sequence[Run]) -> list[Run]:

@@ -12,7 +12,6 @@ A cached result whose snapshot changed (a run rewound and trained again) is reco
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import logging
 import os
@@ -35,6 +34,10 @@ PHASE_POINTS = (
 )
 
 
+#: The scalar fields of an ``LMNResult`` kept in a cache file, beside ``connectivity`` and ``eigenvalues``.
+_SCALARS = ("lmn", "entropy_bits", "negative_mass", "n_samples", "n_points", "n_outputs")
+
+
 def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -49,12 +52,13 @@ def _load(path: Path, digest: str, run: RunData) -> tuple[lmn_core.LMNResult, Cl
             key = (str(data["snapshot_sha256"]), int(data["n_points"]), int(data["clustering_seed"]))
             if key != (digest, run.config.lmn_points, run.seed):
                 return None
-            values = {field.name: data[field.name] for field in dataclasses.fields(lmn_core.LMNResult)}
+            scalars = {name: data[name].item() for name in _SCALARS}
+            result = lmn_core.LMNResult(
+                matrix=data["connectivity"], eigenvalues=data["eigenvalues"], **scalars
+            )
             labels = data["cluster_labels"]
     except (OSError, KeyError, ValueError):
         return None
-    arrays = ("connectivity", "eigenvalues")
-    result = lmn_core.LMNResult(**{k: v if k in arrays else v.item() for k, v in values.items()})
     return result, by_size(labels)
 
 
@@ -75,13 +79,14 @@ def cached_checkpoint_lmn(run: RunData, step: int) -> tuple[lmn_core.LMNResult, 
     try:
         path.parent.mkdir(exist_ok=True)
         temporary = path.with_name(path.stem + ".tmp.npz")
-        arrays = dataclasses.asdict(result)
         np.savez(
             temporary,
             snapshot_sha256=digest,
             clustering_seed=run.seed,
             cluster_labels=clustering.labels,
-            **arrays,
+            connectivity=result.connectivity,
+            eigenvalues=result.eigenvalues,
+            **{name: getattr(result, name) for name in _SCALARS},
         )
         os.replace(temporary, path)
     except OSError as error:  # a read-only run folder: draw without keeping it

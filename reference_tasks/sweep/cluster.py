@@ -69,10 +69,26 @@ def run_lock(run_dir: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def train_run(run: Run, options: RunOptions, threads: int | None = 1) -> dict[str, Any]:
+def worker_device(options: RunOptions, devices: Sequence[str] | None) -> RunOptions:
+    """``options`` on this worker's own device: of ``devices`` (one per worker), the worker's by index."""
+    if not devices:
+        return options
+    index = 0
+    if len(devices) > 1:
+        from distributed import get_worker
+
+        name = get_worker().name  # 0, 1, ... on a LocalCluster
+        index = name if isinstance(name, int) else 0
+    return dataclasses.replace(options, device=devices[index % len(devices)])
+
+
+def train_run(
+    run: Run, options: RunOptions, threads: int | None = 1, devices: Sequence[str] | None = None
+) -> dict[str, Any]:
     """Train ``run`` (resuming it, or nothing if it is finished) and return its summary.
 
-    This is the Dask task. ``threads`` sets PyTorch's thread count first.
+    This is the Dask task. ``threads`` sets PyTorch's thread count first; with ``devices``
+    (one per worker process, every GPU of the machine), the run trains on its worker's.
 
     Raises
     ------
@@ -93,6 +109,7 @@ def train_run(run: Run, options: RunOptions, threads: int | None = 1) -> dict[st
                     f"{run.out_dir} holds a finished run of another config ({'; '.join(differences)})"
                 )
             return read_json(run.out_dir / SUMMARY_FILE)
+        options = worker_device(options, devices)
         return train(run.config, run.out_dir, framework=run.framework, options=options, resume=True).summary
 
 
@@ -154,13 +171,15 @@ def run_all(
     options: RunOptions,
     *,
     threads: int | None = 1,
+    devices: Sequence[str] | None = None,
     on_done: Callable[[Outcome], None] | None = None,
     follow_up: Callable[[Path], object] | None = None,
     follow_up_runs: Sequence[Run] = (),
 ) -> list[Outcome]:
     """Train ``runs`` on ``client``'s cluster; return their outcomes in the order of ``runs``.
 
-    A run that fails does not stop the others: its outcome holds the error.
+    A run that fails does not stop the others: its outcome holds the error. With
+    ``devices`` (one per worker process), each run trains on its worker's device.
     ``follow_up(run.out_dir)`` runs as a Dask task after each of ``follow_up_runs``
     trains, once no run is left waiting for a worker (so on a worker that would otherwise
     idle while the last runs train, never before a waiting run); it is waited for before
@@ -177,6 +196,7 @@ def run_all(
             runs[index],
             options,
             threads,
+            devices,
             key=(RUN_KEY, f"{runs[index].framework}/{runs[index].name}"),
             pure=False,
             priority=costs[index],

@@ -81,6 +81,10 @@ class Engine(Protocol):
     def record(cls) -> dict[str, Any]:
         """What ``config.json`` adds to the config: the framework and its versions."""
 
+    @staticmethod
+    def devices(device: str) -> list[str] | None:
+        """One device per worker process for runs on ``device`` (every GPU); ``None`` for the CPU."""
+
     def running(self) -> AbstractContextManager[Any]:
         """A context the loop runs in (a Keras device scope, say)."""
 

@@ -52,6 +52,12 @@ def build_model(config: TrainConfig, n_tokens: int, n_classes: int) -> keras.Mod
     return model
 
 
+def keras_device_name(device: str) -> str:
+    """Keras's name of a device: ``"gpu:0"`` for PyTorch's ``"cuda"`` or ``"cuda:0"``, else ``device``."""
+    kind, _, index = device.partition(":")
+    return f"gpu:{index or 0}" if kind == "cuda" else device
+
+
 class KerasEngine:
     """One run of the recipe as a compiled Keras model."""
 
@@ -61,8 +67,8 @@ class KerasEngine:
     def __init__(self, configs: Sequence[TrainConfig], data: TrainingData, device: str) -> None:
         if len(configs) != 1:
             raise ValueError(f"the Keras engine trains one run at a time, got {len(configs)}")
-        self.config, self.data, self.device = configs[0], data, device
-        with keras.device(device):
+        self.config, self.data, self.device = configs[0], data, keras_device_name(device)
+        with keras.device(self.device):
             self.model = build_model(self.config, data.n_tokens, data.n_classes)
         self.splits = {
             "train": (data.train_pairs[0].astype(np.int32), data.train_labels[0].astype(np.int32)),
@@ -70,6 +76,11 @@ class KerasEngine:
         }
         self.lmn_pairs = data.lmn_pairs[0].astype(np.int32)
         self.measures = {probe: LayerLMN(self.model, probe) for probe in self.config.probes}
+
+    @staticmethod
+    def devices(device: str) -> list[str] | None:
+        """One worker process for runs on an accelerator; ``None`` (one per CPU) for the CPU."""
+        return None if keras_device_name(device).startswith("cpu") else [device]
 
     @classmethod
     def record(cls) -> dict[str, Any]:

@@ -63,6 +63,7 @@ def numpy_head_linear(model, x):
     return x.astype(np.float64) @ kernel + bias
 
 
+@pytest.mark.x64
 @pytest.mark.parametrize("seed", range(5))
 def test_float_inputs_are_cast_to_the_models_input_dtype(seed):
     model = float64_dense(seed)
@@ -83,6 +84,7 @@ def test_a_float64_model_is_computed_in_float64(seed):
     np.testing.assert_allclose(KerasFunction(model)(x), numpy_head_linear(model, x), rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.x64
 def test_unbuilt_sequential_takes_its_first_weights_dtype_once_built():
     model = keras.Sequential([keras.layers.Dense(2, dtype="float64")])
     x = np.ones((4, 3), dtype=np.float32)

@@ -164,7 +164,10 @@ def test_snapshots_hold_the_model_weights_in_pytorch_layout(short_run):
     )
 
 
-@pytest.mark.parametrize(("loss_dtype", "saturated_loss_is_zero"), [("float64", False), (None, True)])
+@pytest.mark.parametrize(
+    ("loss_dtype", "saturated_loss_is_zero"),
+    [pytest.param("float64", False, marks=pytest.mark.x64), (None, True)],
+)
 def test_the_loss_is_computed_in_its_own_dtype(loss_dtype, saturated_loss_is_zero):
     """Logits 20 apart: float32 rounds the softmax to exactly 1 (loss 0, no gradient), float64 does not."""
     model = keras_engine.build_model(TrainConfig(task="xor", loss_dtype=loss_dtype), 32, 32)

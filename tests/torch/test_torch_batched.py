@@ -99,3 +99,15 @@ def test_batches_of_different_runs_are_refused(tmp_path):
     with pytest.raises(ValueError, match="at least one config"):
         train_batched([], [])
     assert not (tmp_path / "a").exists()
+
+
+def test_every_stacked_tensor_lands_on_the_engines_device():
+    # "meta" stands in for an accelerator: the models are built on the CPU, stacked there, then moved
+    from reference_tasks.training.engine import TrainingData
+    from reference_tasks.training.torch_engine import TorchEngine
+
+    configs = [seed_config(seed) for seed in SEEDS]
+    engine = TorchEngine(configs, TrainingData.for_configs(configs), "meta")
+    tensors = [*engine.params.values(), *engine.model.parameters(), engine.train_pairs, *engine.lmn_pairs]
+    assert {tensor.device.type for tensor in tensors} == {"meta"}
+    assert all(value.shape[0] == len(SEEDS) for value in engine.params.values())

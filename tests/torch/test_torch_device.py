@@ -1,14 +1,17 @@
-"""adapters.torch: pairs reduced to L with torch ops on the module's device (reduction="device")."""
+"""adapters.torch: the whole measurement on the module's device (reduction="device").
 
+On the CPU, ``reduction="device"`` runs the same code as on a GPU (lmn_core.device, on torch
+tensors); the tests marked ``gpu`` run it on CUDA.
+"""
+
+import device_contract as contract
 import numpy as np
 import pytest
-import reduction_contract as contract
 import torch
 from torch import nn
 
 import lmn_core
 from adapters.torch import TorchFunction, layer_lmn
-from adapters.torch_reduction import TorchPairReduction
 from reference_tasks.model.torch_model import GrokMLP
 from reference_tasks.tasks import make_task
 
@@ -89,26 +92,39 @@ def test_overflowing_outputs_are_an_error_not_a_nan():
 
 def test_a_changing_output_width_is_named():
     module = Elementwise(lambda x: x if x.shape[0] <= 4 else x[:, :1])
-    with pytest.raises(ValueError, match=r"shape \(19, 1\) for the 19 interior points of pairs \(0, 1\)"):
+    with pytest.raises(
+        ValueError, match=r"1 output dimensions \(interior points from pair 0\) but 4 for f\(X\)"
+    ):
         lmn_core.lmn(TorchFunction(module, reduction="device"), np.eye(4, dtype=np.float32), block_pairs=1)
 
 
-def test_auto_reduces_on_the_host_on_a_cpu():
-    task = lmn_core.ReductionTask(np.eye(3), np.eye(3), 21, 1e-6, 0.0)
+def test_auto_measures_on_the_host_on_a_cpu():
     module = nn.Linear(3, 3)
-    assert TorchFunction(module).pair_reduction(task) is None
-    assert TorchFunction(module, reduction="host").pair_reduction(task) is None
-    assert isinstance(TorchFunction(module, reduction="device").pair_reduction(task), TorchPairReduction)
+    assert TorchFunction(module).device_plan() is None
+    assert TorchFunction(module, reduction="host").device_plan() is None
+    plan = TorchFunction(module, reduction="device").device_plan()
+    assert isinstance(plan, lmn_core.DevicePlan) and plan.free_memory is None
     with pytest.raises(ValueError, match=r"reduction must be one of .*got 'gpu'"):
         TorchFunction(module, reduction="gpu")
 
 
-def test_auto_reduces_on_the_device_off_the_cpu():
+def test_auto_measures_on_the_device_off_the_cpu():
     # a module on PyTorch's "meta" device stands in for one on an accelerator
-    task = lmn_core.ReductionTask(np.eye(3), np.eye(3), 21, 1e-6, 0.0)
     module = nn.Linear(3, 3, device="meta")
-    assert isinstance(TorchFunction(module).pair_reduction(task), TorchPairReduction)
-    assert TorchFunction(module, reduction="host").pair_reduction(task) is None
+    function = TorchFunction(module)
+    assert isinstance(function.device_plan(), lmn_core.DevicePlan)
+    assert function.batch_size is None  # the whole block at once, off the CPU
+    assert TorchFunction(module, reduction="host").device_plan() is None
+
+
+def test_the_device_path_keeps_everything_on_the_device_until_asked(pairs):
+    torch.manual_seed(5)
+    model = GrokMLP(31, 31).double()
+    result = layer_lmn(model, pairs, "hidden1", reduction="device")
+    assert isinstance(result.matrix, torch.Tensor) and result.matrix.dtype == torch.float64
+    assert isinstance(result.connectivity, np.ndarray)
+    np.testing.assert_array_equal(result.connectivity, result.matrix.numpy())
+    assert result.connectivity is result.connectivity  # copied once
 
 
 def test_the_device_path_restores_modes_and_touches_no_gradient(pairs):
@@ -122,15 +138,3 @@ def test_the_device_path_restores_modes_and_touches_no_gradient(pairs):
     assert {name: module.training for name, module in model.named_modules()} == modes
     assert all(torch.equal(value, state[name]) for name, value in model.state_dict().items())
     assert all(parameter.grad is None for parameter in model.parameters())
-
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_auto_reduces_on_a_gpu(pairs):
-    torch.manual_seed(4)
-    model = GrokMLP(31, 31).double()
-    host = layer_lmn(model, pairs, "hidden1", reduction="host")
-    model.cuda()
-    task = lmn_core.ReductionTask(np.eye(3), np.eye(3), 21, 1e-6, 0.0)
-    assert isinstance(TorchFunction(model.output).pair_reduction(task), TorchPairReduction)
-    device = layer_lmn(model, pairs, "hidden1")
-    np.testing.assert_allclose(device.connectivity, host.connectivity, rtol=0, atol=1e-6)

@@ -1,9 +1,9 @@
-"""Checks that every framework's on-device pair reduction must pass, written once.
+"""Checks that every framework's device path (``lmn_core.DevicePlan``) must pass, written once.
 
 Each check takes ``reducing(function, reduction, width=1)``: the framework adapter's
 ``lmn_core`` callable applying ``function`` elementwise to ``(M, width)`` inputs, with
-``reduction`` ``"device"`` or ``"host"``. ``sin`` is the framework's sine, and
-``dtype`` the samples' dtype.
+``reduction`` ``"device"`` (measured through its plan) or ``"host"``. ``sin`` is the
+framework's sine, and ``dtype`` the samples' dtype.
 """
 
 from __future__ import annotations
