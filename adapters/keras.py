@@ -72,10 +72,12 @@ class LayerLMN:
     ) -> None:
         self.layer = layer
         body, head = split(model, layer, fold=fold)
-        self.body = KerasFunction(body, batch_size=batch_size)
+        self.body = KerasFunction(body, batch_size=batch_size, name=f"the body of the cut at layer {layer!r}")
         names = None if output is None else list(model.output_names)
         head = select_output(head, output, names)
-        self.head = KerasFunction(head, batch_size=batch_size, reduction=reduction)
+        self.head = KerasFunction(
+            head, batch_size=batch_size, reduction=reduction, name=f"the head of the cut at layer {layer!r}"
+        )
 
     def __call__(self, inputs: Any, **lmn_kwargs: Any) -> lmn_core.LMNResult:
         """LMN of the head on ``X = body(inputs)``; ``lmn_kwargs`` go to :func:`lmn_core.lmn`.

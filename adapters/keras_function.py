@@ -82,6 +82,10 @@ class KerasFunction:
     batch_size : int, optional
         Rows per forward pass (default 8192: on a 2-core CPU, one call per block of
         ``lmn_core``'s default 4 MiB budget is the fastest).
+    name : str, optional
+        What the model is, for error messages (``"the head of the cut at layer 'fc1'"``): an
+        error it raises comes back as an :class:`lmn_core.FunctionError` naming it and the
+        input's shape and dtype, the original chained.
     reduction : {"auto", "device", "host"}
         Where ``lmn_core`` measures: on the backend's device (``"device"``, the PyTorch
         and JAX backends), on the host with its Numba kernels around calls of the model
@@ -89,8 +93,16 @@ class KerasFunction:
         (``"auto"``, the default).
     """
 
-    def __init__(self, model: keras.Model, *, batch_size: int | None = None, reduction: str = "auto") -> None:
+    def __init__(
+        self,
+        model: keras.Model,
+        *,
+        batch_size: int | None = None,
+        reduction: str = "auto",
+        name: str | None = None,
+    ) -> None:
         self.model = model
+        self.name = name if name is not None else f"model {model.name!r}"
         self.batch_size = DEFAULT_BATCH_SIZE if batch_size is None else int(batch_size)
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -112,7 +124,7 @@ class KerasFunction:
             array = array.astype(self.dtype, copy=False)
         outputs = []
         for start in range(0, array.shape[0], self.batch_size):
-            output = self.model.predict_on_batch(array[start : start + self.batch_size])
+            output = self._predict(array[start : start + self.batch_size])
             if not isinstance(output, np.ndarray):
                 raise TypeError(
                     f"KerasFunction needs a model with one output; {self.model.name!r} returned "
@@ -121,6 +133,16 @@ class KerasFunction:
             self.output_dtype = str(output.dtype)
             outputs.append(output.astype(np.float32) if self.output_dtype in HALF_DTYPES else output)
         return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
+
+    def _predict(self, batch: np.ndarray) -> Any:
+        """``predict_on_batch``; an error of the model comes back naming it and the input."""
+        try:
+            return self.model.predict_on_batch(batch)
+        except Exception as error:
+            raise lmn_core.FunctionError(
+                f"{self.name} raised {type(error).__name__} on an input of shape {batch.shape} "
+                f"and dtype {batch.dtype}: {error}"
+            ) from error
 
     def const_rtol(self, samples: np.ndarray) -> float | None:
         """The constant tolerance of a half-precision output dtype, else ``None`` (``lmn_core``'s default).

@@ -41,6 +41,10 @@ class NotOneTensorError(ValueError):
     """A module run as a function returned something else than one tensor."""
 
 
+class OutputChoiceError(ValueError):
+    """``output=`` does not pick one tensor from what a model returns."""
+
+
 def module_device(module: nn.Module) -> torch.device | None:
     """The device of the module's first parameter or buffer, ``None`` if it has neither."""
     for tensor in itertools.chain(module.parameters(), module.buffers()):
@@ -124,7 +128,7 @@ def _picked(outputs: Any, output: int | str) -> Any:
             return getattr(outputs, output)
         return outputs[output]
     except (IndexError, KeyError, AttributeError, TypeError):
-        raise ValueError(
+        raise OutputChoiceError(
             f"output={output!r} is not in what the model returns: {_describe(outputs)}"
         ) from None
 
@@ -136,7 +140,7 @@ def select_output(outputs: Any, output: OutputChoice) -> torch.Tensor:
     elif callable(output):
         chosen = output(outputs)
     elif isinstance(outputs, torch.Tensor):
-        raise ValueError(
+        raise OutputChoiceError(
             f"output={output!r} picks from a tuple or a dict, but the model returns one tensor: "
             "leave output= out"
         )
@@ -145,11 +149,13 @@ def select_output(outputs: Any, output: OutputChoice) -> torch.Tensor:
     if isinstance(chosen, torch.Tensor):
         return chosen
     if output is None:
-        raise ValueError(
+        raise OutputChoiceError(
             f"the model returns {_describe(outputs)}, not one tensor: choose the output to measure with "
             "output= (an index, a key, or a callable that returns a tensor)"
         )
-    raise ValueError(f"output={output!r} gives {_describe(chosen)} from {_describe(outputs)}, not a tensor")
+    raise OutputChoiceError(
+        f"output={output!r} gives {_describe(chosen)} from {_describe(outputs)}, not a tensor"
+    )
 
 
 class OutputSelector(nn.Module):
@@ -214,6 +220,10 @@ class TorchFunction:
     copy_inputs : bool
         Copy each input before running the module: for a module that changes its input
         in place (``nn.ReLU(inplace=True)`` first), so that the caller's array stays as it was.
+    name : str, optional
+        What the module is, for error messages (``"the head of the cut at layer 'fc1'"``); an
+        error the module raises comes back as an :class:`lmn_core.FunctionError` naming it
+        and the input's shape and dtype, the original chained. By default the module's class.
     """
 
     def __init__(
@@ -225,6 +235,7 @@ class TorchFunction:
         batch_size: int | None = None,
         reduction: str = "auto",
         copy_inputs: bool = False,
+        name: str | None = None,
     ) -> None:
         own = module_device(module)
         wanted = torch.empty(0, device=device).device if device is not None else own
@@ -245,6 +256,7 @@ class TorchFunction:
             raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
         self.reduction = reduction
         self.copy_inputs = copy_inputs
+        self.name = name if name is not None else type(module).__name__
 
     def __call__(self, inputs: Any) -> np.ndarray:
         """Run the module on ``inputs`` ``(M, ...)``; return its ``(M, ...)`` output as NumPy."""
@@ -262,8 +274,16 @@ class TorchFunction:
         if self.copy_inputs:
             batch = batch.clone()
         chunks = [batch] if self.batch_size is None else batch.split(self.batch_size)
-        with torch.no_grad(), eval_mode(self.module):
-            outputs = [self.module(chunk) for chunk in chunks]
+        try:
+            with torch.no_grad(), eval_mode(self.module):
+                outputs = [self.module(chunk) for chunk in chunks]
+        except (torch.OutOfMemoryError, lmn_core.FunctionError, NotOneTensorError, OutputChoiceError):
+            raise  # the core shrinks its blocks on the first; the others name their part already
+        except Exception as error:
+            raise lmn_core.FunctionError(
+                f"{self.name} raised {type(error).__name__} on an input of shape {tuple(batch.shape)} "
+                f"and dtype {batch.dtype}: {error}"
+            ) from error
         if not isinstance(outputs[0], torch.Tensor):
             what = _describe(outputs[0])
             raise NotOneTensorError(f"{type(self.module).__name__} returns {what}, not one tensor")

@@ -85,7 +85,11 @@ class LayerLMN:
         device = device if device is not None else module_device(model)
         model_dtype = floating_dtype(model)
         self.body = TorchFunction(
-            body, device=device, dtype=floating_dtype(body, model_dtype), batch_size=batch_size
+            body,
+            device=device,
+            dtype=floating_dtype(body, model_dtype),
+            batch_size=batch_size,
+            name=f"the body of the cut at layer {layer!r}",
         )
         if widen_output:
             head = widen_last_linear(head, rows=self.body.batch_size)
@@ -96,6 +100,7 @@ class LayerLMN:
             batch_size=batch_size,
             reduction=reduction,
             copy_inputs=changes_its_input(head),
+            name=f"the head of the cut at layer {layer!r}",
         )
 
     def samples(self, inputs: Any) -> Any:

@@ -8,10 +8,12 @@ adapter's :class:`DevicePlan`.
 from lmn_core.measure import LMNResult, connectivity_matrix, lmn
 from lmn_core.protocol import DeviceFunction, DevicePlan, ReductionTask, default_const_rtol
 from lmn_core.spectral import Spectrum, lmn_from_connectivity, nonlinear_complexity, spectrum
+from lmn_core.validation import FunctionError
 
 __all__ = [
     "DeviceFunction",
     "DevicePlan",
+    "FunctionError",
     "LMNResult",
     "ReductionTask",
     "Spectrum",

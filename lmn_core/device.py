@@ -29,6 +29,7 @@ from array_api_compat import device as device_of
 
 from lmn_core.protocol import DevicePlan, ReductionTask, default_const_rtol, segment_lambdas
 from lmn_core.rule import RuleConstants, pair_connectivity
+from lmn_core.validation import FunctionError, describe_input
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +124,13 @@ class DeviceMeasurement:
     def outputs_of(self, batch: Any, where: str) -> Any:
         """``f`` on a device batch, as ``(M, d2)``; refuses what is not real numbers."""
         xp = self.xp
-        outputs = self.plan.run(batch)
+        try:
+            outputs = self.plan.run(batch)
+        except Exception as error:
+            if self.plan.is_out_of_memory(error) or isinstance(error, FunctionError):
+                raise
+            message = f"f raised {type(error).__name__} on {where} ({describe_input(batch)}): {error}"
+            raise FunctionError(message) from error
         if not hasattr(outputs, "shape") or len(outputs.shape) == 0 or outputs.shape[0] != batch.shape[0]:
             got = getattr(outputs, "shape", type(outputs).__name__)
             raise ValueError(f"f returned {got} for a batch of {batch.shape[0]} rows ({where})")

@@ -17,7 +17,7 @@ from lmn_core.memory import keep_freed_memory
 from lmn_core.pipeline import ConnectivityStream
 from lmn_core.protocol import DeviceFunction, DevicePlan, ReductionTask, default_const_rtol
 from lmn_core.spectral import Spectrum, spectrum_of_checked
-from lmn_core.validation import checked_n_points, checked_outputs, checked_samples
+from lmn_core.validation import call_function, checked_n_points, checked_outputs, checked_samples
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +76,8 @@ def _endpoint_outputs(f: Function, samples: np.ndarray, chunk_rows: int) -> tupl
     chunks = []
     for start in range(0, samples.shape[0], chunk_rows):
         stop = min(start + chunk_rows, samples.shape[0])
-        chunks.append(checked_outputs(f(samples[start:stop]), stop - start, f"samples {start}..{stop - 1}"))
+        where = f"samples {start}..{stop - 1}"
+        chunks.append(checked_outputs(call_function(f, samples[start:stop], where), stop - start, where))
     widths = {chunk.shape[1] for chunk in chunks}
     if len(widths) > 1:
         raise ValueError(

@@ -42,7 +42,7 @@ import numpy as np
 
 from lmn_core import kernels
 from lmn_core.protocol import ReductionTask
-from lmn_core.validation import checked_outputs, pairs_named, raise_non_finite
+from lmn_core.validation import call_function, checked_outputs, pairs_named, raise_non_finite
 
 logger = logging.getLogger(__name__)
 
@@ -204,7 +204,8 @@ class ConnectivityStream:
         """``f`` on ``block``'s interpolated points, checked (calling thread)."""
         rows = block.count * self.n_interior
         where = f"interior points of {pairs_named(block.pair_i[: block.count], block.pair_j[: block.count])}"
-        outputs = checked_outputs(f(block.points[:rows].reshape((rows, *self.sample_shape))), rows, where)
+        points = block.points[:rows].reshape((rows, *self.sample_shape))
+        outputs = checked_outputs(call_function(f, points, where), rows, where)
         n_outputs = self.endpoint_outputs.shape[1]
         if outputs.shape[1] != n_outputs:
             raise ValueError(

@@ -6,9 +6,35 @@ Every error says what was wrong and where (which sample, which pair, which λ).
 from __future__ import annotations
 
 import numbers
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+
+
+class FunctionError(RuntimeError):
+    """The measured function raised: the message says which part, on which input; the cause is chained."""
+
+
+def describe_input(batch: Any) -> str:
+    """``input of shape (M, ...) and dtype D`` of an array or tensor, for error messages."""
+    return f"input of shape {tuple(batch.shape)} and dtype {batch.dtype}"
+
+
+def call_function(f: Callable[[Any], Any], batch: Any, what: str) -> Any:
+    """``f(batch)``; what ``f`` raises comes back as a :class:`FunctionError` naming ``what`` and the input.
+
+    An error that already names its part (a :class:`FunctionError` raised by an adapter) passes
+    as it is.
+    """
+    try:
+        return f(batch)
+    except FunctionError:
+        raise
+    except Exception as error:
+        raise FunctionError(
+            f"f raised {type(error).__name__} on {what} ({describe_input(batch)}): {error}"
+        ) from error
 
 
 def checked_samples(samples: Any) -> np.ndarray:

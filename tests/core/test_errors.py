@@ -159,3 +159,20 @@ def test_connectivity_matrix_input_is_checked() -> None:
         lmn_core.lmn_from_connectivity(np.array([[1.0, 0.0], [0.0, np.inf]]))
     with pytest.raises(ValueError, match="no non-zero eigenvalue"):
         lmn_core.lmn_from_connectivity(np.zeros((3, 3)))
+
+
+def test_an_error_raised_by_f_names_where_and_on_what_input() -> None:
+    def fails_on_big_batches(x: np.ndarray) -> np.ndarray:
+        if x.shape[0] > 3:
+            raise KeyError("no such row")
+        return x
+
+    with pytest.raises(
+        lmn_core.FunctionError, match=r"f raised KeyError on samples 0\.\.2 \(input of shape \(3, 2\)"
+    ):
+        lmn_core.lmn(lambda x: fails_on_big_batches(x[:0].reshape(5, -1)), np.eye(3, 2))
+    with pytest.raises(
+        lmn_core.FunctionError, match=r"on interior points of pairs \(0, 1\) to \(1, 2\)"
+    ) as raised:
+        lmn_core.lmn(fails_on_big_batches, np.eye(3, 2), block_pairs=3)
+    assert isinstance(raised.value.__cause__, KeyError)

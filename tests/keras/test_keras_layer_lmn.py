@@ -77,3 +77,15 @@ def test_refusals_name_the_layer():
     model = keras.Model(x, keras.layers.Add()([h, keras.layers.Dense(4, name="b")(h)]))
     with pytest.raises(ValueError, match="layer 'b' is not a cut"):
         layer_lmn(model, np.zeros((4, 2), dtype=np.float32), "b")
+
+
+def test_an_error_inside_the_model_names_the_part_and_the_input():
+    inputs = keras.Input((4,))
+    hidden = keras.layers.Dense(8, activation="tanh", name="hidden")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(3)(hidden))
+    message = (
+        r"the body of the cut at layer 'hidden' raised \w+ on an input of shape \(20, 5\) and dtype float32"
+    )
+    with pytest.raises(lmn_core.FunctionError, match=message) as raised:
+        layer_lmn(model, np.zeros((20, 5), dtype=np.float32), "hidden")
+    assert raised.value.__cause__ is not None

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 import lmn_core
 from adapters.torch import layer_lmn
@@ -71,3 +72,15 @@ def test_custom_modules_are_checked_with_the_inputs():
 
     with pytest.raises(ValueError, match="layer 'a' is not a cut of Residual"):
         layer_lmn(Residual(), np.zeros((4, 2), dtype=np.float32), "a")
+
+
+def test_an_error_inside_the_model_names_the_part_and_the_input():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 3))
+    message = r"the body of the cut at layer '1' raised RuntimeError on an input of shape \(20, 5\) and dtype"
+    with pytest.raises(lmn_core.FunctionError, match=message) as raised:
+        layer_lmn(model, np.zeros((20, 5), dtype=np.float32), "1")
+    assert isinstance(raised.value.__cause__, RuntimeError) and "mat1 and mat2" in str(raised.value)
+    integers = np.arange(40).reshape(10, 4)
+    with pytest.raises(lmn_core.FunctionError, match=r"shape \(10, 4\) and dtype torch.int64: .*same dtype"):
+        layer_lmn(model, integers, "1")
