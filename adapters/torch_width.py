@@ -9,8 +9,9 @@ and at the next multiples of 8 and 16 on the rows a block of pairs will have, an
 wider one is faster by :data:`MIN_GAIN` or more, runs it at that width
 (:class:`WidenedLinear`: zero rows added to the weight and bias once per measurement,
 inside :func:`padded_once`, or else at every call, so it follows training; the extra
-outputs cut off). The outputs are the layer's own up to
-rounding of the matrix product (bit-identical in the measured cases but one-row batches).
+outputs cut off). The timing depends on the machine's load, but the choice does not reach
+the results: the outputs are the layer's own bit for bit (a single row is computed at the
+layer's own width), which ``tests/torch/test_torch_width.py`` checks.
 """
 
 from __future__ import annotations
@@ -71,7 +72,15 @@ class WidenedLinear(nn.Module):
             self._padded = None
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        """``linear(inputs)``, computed at ``width`` output columns."""
+        """``linear(inputs)``, computed at ``width`` output columns (one row at its own width).
+
+        A product of several rows gives the same bits at either width (the extra columns only
+        add work after each output's own sum); a single row goes through a matrix-vector
+        product whose sums run in another order, so it is computed at the layer's own width,
+        and the width changes the time of a measurement, never its bits.
+        """
+        if inputs.numel() == inputs.shape[-1]:
+            return self.linear(inputs)
         weight, bias = self._padded if self._padded is not None else self._pad()
         return functional.linear(inputs, weight, bias)[..., : self.linear.out_features]
 

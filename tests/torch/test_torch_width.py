@@ -88,5 +88,19 @@ def test_the_lmn_is_the_same_with_and_without_widening(monkeypatch):
         assert isinstance(measure.head.module.module[-1], WidenedLinear)
         widened = measure(pairs)
         own = layer_lmn(model, pairs, probe, widen_output=False)
-        np.testing.assert_allclose(widened.connectivity, own.connectivity, rtol=0, atol=1e-6)
-        assert widened.lmn == pytest.approx(own.lmn, rel=1e-6)
+        np.testing.assert_array_equal(widened.connectivity, own.connectivity)  # the same bits
+        assert widened.lmn == own.lmn
+
+
+@pytest.mark.parametrize(("in_features", "out_features"), [(100, 31), (100, 10), (64, 47), (100, 24)])
+def test_a_wider_product_gives_the_layers_own_bits_for_any_number_of_rows(in_features, out_features):
+    torch.manual_seed(out_features)
+    linear = nn.Linear(in_features, out_features)
+    for width in [*candidate_widths(out_features)[1:], out_features + 16]:
+        widened = WidenedLinear(linear, width)
+        for rows in (1, 2, 3, 19, 100, 4096, 4097):
+            inputs = torch.randn(rows, in_features)
+            with torch.no_grad():
+                assert torch.equal(widened(inputs), linear(inputs)), (width, rows)
+            with torch.no_grad(), widened.padded_once():
+                assert torch.equal(widened(inputs[0]), linear(inputs[0]))  # one row, no batch axis
