@@ -75,6 +75,12 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "--threads", type=int, default=1, help="PyTorch threads per worker process (default 1)"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars, warnings only")
+    parser.add_argument(
+        "--pause-at-step",
+        type=int,
+        metavar="STEP",
+        help="wait at this LMN checkpoint step, its checkpoint written, until killed (to test kills)",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -266,14 +272,15 @@ def reproduce(args: argparse.Namespace) -> int:
     _check_counts(args)
     planned = plan_runs(args)
     pending = _pending(planned, fresh=args.fresh)
-    options = RunOptions(device=args.device, progress=False)
+    options = RunOptions(device=args.device, progress=False, pause_at_step=args.pause_at_step)
     status = 0
     if args.fresh:  # a run without checkpoint or summary starts afresh
         for run in pending:
             for name in (CHECKPOINT_FILE, SUMMARY_FILE):
                 (run.out_dir / name).unlink(missing_ok=True)
     if args.batched and pending:
-        _train_batched(pending, RunOptions(device=args.device, progress=not args.quiet), args.threads)
+        batched_options = dataclasses.replace(options, progress=not args.quiet)
+        _train_batched(pending, batched_options, args.threads)
     elif pending:
         figure4_runs = [] if args.no_report else [run for run in lowest_seeds(planned) if run in pending]
         status = _exit_status(_run_on_dask(args, pending, options, figure4_runs))
@@ -313,7 +320,7 @@ def sweep_command(args: argparse.Namespace) -> int:
     sweep.save(args.out)
     # a sweep over seeds alone draws Figure 4 (write_sweep_report)
     figure4_runs = [] if sweep.grid else [run for run in lowest_seeds(runs) if run in pending]
-    options = RunOptions(device=args.device, progress=False)
+    options = RunOptions(device=args.device, progress=False, pause_at_step=args.pause_at_step)
     outcomes = _run_on_dask(args, pending, options, figure4_runs) if pending else []
     report = write_sweep_report(sweep, args.out, known=outcomes, progress=not args.quiet)
     logger.info("sweep summary written to %s", report.summary_csv.parent)

@@ -165,6 +165,35 @@ def connect(scheduler: str | None, workers: int | None) -> Iterator[Any]:
         yield client
 
 
+def submit_runs(
+    client: Any,
+    runs: Sequence[Run],
+    options: RunOptions,
+    *,
+    threads: int | None = 1,
+    devices: Sequence[str] | None = None,
+) -> dict[Any, int]:
+    """Submit every run as a Dask task of the :data:`RUN_KEY` group; the futures, by run index.
+
+    The longest runs go first (submitted first, and first in the scheduler's queue): the last
+    to start then ends soonest.
+    """
+    costs = [estimated_cost(run) for run in runs]
+    return {
+        client.submit(
+            train_run,
+            runs[index],
+            options,
+            threads,
+            devices,
+            key=(RUN_KEY, f"{runs[index].framework}/{runs[index].name}"),
+            pure=False,
+            priority=costs[index],
+        ): index
+        for index in sorted(range(len(runs)), key=lambda index: -costs[index])
+    }
+
+
 def run_all(
     client: Any,
     runs: Sequence[Run],
@@ -188,21 +217,7 @@ def run_all(
     """
     from distributed import as_completed, wait
 
-    # the longest first (submitted first, and first in a worker's queue): the last to start ends soonest
-    costs = [estimated_cost(run) for run in runs]
-    futures = {
-        client.submit(
-            train_run,
-            runs[index],
-            options,
-            threads,
-            devices,
-            key=(RUN_KEY, f"{runs[index].framework}/{runs[index].name}"),
-            pure=False,
-            priority=costs[index],
-        ): index
-        for index in sorted(range(len(runs)), key=lambda index: -costs[index])
-    }
+    futures = submit_runs(client, runs, options, threads=threads, devices=devices)
     wanted = {run.out_dir for run in follow_up_runs} if follow_up is not None else set()
     slots = sum(client.nthreads().values())
     trained: list[Path] = []

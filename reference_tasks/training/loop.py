@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
@@ -259,6 +260,9 @@ class _Training:
         lmn_values: list[Row] = [{} for _ in self.configs]
         if step in self.probes_at:
             self._checkpoint(step, seconds)
+            if step == self.options.pause_at_step and step != self.first_step:
+                logger.warning("paused at step %d until this process is killed (pause_at_step)", step)
+                threading.Event().wait()
             lmn_values = self._measure_lmn(self.probes_at[step])
         last = step == self.config.steps
         train = self.engine.evaluate("train") if last else self.engine.update(evaluate)

@@ -157,10 +157,15 @@ class RunOptions:
         A framework device name (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...).
     progress
         Show progress bars (training, and the LMN at each checkpoint).
+    pause_at_step
+        An LMN checkpoint step at which the run, its checkpoint written, waits until its
+        process is killed: tests of kills and resumes know then that it is unfinished. A run
+        that resumes from that checkpoint goes on.
     """
 
     device: str = "cpu"
     progress: bool = True
+    pause_at_step: int | None = None
 
 
 def checkpoint_schedule(steps: int, n_points: int = 100) -> np.ndarray:

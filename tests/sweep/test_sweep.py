@@ -3,11 +3,13 @@ Dask's own command-line tools, a killed worker, a killed client, failures, refus
 
 import csv
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,18 +17,21 @@ import torch
 from distributed import Client, LocalCluster, get_task_stream
 
 from reference_tasks import cli
+from reference_tasks.report import build
 from reference_tasks.report.connectivity_cache import CACHE_DIR, figure4_steps, prepare_figure4
 from reference_tasks.report.run_data import load_run
-from reference_tasks.runfolder import CHECKPOINT_FILE, is_finished, read_metrics
+from reference_tasks.runfolder import CHECKPOINT_FILE, checkpoints, is_finished
 from reference_tasks.sweep.cluster import (
     RUN_KEY,
     check_workers_can_write,
     connect,
     run_all,
+    submit_runs,
     train_run,
 )
 from reference_tasks.sweep.plan import Run
 from reference_tasks.training import RunOptions, TrainConfig, train
+from reference_tasks.training.recipe import lmn_checkpoints
 
 GRID = ["--tasks", "xor", "--seeds", "0", "1", "--grid", "weight_decay=0.1,0.2", "--grid", "init_scale=1,2"]
 SHORT = ["--steps", "60", "--lmn-samples", "8", "--quiet"]
@@ -49,7 +54,7 @@ def sweep_rows(out: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def test_a_grid_on_a_local_cluster(tmp_path):
+def test_a_grid_on_a_local_cluster(tmp_path, caplog):
     assert cli.main(["sweep", *GRID, *SHORT, "--workers", "2", "--out", str(tmp_path)]) == 0
     folders = sorted(path.name for path in (tmp_path / "torch").iterdir())
     assert len(folders) == 8 and "xor-weight_decay0.2-init_scale2.0-seed1" in folders
@@ -69,9 +74,10 @@ def test_a_grid_on_a_local_cluster(tmp_path):
     run = tmp_path / "torch" / "xor-weight_decay0.2-init_scale2.0-seed1"
     assert (run / "metrics.csv").read_bytes() == uninterrupted(config, tmp_path / "here")
     # run again: every run is finished, nothing is trained again
-    stamps = {path: path.stat().st_mtime_ns for path in (tmp_path / "torch").glob("*/metrics.csv")}
+    caplog.set_level(logging.INFO, logger="lmn")
     assert cli.main(["sweep", *GRID, *SHORT, "--workers", "2", "--out", str(tmp_path)]) == 0
-    assert stamps == {path: path.stat().st_mtime_ns for path in (tmp_path / "torch").glob("*/metrics.csv")}
+    skipped = [record.message for record in caplog.records if record.message.endswith("is finished: skipped")]
+    assert len(skipped) == 8
 
 
 def wait_for(condition, seconds, message):
@@ -108,11 +114,16 @@ def test_a_cluster_started_with_dasks_own_tools(tmp_path):
 
 
 LONG = TrainConfig(task="xor", seed=0, steps=2000, lmn_samples=48, n_checkpoints=40)
+# an LMN checkpoint step of LONG and of the CLI's 2000-step runs, about halfway
+PAUSE = min(
+    set(lmn_checkpoints(LONG).tolist()) & set(lmn_checkpoints(TrainConfig(task="xor", steps=2000)).tolist()),
+    key=lambda step: abs(step - 1000),
+)
 
 
-def started(run_dir: Path) -> bool:
-    """Whether a run has passed a checkpoint and gone on for a while after it."""
-    return (run_dir / CHECKPOINT_FILE).exists() and len(read_metrics(run_dir / "metrics.csv")) > 150
+def paused(run_dir: Path) -> bool:
+    """Whether a run waits at step :data:`PAUSE` (its checkpoint there is written, then it waits)."""
+    return (run_dir / CHECKPOINT_FILE).exists() and checkpoints.load(run_dir).step == PAUSE
 
 
 def test_a_killed_worker_loses_nothing(tmp_path):
@@ -122,12 +133,12 @@ def test_a_killed_worker_loses_nothing(tmp_path):
         Client(cluster) as client,
     ):
         pids = client.run(os.getpid)
-        future = client.submit(train_run, run, RunOptions(progress=False), key="the-run", pure=False)
-        wait_for(lambda: started(run.out_dir) or future.done(), 120, "the run did not start")
-        assert not future.done(), "the run finished before its worker could be killed: make it longer"
+        options = RunOptions(progress=False, pause_at_step=PAUSE)
+        future = client.submit(train_run, run, options, key="the-run", pure=False)
+        wait_for(lambda: paused(run.out_dir), 300, "the run did not reach its pause")
         (holder,) = [worker for worker, keys in client.processing().items() if "the-run" in keys]
         os.kill(pids[holder], signal.SIGKILL)
-        summary = future.result(timeout=300)
+        summary = future.result(timeout=300)  # another worker resumes it from step PAUSE, and goes on
     assert summary["memorization_step"] is not None and is_finished(run.out_dir)
     assert (run.out_dir / "metrics.csv").read_bytes() == uninterrupted(LONG, tmp_path / "here")
 
@@ -138,30 +149,31 @@ def test_a_killed_client_resumes_where_it_stopped(tmp_path):
     run_dir = tmp_path / "torch" / "xor-seed0"
     # n_checkpoints is not an option: the default 100 checkpoints of 2000 steps
     config = TrainConfig(task="xor", seed=0, steps=2000, lmn_samples=48)
-    client = subprocess.Popen(command, env=ENVIRONMENT)
-    wait_for(lambda: started(run_dir) or client.poll() is not None, 120, "the run did not start")
-    assert client.poll() is None, "the sweep finished before it could be killed: make it longer"
-    client.kill()
+    client = subprocess.Popen(
+        [*command, "--pause-at-step", str(PAUSE)], env=ENVIRONMENT, start_new_session=True
+    )
+    wait_for(lambda: paused(run_dir), 300, "the run did not reach its pause")
+    os.killpg(client.pid, signal.SIGKILL)  # the client and its local cluster's workers
     client.wait()
     assert not is_finished(run_dir)
     subprocess.run(command, env=ENVIRONMENT, check=True)
     assert (run_dir / "metrics.csv").read_bytes() == uninterrupted(config, tmp_path / "here")
 
 
-def test_runs_are_spread_over_the_workers(tmp_path):
-    # two long runs and two short ones on two workers: each worker trains one of each
-    lengths = {0: 600, 1: 600, 2: 60, 3: 60}
-    runs = [
-        Run("torch", TrainConfig(task="xor", seed=seed, steps=steps, lmn_samples=8), tmp_path / f"seed{seed}")
-        for seed, steps in lengths.items()
-    ]
-    with connect(None, 2) as client, get_task_stream(client) as stream:
-        outcomes = run_all(client, runs, RunOptions(progress=False))
-    assert all(outcome.error is None for outcome in outcomes)
-    workers = {task["key"][1]: task["worker"] for task in stream.data if task["key"][0] == RUN_KEY}
-    assert len(workers) == 4
-    assert workers["torch/seed0"] != workers["torch/seed1"]
-    assert workers["torch/seed2"] != workers["torch/seed3"]
+def test_runs_beyond_the_workers_wait_in_the_schedulers_queue(tmp_path):
+    # six runs on two one-thread workers, each pausing at step PAUSE: a worker holds a running run
+    # and one more (Dask's worker saturation), and the last two wait in the scheduler's queue, free
+    # to go to whichever worker frees up first; keyed apart (one task group each, of unknown
+    # duration) all six were handed to the workers at once, and a worker's own queue could hold
+    # the last runs while the other idled
+    runs = [Run("torch", replace(LONG, seed=seed), tmp_path / f"seed{seed}") for seed in range(6)]
+    with connect(None, 2) as client:
+        futures = submit_runs(client, runs, RunOptions(progress=False, pause_at_step=PAUSE))
+        wait_for(lambda: sum(paused(run.out_dir) for run in runs) == 2, 300, "two runs did not pause")
+        held = sorted(len(keys) for keys in client.processing().values())
+        queued = client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.queued))
+        client.cancel(list(futures))
+    assert held == [2, 2] and queued == 2
 
 
 def test_a_follow_up_never_takes_a_worker_from_a_waiting_run(tmp_path):
@@ -239,15 +251,22 @@ def test_workers_that_cannot_write_are_named(tmp_path):
         cli.main(["sweep", "--tasks", "xor", *SHORT, "--out", str(tmp_path / "a-file" / "runs")])
 
 
-def test_reproduce_computes_figure4_on_a_worker_as_soon_as_its_run_ends(tmp_path):
+def test_reproduce_computes_figure4_on_a_worker_as_soon_as_its_run_ends(tmp_path, monkeypatch):
+    seed0 = tmp_path / "torch" / "xor-seed0"
+    cached_when_the_report_began = []
+    report = build.build_report
+
+    def noting_the_cache(*args, **kwargs):
+        cached_when_the_report_began.extend(sorted(path.name for path in (seed0 / CACHE_DIR).iterdir()))
+        return report(*args, **kwargs)
+
+    monkeypatch.setattr(build, "build_report", noting_the_cache)
     arguments = ["reproduce", "--task", "xor", "--seeds", "0", "1", *SHORT, "--workers", "2"]
     assert cli.main([*arguments, "--out", str(tmp_path)]) == 0
-    seed0 = tmp_path / "torch" / "xor-seed0"
     cached = sorted(path.name for path in (seed0 / CACHE_DIR).iterdir())
     panels = [step for _, _, step in figure4_steps(load_run(seed0))]
     assert len(panels) >= 2 and cached == [f"hidden1_step_{step:06d}.npz" for step in sorted(set(panels))]
     assert not (tmp_path / "torch" / "xor-seed1" / CACHE_DIR).exists()  # Figure 4 draws the lowest seed
-    # computed before the report began (its first figure), so by the Dask follow-up, not by the report
-    first_figure = (tmp_path / "report" / "fig2_training_torch.png").stat().st_mtime
-    assert max(path.stat().st_mtime for path in (seed0 / CACHE_DIR).iterdir()) < first_figure
+    # computed before the report began, so by the Dask follow-up, not by the report
+    assert cached_when_the_report_began == cached
     assert (tmp_path / "report" / "fig4_connectivity_torch_xor.png").stat().st_size > 10_000

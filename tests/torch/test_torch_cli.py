@@ -2,13 +2,14 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
 
 import pytest
 
-from reference_tasks.runfolder import is_finished, read_metrics
+from reference_tasks.runfolder import CHECKPOINT_FILE, checkpoints, is_finished, read_metrics
 from reference_tasks.runfolder.snapshots import snapshot_steps
 
 TIMING_KEYS = {"seconds_total", "seconds_lmn"}
@@ -33,27 +34,27 @@ def test_a_killed_reproduce_finishes_as_if_never_killed(tmp_path):
     subprocess.run(_reproduce(tmp_path / "whole"), check=True, env=_environment())
     whole = tmp_path / "whole" / "torch" / "modadd-seed0"
     killed = tmp_path / "killed" / "torch" / "modadd-seed0"
+    pause = int(snapshot_steps(whole)[60])  # an LMN checkpoint, about two thirds in
 
-    process = subprocess.Popen(_reproduce(tmp_path / "killed"), env=_environment())
+    paused = _reproduce(tmp_path / "killed", "--pause-at-step", str(pause))
+    process = subprocess.Popen(paused, env=_environment(), start_new_session=True)
     deadline = time.monotonic() + 300
-    while len(snapshot_steps(killed)) < 60:
-        assert process.poll() is None, "the run finished before it could be killed: make it longer"
-        assert time.monotonic() < deadline
-        time.sleep(0.002)
-    process.kill()
+    while not ((killed / CHECKPOINT_FILE).exists() and checkpoints.load(killed).step == pause):
+        assert process.poll() is None and time.monotonic() < deadline, "the run did not reach its pause"
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)  # the command and its local cluster's workers
     process.wait()
     assert not is_finished(killed)
-    steps_done = read_metrics(killed / "metrics.csv")[-1]["step"]
-    assert 0 < steps_done < 3000
+    assert read_metrics(killed / "metrics.csv")[-1]["step"] < pause
 
     subprocess.run(_reproduce(tmp_path / "killed"), check=True, env=_environment())
     assert (killed / "metrics.csv").read_bytes() == (whole / "metrics.csv").read_bytes()
     assert _summary(killed) == _summary(whole)
     assert snapshot_steps(killed) == snapshot_steps(whole)
 
-    finished_at = (killed / "metrics.csv").stat().st_mtime_ns
-    subprocess.run(_reproduce(tmp_path / "killed"), check=True, env=_environment())
-    assert (killed / "metrics.csv").stat().st_mtime_ns == finished_at  # finished: skipped
+    again = [arg for arg in _reproduce(tmp_path / "killed") if arg != "--quiet"]
+    log = subprocess.run(again, check=True, env=_environment(), capture_output=True, text=True).stderr
+    assert f"{killed} is finished: skipped" in log
 
 
 def test_fresh_starts_a_finished_run_over(tmp_path):
