@@ -24,18 +24,19 @@ from pathlib import Path
 from typing import Any
 
 from reference_tasks.model.spec import HEADLINE_PROBE, PROBES
-from reference_tasks.runfolder import CHECKPOINT_FILE, SUMMARY_FILE, is_finished
+from reference_tasks.runfolder import forget_progress
+from reference_tasks.sweep.batches import train_in_batches
 from reference_tasks.sweep.cluster import (
     Outcome,
     can_write,
     check_workers_can_write,
     connect,
-    finished_run_differences,
+    pending_runs,
     run_all,
 )
 from reference_tasks.sweep.plan import SWEEP_DIR, SWEEP_FILE, Run, Sweep, parse_grid, plan_sweep
 from reference_tasks.tasks import TASKS
-from reference_tasks.training.loop import FRAMEWORKS, engine_class, train_batched
+from reference_tasks.training.loop import FRAMEWORKS, engine_class
 from reference_tasks.training.recipe import RunOptions
 
 logger = logging.getLogger("lmn")
@@ -176,20 +177,11 @@ def _check_counts(args: argparse.Namespace) -> None:
 
 
 def _pending(runs: Sequence[Run], *, fresh: bool = False) -> list[Run]:
-    """The runs left to train; refuses a folder that holds a finished run of another config."""
-    pending = []
-    for run in runs:
-        if fresh or not is_finished(run.out_dir):
-            pending.append(run)
-            continue
-        differences = finished_run_differences(run)
-        if differences:
-            raise SystemExit(
-                f"lmn: {run.out_dir} holds a finished run of another config ({'; '.join(differences)}); "
-                "use --fresh (lmn reproduce) to replace it or --out for another folder"
-            )
-        logger.info("%s is finished: skipped", run.out_dir)
-    return pending
+    """The runs left to train (:func:`pending_runs`); a finished run of another config stops the command."""
+    try:
+        return pending_runs(runs, fresh=fresh)
+    except ValueError as error:
+        raise SystemExit(f"lmn: {error}") from None
 
 
 def _run_on_dask(
@@ -274,31 +266,19 @@ def reproduce(args: argparse.Namespace) -> int:
     pending = _pending(planned, fresh=args.fresh)
     options = RunOptions(device=args.device, progress=False, pause_at_step=args.pause_at_step)
     status = 0
-    if args.fresh:  # a run without checkpoint or summary starts afresh
+    if args.fresh:
         for run in pending:
-            for name in (CHECKPOINT_FILE, SUMMARY_FILE):
-                (run.out_dir / name).unlink(missing_ok=True)
+            forget_progress(run.out_dir)
     if args.batched and pending:
+        engine_class(args.framework).use_threads(args.threads or 1)
         batched_options = dataclasses.replace(options, progress=not args.quiet)
-        _train_batched(pending, batched_options, args.threads)
+        status = _exit_status(train_in_batches(pending, batched_options))
     elif pending:
         figure4_runs = [] if args.no_report else [run for run in lowest_seeds(planned) if run in pending]
         status = _exit_status(_run_on_dask(args, pending, options, figure4_runs))
     if not args.no_report:
         report_command(args.out, None, quiet=args.quiet)
     return status
-
-
-def _train_batched(runs: Sequence[Run], options: RunOptions, threads: int | None) -> None:
-    import torch
-
-    torch.set_num_threads(threads or 1)
-    batches: dict[str, list[Run]] = {}
-    for run in runs:  # runs that differ only in their seed train together
-        batches.setdefault(repr(dataclasses.replace(run.config, seed=0)), []).append(run)
-    for group in batches.values():
-        configs, out_dirs = [run.config for run in group], [run.out_dir for run in group]
-        train_batched(configs, out_dirs, framework="torch", options=options, resume=True)
 
 
 def sweep_command(args: argparse.Namespace) -> int:
@@ -335,6 +315,9 @@ def report_command(runs_dir: Path, out: Path | None, *, quiet: bool) -> int:
     if not runs_dir.is_dir():
         raise SystemExit(f"lmn: {runs_dir} is not a folder of runs")
     if (runs_dir / SWEEP_DIR / SWEEP_FILE).exists():
+        if out is not None:
+            where = runs_dir / SWEEP_DIR
+            raise SystemExit(f"lmn report: a sweep's tables go to {where}; --out is for lmn reproduce's runs")
         report = write_sweep_report(Sweep.load(runs_dir), runs_dir, progress=not quiet)
         logger.info("sweep summary written to %s", report.summary_csv.parent)
         return 0

@@ -6,6 +6,7 @@ No framework is imported here.
 from reference_tasks.runfolder.folder import (
     check_resumable,
     config_differences,
+    forget_progress,
     is_finished,
     read_json,
     rewind_run,
@@ -42,6 +43,7 @@ __all__ = [
     "Row",
     "check_resumable",
     "config_differences",
+    "forget_progress",
     "is_finished",
     "lmn_column",
     "load_snapshot",

@@ -115,6 +115,15 @@ def start_run(run_dir: str | Path, record: Mapping[str, Any], *, resume: bool) -
     return False
 
 
+def forget_progress(run_dir: str | Path) -> None:
+    """Make the run in ``run_dir`` start afresh when it next trains: drop its checkpoint and summary.
+
+    The trainer then replaces the files it writes (:func:`start_run`), and nothing else.
+    """
+    for name in (CHECKPOINT_FILE, SUMMARY_FILE):
+        (Path(run_dir) / name).unlink(missing_ok=True)
+
+
 def rewind_run(run_dir: str | Path, step: int) -> None:
     """Drop the metrics rows and snapshots of steps ``>= step``: a resumed run redoes them."""
     run_dir = Path(run_dir)

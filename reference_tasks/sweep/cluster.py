@@ -24,7 +24,7 @@ from typing import Any
 from lmn_core.memory import keep_freed_memory
 from reference_tasks.runfolder import CONFIG_FILE, SUMMARY_FILE, config_differences, is_finished, read_json
 from reference_tasks.sweep.plan import Run, estimated_cost
-from reference_tasks.training.loop import train
+from reference_tasks.training.loop import engine_class, train
 from reference_tasks.training.recipe import RunOptions
 
 logger = logging.getLogger(__name__)
@@ -57,6 +57,29 @@ def finished_run_differences(run: Run) -> list[str]:
     return config_differences({key: saved[key] for key in current if key in saved}, current)
 
 
+def pending_runs(runs: Sequence[Run], *, fresh: bool = False) -> list[Run]:
+    """The runs left to train: all with ``fresh``, else those not finished (the others are skipped).
+
+    Raises
+    ------
+    ValueError
+        If a folder holds a finished run of another config.
+    """
+    pending = []
+    for run in runs:
+        if fresh or not is_finished(run.out_dir):
+            pending.append(run)
+            continue
+        differences = finished_run_differences(run)
+        if differences:
+            raise ValueError(
+                f"{run.out_dir} holds a finished run of another config ({'; '.join(differences)}); "
+                "use --fresh (lmn reproduce) to replace it or --out for another folder"
+            )
+        logger.info("%s is finished: skipped", run.out_dir)
+    return pending
+
+
 @contextlib.contextmanager
 def run_lock(run_dir: Path) -> Iterator[None]:
     """Hold ``run_dir``'s lock file while training into it (waits for another holder)."""
@@ -87,7 +110,7 @@ def train_run(
 ) -> dict[str, Any]:
     """Train ``run`` (resuming it, or nothing if it is finished) and return its summary.
 
-    This is the Dask task. ``threads`` sets PyTorch's thread count first; with ``devices``
+    This is the Dask task. ``threads`` sets the framework's thread count first; with ``devices``
     (one per worker process, every GPU of the machine), the run trains on its worker's.
 
     Raises
@@ -95,10 +118,8 @@ def train_run(
     ValueError
         If the folder holds a finished (or resumable) run of another config.
     """
-    if threads is not None and run.framework == "torch":
-        import torch
-
-        torch.set_num_threads(threads)
+    if threads is not None:
+        engine_class(run.framework).use_threads(threads)
     # Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536: 2.2x slower LMN here
     keep_freed_memory(over_environment=True)
     with run_lock(run.out_dir):

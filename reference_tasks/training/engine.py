@@ -85,6 +85,10 @@ class Engine(Protocol):
     def devices(device: str) -> list[str] | None:
         """One device per worker process for runs on ``device`` (every GPU); ``None`` for the CPU."""
 
+    @staticmethod
+    def use_threads(threads: int) -> None:
+        """Run this process's framework on ``threads`` CPU threads (where it has that setting)."""
+
     def running(self) -> AbstractContextManager[Any]:
         """A context the loop runs in (a Keras device scope, say)."""
 

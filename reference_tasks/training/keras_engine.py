@@ -78,6 +78,10 @@ class KerasEngine:
         self.measures = {probe: LayerLMN(self.model, probe) for probe in self.config.probes}
 
     @staticmethod
+    def use_threads(threads: int) -> None:
+        """Nothing: Keras's backends set their own threads when they start."""
+
+    @staticmethod
     def devices(device: str) -> list[str] | None:
         """One worker process for runs on an accelerator; ``None`` (one per CPU) for the CPU."""
         return None if keras_device_name(device).startswith("cpu") else [device]

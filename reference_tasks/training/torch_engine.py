@@ -89,6 +89,11 @@ class TorchEngine:
         return {"framework": cls.framework, "torch_version": torch.__version__}
 
     @staticmethod
+    def use_threads(threads: int) -> None:
+        """``torch.set_num_threads(threads)`` (one per process on a shared machine: module docstring)."""
+        torch.set_num_threads(threads)
+
+    @staticmethod
     def devices(device: str) -> list[str] | None:
         """The devices of one worker process each for runs on ``device``: every GPU for ``"cuda"``.
 

@@ -100,3 +100,19 @@ def test_batched_seeds_match_sequential_runs(tmp_path):
                     assert batched_row[column] is None
                 else:
                     assert batched_row[column] == pytest.approx(value, rel=1e-4, abs=1e-6), column
+
+
+def test_a_failed_batch_sets_the_exit_status(tmp_path):
+    from reference_tasks.cli import main
+    from reference_tasks.training import RunOptions, TrainConfig, train
+
+    other = tmp_path / "torch" / "xor-seed1"  # a resumable run of another config where seed 1 goes
+    train(
+        TrainConfig(task="xor", seed=1, steps=20, lmn_samples=6, weight_decay=0.5),
+        other,
+        options=RunOptions(progress=False),
+    )
+    (other / "summary.json").unlink()
+    (other / "checkpoint.npz").write_bytes(b"")
+    arguments = ["--task", "xor", "--seeds", "0", "1", "--steps", "20", "--lmn-samples", "6", "--quiet"]
+    assert main(["reproduce", *arguments, "--batched", "--no-report", "--out", str(tmp_path)]) == 1
