@@ -31,9 +31,14 @@ if int(keras.__version__.split(".")[0]) < 3:  # pragma: no cover - depends on th
 import lmn_core
 from adapters.keras_function import KerasFunction
 from adapters.keras_split import select_output, split
-
-LMN_KEY_PREFIX = "lmn_"
-N_SAMPLES_KEY = "lmn_n_samples"
+from adapters.schedule import (
+    N_SAMPLES_KEY,
+    Schedule,
+    layer_names,
+    lmn_key,
+    measure_layers,
+    measured_values,
+)
 
 
 class LayerLMN:
@@ -134,11 +139,6 @@ def layer_lmn(
     return measure(inputs, **lmn_kwargs)
 
 
-def lmn_key(layer: str) -> str:
-    """The ``logs`` key under which :class:`LMNCallback` puts the LMN measured at ``layer``."""
-    return f"{LMN_KEY_PREFIX}{layer}"
-
-
 class LMNCallback(keras.callbacks.Callback):
     """Measure LMN at named layers during ``model.fit`` and put the values into the epoch's logs.
 
@@ -209,17 +209,10 @@ class LMNCallback(keras.callbacks.Callback):
     ) -> None:
         super().__init__()
         self.inputs = np.asarray(inputs)
-        self.layers = (layers,) if isinstance(layers, str) else tuple(layers)
-        if not self.layers:
-            raise ValueError("LMNCallback needs at least one layer")
-        if isinstance(every, int):
-            if every < 1:
-                raise ValueError(f"every must be at least 1, got {every}")
-        elif not all(isinstance(epoch, int) and epoch >= 1 for epoch in every):
-            raise ValueError(f"every must be an int or a collection of epoch numbers >= 1, got {every!r}")
-        self.every = every if isinstance(every, int) else frozenset(every)
-        if every_batches is not None and every_batches < 1:
-            raise ValueError(f"every_batches must be at least 1 or None, got {every_batches}")
+        self.layers = layer_names(layers, "LMNCallback")
+        self.epochs = Schedule(every, unit="epoch numbers", first=1)
+        self.every = self.epochs.every
+        self.batches = None if every_batches is None else Schedule(every_batches, name="every_batches")
         self.at_start, self.every_batches, self.steps = at_start, every_batches, 0
         self.measurements: list[dict[str, Any]] = []
         self.fill_value = fill_value
@@ -231,9 +224,7 @@ class LMNCallback(keras.callbacks.Callback):
 
     def scheduled(self, epoch: int) -> bool:
         """Whether the epoch with Keras index ``epoch`` (from 0) is measured."""
-        if isinstance(self.every, int):
-            return (epoch + 1) % self.every == 0
-        return epoch + 1 in self.every
+        return self.epochs.is_due(epoch + 1)
 
     def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
         """Cut the model at every layer (once per model: a bad layer name fails here)."""
@@ -249,18 +240,15 @@ class LMNCallback(keras.callbacks.Callback):
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         """Count optimizer steps; measure every ``every_batches`` of them."""
         self.steps += 1
-        if self.every_batches is not None and self.steps % self.every_batches == 0:
+        if self.batches is not None and self.batches.is_due(self.steps):
             values = self._measure(epoch=None)
             if logs is not None:
                 logs.update(values)
 
     def _measure(self, epoch: int | None) -> dict[str, Any]:
         """Measure every layer now; record and return ``{lmn_<layer>: LMN, lmn_n_samples: N}``."""
-        self.last_results = {
-            layer: measure(self.inputs, **self.lmn_kwargs) for layer, measure in self._measures.items()
-        }
-        values: dict[str, Any] = {lmn_key(layer): result.lmn for layer, result in self.last_results.items()}
-        values[N_SAMPLES_KEY] = int(self.inputs.shape[0])
+        self.last_results = measure_layers(self._measures, self.inputs, self.lmn_kwargs)
+        values: dict[str, Any] = measured_values(self.last_results)
         self.measurements.append({"step": self.steps, "epoch": epoch, **values})
         return values
 
