@@ -121,7 +121,8 @@ class LMNCallback(pl.Callback):
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Measure at the end of every ``every_n_epochs``-th epoch."""
-        if trainer.is_global_zero and self.epochs is not None and self.epochs.is_due(trainer.current_epoch + 1):
+        due = self.epochs is not None and self.epochs.is_due(trainer.current_epoch + 1)
+        if trainer.is_global_zero and due:
             self._measure(trainer, pl_module)
 
     def _measure(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -75,7 +75,7 @@ class Schedule:
             if every < 1:
                 raise ValueError(f"{name} must be at least 1, got {every}")
             self.every: int | frozenset[int] = every
-        elif all(isinstance(count, int) and not isinstance(count, bool) and count >= first for count in every):
+        elif all(type(count) is int and count >= first for count in every):
             self.every = frozenset(every)
         else:
             raise ValueError(refusal)

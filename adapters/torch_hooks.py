@@ -13,8 +13,9 @@ API), whatever the model's Python does around it.
   model returns. What the model computes before ``layer`` on the placeholder is thrown
   away, so the head costs the whole model's forward, not only the part after the layer.
 
-That is ``head(body(x)) == model(x)`` exactly when the model's output depends on its
-samples' input only through ``layer``'s output, and ``layer`` runs once per forward:
+That is ``head(body(x)) == model(x)`` (in the output that is measured) exactly when the
+model's output depends on its samples' input only through ``layer``'s output, and
+``layer`` runs once per forward:
 every path from the input to the output passes through the layer, as in a stack of
 transformer blocks. Attention masks, position ids and the like, which depend on the
 input's shape but not its values, may go around it. Both conditions are checked on the
@@ -38,11 +39,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from adapters.torch_function import as_tensor, eval_mode, floating_dtype, module_device
-from adapters.torch_split import same_outputs
+from adapters.torch_function import (
+    OutputChoice,
+    as_tensor,
+    eval_mode,
+    floating_dtype,
+    module_device,
+    select_output,
+)
 
 
-class _Reached(Exception):
+class _ReachedLayerError(Exception):
     """Raised by the body's hook once it has ``layer``'s output: nothing after it needs to run."""
 
 
@@ -73,7 +80,7 @@ class HookBody(nn.Module):
     def _hook(self, module: nn.Module, args: Any, output: Any) -> None:
         if getattr(self._local, "capturing", False):
             self._local.output = output
-            raise _Reached
+            raise _ReachedLayerError
 
     def forward(self, inputs: torch.Tensor) -> Any:
         """The layer's output on ``inputs``."""
@@ -81,7 +88,7 @@ class HookBody(nn.Module):
         self._local.capturing, self._local.output = True, None
         try:
             _call(self.model, self.sample, inputs, self.fixed)
-        except _Reached:
+        except _ReachedLayerError:
             return self._local.output
         finally:
             self._local.capturing = False
@@ -140,8 +147,11 @@ def _describe_output(output: Any) -> str:
     return f"a {type(output).__name__}"
 
 
-def check_hook_cut(model: nn.Module, layer: str, body: HookBody, head: HookHead, rows: torch.Tensor) -> None:
-    """Refuse ``layer`` unless it runs once, outputs one floating tensor, and ``head(body(x)) == model(x)``."""
+def check_hook_cut(
+    model: nn.Module, layer: str, body: HookBody, head: HookHead, rows: torch.Tensor, output: OutputChoice
+) -> None:
+    """Refuse ``layer`` unless it runs once, outputs one floating tensor, and ``head(body(x)) == model(x)``
+    in the output that ``output`` picks."""
     name = type(model).__name__
     with torch.no_grad(), eval_mode(model):
         with _counting_calls(model.get_submodule(layer)) as outputs:
@@ -157,8 +167,8 @@ def check_hook_cut(model: nn.Module, layer: str, body: HookBody, head: HookHead,
                 "samples are interpolated, so measure at a layer after the embedding (whose output is "
                 "floating point), not before it"
             )
-        cut = head(body(rows))
-    if not same_outputs(cut, expected):
+        cut = select_output(head(body(rows)), output)
+    if not torch.equal(cut, select_output(expected, output)):
         raise ValueError(
             f"layer {layer!r} is not a cut of {name}: with its output kept and the input {body.sample!r} "
             "changed, the model's output changes, so the model reads that input beside the layer (a "
@@ -173,6 +183,7 @@ def hook_split(
     *,
     input: str = "input_ids",
     fixed_inputs: dict[str, Any] | None = None,
+    output: OutputChoice = None,
 ) -> tuple[HookBody, HookHead]:
     """Cut ``model`` after ``layer`` with forward hooks into ``(body, head)``, checked on ``example_inputs``.
 
@@ -191,11 +202,16 @@ def hook_split(
         The ``forward`` argument the samples go to.
     fixed_inputs : dict, optional
         The other ``forward`` arguments, one value for every call.
+    output : int, str or callable, optional
+        The output that is measured, and so compared (as for
+        :class:`adapters.torch_function.OutputSelector`): what else the model returns, a
+        cache of the layers before the cut for example, may differ.
 
     Returns
     -------
     tuple of torch.nn.Module
-        ``(body, head)`` with ``head(body(x)) == model(x)`` on the example inputs.
+        ``(body, head)`` with ``head(body(x)) == model(x)`` on the example inputs (in
+        the output ``output`` picks).
     """
     names = [name for name, _ in model.named_modules() if name]
     if layer not in names:
@@ -206,5 +222,5 @@ def hook_split(
     fixed = dict(fixed_inputs or {})
     body = HookBody(model, layer, input, fixed)
     head = HookHead(model, layer, input, fixed, rows[:1].clone())
-    check_hook_cut(model, layer, body, head, rows)
+    check_hook_cut(model, layer, body, head, rows, output)
     return body, head

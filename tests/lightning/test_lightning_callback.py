@@ -60,18 +60,18 @@ def test_csv_logger_holds_the_lmn_of_the_weights_at_each_scheduled_step(tmp_path
 def test_modes_and_gradients_are_restored_after_a_measurement(tmp_path) -> None:
     module = Grokking()
 
-    class Check(pl.Callback):
-        seen: list[tuple[bool, bool]] = []
+    seen = []
 
+    class Check(pl.Callback):
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
             grads = [parameter.grad is not None for parameter in pl_module.parameters()]
-            self.seen.append((pl_module.net.training, all(grads)))
+            seen.append((pl_module.net.training, all(grads)))
 
     callback = LMNCallback(module.task.pairs[:32], "hidden1", every_n_steps=1, module="net")
     trainer = trainer_for(tmp_path, [callback, Check()], steps=3)
     trainer.fit(module, module.loader(3))
     assert [row["step"] for row in callback.measurements] == [0, 1, 2, 3]
-    assert Check.seen == [(True, True)] * 3
+    assert seen == [(True, True)] * 3
 
 
 def test_epochs_and_steps_together_log_each_step_once(tmp_path) -> None:
