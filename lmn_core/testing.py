@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 try:
-    from hypothesis import HealthCheck, given, settings
+    from hypothesis import HealthCheck, assume, given, settings
     from hypothesis import strategies as st
 except ImportError as error:  # pragma: no cover - depends on the environment
     raise ImportError("lmn_core.testing needs hypothesis: pip install 'lmn[testing]'") from error
@@ -116,9 +116,15 @@ def affine_cases(draw: st.DrawFn) -> Case:
 
 
 def _quadratic(draw: st.DrawFn, samples: np.ndarray) -> tuple[Function, np.ndarray]:
-    """``(w·x + c)²`` with ``w`` and ``c`` drawn, and its ``u = w·x + c`` at the samples."""
+    """``(w·x + c)²`` with ``w`` and ``c`` drawn, and its ``u = w·x + c`` at the samples.
+
+    ``u`` differs at the two samples: where it is equal, ``w·x`` cancels along the segment
+    only up to rounding, and a constant zero would meet noise of its own size.
+    """
     weights, shift = _arrays(draw, (samples.shape[1],), -8, 8), draw(_dyadic(-16, 16))
-    return (lambda x: (x @ weights + shift) ** 2), samples @ weights + shift
+    u = samples @ weights + shift
+    assume(u[0] != u[1])
+    return (lambda x: (x @ weights + shift) ** 2), u
 
 
 def _two_samples(draw: st.DrawFn) -> np.ndarray:
