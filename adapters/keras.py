@@ -9,7 +9,8 @@ to 32-bit in the ops of its other backends, so there a float64 model's matrix pr
 run in float32.
 
 The NumPy callable (half precision included): :mod:`adapters.keras_function`. Cutting
-models at a layer, and affine prefix folding: :mod:`adapters.keras_split`.
+models at a layer, and affine prefix folding: :mod:`adapters.keras_split`; the layers it
+can cut at: :mod:`adapters.keras_cuts`. The float64 warning: :mod:`adapters.keras_precision`.
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ if int(keras.__version__.split(".")[0]) < 3:  # pragma: no cover - depends on th
     raise ImportError(f"adapters.keras needs Keras 3, found {keras.__version__}: pip install 'lmn[keras]'")
 
 import lmn_core
+from adapters.keras_cuts import cut_points
 from adapters.keras_function import KerasFunction
+from adapters.keras_precision import warn_if_float64_off_tensorflow
 from adapters.keras_split import select_output, split
 from adapters.schedule import (
     N_SAMPLES_KEY,
@@ -39,6 +42,17 @@ from adapters.schedule import (
     measure_layers,
     measured_values,
 )
+
+__all__ = [
+    "KerasFunction",
+    "LMNCallback",
+    "LayerLMN",
+    "cut_points",
+    "layer_lmn",
+    "lmn_key",
+    "select_output",
+    "split",
+]
 
 
 class LayerLMN:
@@ -75,7 +89,7 @@ class LayerLMN:
         reduction: str = "auto",
         output: Any = None,
     ) -> None:
-        self.layer = layer
+        self.layer, self.model = layer, model
         body, head = split(model, layer, fold=fold)
         self.body = KerasFunction(body, batch_size=batch_size)
         names = None if output is None else list(model.output_names)
@@ -86,8 +100,10 @@ class LayerLMN:
         """LMN of the head on ``X = body(inputs)``; ``lmn_kwargs`` go to :func:`lmn_core.lmn`.
 
         A head that computes in float16 or bfloat16 gets the constant tolerance of that
-        dtype unless ``const_rtol`` is passed.
+        dtype unless ``const_rtol`` is passed. A float64 model measured on a backend other
+        than TensorFlow is warned about, once (:mod:`adapters.keras_precision`).
         """
+        warn_if_float64_off_tensorflow(self.model)
         samples = self.body(inputs)
         if "const_rtol" not in lmn_kwargs and len(samples):
             lmn_kwargs = {**lmn_kwargs, "const_rtol": self.head.const_rtol(samples)}
