@@ -76,6 +76,21 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars, warnings only")
 
 
+def _add_plot_command(commands: Any) -> None:
+    """``lmn plot``: its arguments."""
+    plot = commands.add_parser(
+        "plot",
+        help="draw the LMN of each layer against the step from a monitor's CSV or a run folder",
+        description="Draw the LMN columns (lmn_<layer>, lmn/<layer>) of a CSV (LMNMonitor's, Lightning's "
+        "CSVLogger's) or of a run folder's metrics.csv against the step, beside its loss columns, "
+        "into a PNG.",
+    )
+    plot.add_argument("source", type=Path, metavar="FILE.csv|RUN_DIR")
+    plot.add_argument("--out", type=Path, help="the PNG to write (default: lmn.png beside the CSV)")
+    plot.add_argument("--log-steps", action="store_true", help="a log step axis (steps drawn as step + 1)")
+    plot.add_argument("--quiet", action="store_true", help="warnings only")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lmn", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -134,17 +149,7 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--out", type=Path, help="where to write them (default: RUNS_DIR/report)")
     report.add_argument("--quiet", action="store_true", help="no progress bars, warnings only")
 
-    plot = commands.add_parser(
-        "plot",
-        help="draw the LMN of each layer against the step from a monitor's CSV or a run folder",
-        description="Draw the LMN columns (lmn_<layer>, lmn/<layer>) of a CSV (LMNMonitor's, Lightning's "
-        "CSVLogger's) or of a run folder's metrics.csv against the step, beside its loss columns, "
-        "into a PNG.",
-    )
-    plot.add_argument("source", type=Path, metavar="FILE.csv|RUN_DIR")
-    plot.add_argument("--out", type=Path, help="the PNG to write (default: lmn.png beside the CSV)")
-    plot.add_argument("--log-steps", action="store_true", help="a log step axis (steps drawn as step + 1)")
-    plot.add_argument("--quiet", action="store_true", help="warnings only")
+    _add_plot_command(commands)
     return parser
 
 
