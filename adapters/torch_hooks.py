@@ -25,8 +25,11 @@ layer, as ``GPT2ForSequenceClassification`` does to find each row's last token w
 hold padding), is refused. A layer that outputs integers (token ids, before an
 embedding) is refused: integers cannot be interpolated.
 
-The hooks are registered for one call and removed after it; the value they hand over is
-thread-local, so ``lmn_core``'s lanes may call the head from several threads at once.
+The hooks are registered for the calls in flight and removed after them, so the model
+carries none between measurements. The value the head's hook hands over is thread-local,
+and its hook is added and removed only while no head call runs (a hook dict changed
+during a forward pass would break it), so ``lmn_core``'s lanes may call the head from
+several threads at once.
 """
 
 from __future__ import annotations
@@ -114,20 +117,38 @@ class HookHead(nn.Module):
         self.model, self.layer, self.sample, self.fixed = model, layer, sample, fixed
         self.register_buffer("placeholder", placeholder, persistent=False)
         self._local = threading.local()
+        self._lock = threading.Lock()
+        self._calls_in_flight = 0
+        self._handle: Any = None
 
     def _hook(self, module: nn.Module, args: Any, output: Any) -> Any:
         return getattr(self._local, "value", None)
 
+    def _enter(self) -> None:
+        """Register the hook for the first call in flight (none runs while it is added)."""
+        with self._lock:
+            if self._calls_in_flight == 0:
+                self._handle = self.model.get_submodule(self.layer).register_forward_hook(self._hook)
+            self._calls_in_flight += 1
+
+    def _leave(self) -> None:
+        """Remove the hook after the last call in flight (none runs while it is removed)."""
+        with self._lock:
+            self._calls_in_flight -= 1
+            if self._calls_in_flight == 0:
+                self._handle.remove()
+                self._handle = None
+
     def forward(self, cut_value: torch.Tensor) -> Any:
         """What the model returns when ``layer`` outputs ``cut_value`` (rows: ``cut_value``'s)."""
         rows = self.placeholder.expand(cut_value.shape[0], *self.placeholder.shape[1:])
-        handle = self.model.get_submodule(self.layer).register_forward_hook(self._hook)
+        self._enter()
         self._local.value = cut_value
         try:
             return _call(self.model, self.sample, rows, self.fixed)
         finally:
             self._local.value = None
-            handle.remove()
+            self._leave()
 
 
 @contextmanager
