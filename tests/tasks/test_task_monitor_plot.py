@@ -15,11 +15,6 @@ RUN = Path(__file__).resolve().parents[2] / "results" / "torch" / "modadd-seed0"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-class Result:
-    def __init__(self, lmn: float, n_samples: int) -> None:
-        self.lmn, self.n_samples = lmn, n_samples
-
-
 def monitor_csv(path: Path) -> Path:
     csv = MonitorCSV(path, ["layer1", "layer2"])
     for step in (0, 100, 200, 300):
