@@ -1,5 +1,7 @@
 """Adapters that let ``lmn_core`` measure framework models.
 
-Import the one you need, ``adapters.torch`` or ``adapters.keras``: each imports its
-framework when imported itself, and this package imports none.
+Import the one you need, ``adapters.torch`` or ``adapters.keras`` (and for training
+callbacks ``adapters.lightning`` or ``adapters.transformers``): each imports its framework
+when imported itself, and this package imports none. ``adapters.schedule``, the monitors'
+schedule, keys and CSV rows, imports no framework either.
 """

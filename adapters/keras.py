@@ -9,7 +9,8 @@ to 32-bit in the ops of its other backends, so there a float64 model's matrix pr
 run in float32.
 
 The NumPy callable (half precision included): :mod:`adapters.keras_function`. Cutting
-models at a layer, and affine prefix folding: :mod:`adapters.keras_split`.
+models at a layer, and affine prefix folding: :mod:`adapters.keras_split`; the layers it
+can cut at: :mod:`adapters.keras_cuts`. The float64 warning: :mod:`adapters.keras_precision`.
 """
 
 from __future__ import annotations
@@ -29,11 +30,29 @@ if int(keras.__version__.split(".")[0]) < 3:  # pragma: no cover - depends on th
     raise ImportError(f"adapters.keras needs Keras 3, found {keras.__version__}: pip install 'lmn[keras]'")
 
 import lmn_core
+from adapters.keras_cuts import cut_points
 from adapters.keras_function import KerasFunction
+from adapters.keras_precision import warn_if_float64_off_tensorflow
 from adapters.keras_split import select_output, split
+from adapters.schedule import (
+    N_SAMPLES_KEY,
+    Schedule,
+    layer_names,
+    lmn_key,
+    measure_layers,
+    measured_values,
+)
 
-LMN_KEY_PREFIX = "lmn_"
-N_SAMPLES_KEY = "lmn_n_samples"
+__all__ = [
+    "KerasFunction",
+    "LMNCallback",
+    "LayerLMN",
+    "cut_points",
+    "layer_lmn",
+    "lmn_key",
+    "select_output",
+    "split",
+]
 
 
 class LayerLMN:
@@ -70,7 +89,7 @@ class LayerLMN:
         reduction: str = "auto",
         output: Any = None,
     ) -> None:
-        self.layer = layer
+        self.layer, self.model = layer, model
         body, head = split(model, layer, fold=fold)
         self.body = KerasFunction(body, batch_size=batch_size, name=f"the body of the cut at layer {layer!r}")
         names = None if output is None else list(model.output_names)
@@ -83,8 +102,10 @@ class LayerLMN:
         """LMN of the head on ``X = body(inputs)``; ``lmn_kwargs`` go to :func:`lmn_core.lmn`.
 
         A head that computes in float16 or bfloat16 gets the constant tolerance of that
-        dtype unless ``const_rtol`` is passed.
+        dtype unless ``const_rtol`` is passed. A float64 model measured on a backend other
+        than TensorFlow is warned about, once (:mod:`adapters.keras_precision`).
         """
+        warn_if_float64_off_tensorflow(self.model)
         samples = self.body(inputs)
         # on the device the core reads the output dtype itself; the host sees float32 copies
         if "const_rtol" not in lmn_kwargs and len(samples) and not self.head.measures_on_device:
@@ -135,11 +156,6 @@ def layer_lmn(
     """
     measure = LayerLMN(model, layer, batch_size=batch_size, fold=fold, reduction=reduction, output=output)
     return measure(inputs, **lmn_kwargs)
-
-
-def lmn_key(layer: str) -> str:
-    """The ``logs`` key under which :class:`LMNCallback` puts the LMN measured at ``layer``."""
-    return f"{LMN_KEY_PREFIX}{layer}"
 
 
 class LMNCallback(keras.callbacks.Callback):
@@ -212,17 +228,10 @@ class LMNCallback(keras.callbacks.Callback):
     ) -> None:
         super().__init__()
         self.inputs = np.asarray(inputs)
-        self.layers = (layers,) if isinstance(layers, str) else tuple(layers)
-        if not self.layers:
-            raise ValueError("LMNCallback needs at least one layer")
-        if isinstance(every, int):
-            if every < 1:
-                raise ValueError(f"every must be at least 1, got {every}")
-        elif not all(isinstance(epoch, int) and epoch >= 1 for epoch in every):
-            raise ValueError(f"every must be an int or a collection of epoch numbers >= 1, got {every!r}")
-        self.every = every if isinstance(every, int) else frozenset(every)
-        if every_batches is not None and every_batches < 1:
-            raise ValueError(f"every_batches must be at least 1 or None, got {every_batches}")
+        self.layers = layer_names(layers, "LMNCallback")
+        self.epochs = Schedule(every, unit="epoch numbers", first=1)
+        self.every = self.epochs.every
+        self.batches = None if every_batches is None else Schedule(every_batches, name="every_batches")
         self.at_start, self.every_batches, self.steps = at_start, every_batches, 0
         self.measurements: list[dict[str, Any]] = []
         self.fill_value = fill_value
@@ -234,9 +243,7 @@ class LMNCallback(keras.callbacks.Callback):
 
     def scheduled(self, epoch: int) -> bool:
         """Whether the epoch with Keras index ``epoch`` (from 0) is measured."""
-        if isinstance(self.every, int):
-            return (epoch + 1) % self.every == 0
-        return epoch + 1 in self.every
+        return self.epochs.is_due(epoch + 1)
 
     def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
         """Cut the model at every layer (once per model: a bad layer name fails here)."""
@@ -252,7 +259,7 @@ class LMNCallback(keras.callbacks.Callback):
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         """Count optimizer steps; measure every ``every_batches`` of them."""
         self.steps += 1
-        if self.every_batches is not None and self.steps % self.every_batches == 0:
+        if self.batches is not None and self.batches.is_due(self.steps):
             values = self._measure(epoch=None)
             if logs is not None:
                 logs.update(values)
@@ -263,11 +270,8 @@ class LMNCallback(keras.callbacks.Callback):
         sync = getattr(self.model, "jax_state_sync", None)
         if sync is not None:
             sync()
-        self.last_results = {
-            layer: measure(self.inputs, **self.lmn_kwargs) for layer, measure in self._measures.items()
-        }
-        values: dict[str, Any] = {lmn_key(layer): result.lmn for layer, result in self.last_results.items()}
-        values[N_SAMPLES_KEY] = int(self.inputs.shape[0])
+        self.last_results = measure_layers(self._measures, self.inputs, self.lmn_kwargs)
+        values: dict[str, Any] = measured_values(self.last_results)
         self.measurements.append({"step": self.steps, "epoch": epoch, **values})
         return values
 

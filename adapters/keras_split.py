@@ -29,6 +29,10 @@ from typing import Any
 import keras
 
 
+class NotACutError(ValueError):
+    """A layer that exists but is not a cut: the refusal that names the nearest cut points."""
+
+
 def defined_inputs(model: keras.Model) -> list[Any] | None:
     """The model's symbolic inputs, or ``None`` for a Sequential model not built yet."""
     try:
@@ -88,7 +92,7 @@ def _cut_tensor(model: keras.Model, layer: keras.layers.Layer) -> Any:
     name = layer.name
     calls = (calls_per_layer(model) or {}).get(name, 1)
     if calls > 1:
-        raise ValueError(
+        raise NotACutError(
             f"layer {name!r} is not a cut of {model.name!r}: it is called {calls} times in the "
             "model's graph, so it has no single output to cut at"
         )
@@ -96,7 +100,7 @@ def _cut_tensor(model: keras.Model, layer: keras.layers.Layer) -> Any:
         return _nested_output(model, name)
     outputs = keras.tree.flatten(layer.output)
     if len(outputs) != 1:
-        raise ValueError(f"layer {name!r} is not a cut of {model.name!r}: it has {len(outputs)} outputs")
+        raise NotACutError(f"layer {name!r} is not a cut of {model.name!r}: it has {len(outputs)} outputs")
     return outputs[0]
 
 
@@ -144,7 +148,7 @@ def _split_functional(model: keras.Model, layer: keras.layers.Layer) -> tuple[ke
     try:
         head = keras.Model(cut, _single(model_outputs), name=f"{model.name}_head")
     except ValueError as error:
-        raise ValueError(
+        raise NotACutError(
             f"layer {name!r} is not a cut of {model.name!r}: the model's output depends on more than "
             "that layer's output (a skip connection or another branch goes around it)"
         ) from error
@@ -225,7 +229,7 @@ def _split_nested(model: keras.Model, outer: str, inner: str, fold: bool) -> tup
     """Cut ``model`` inside its nested model ``outer``, after that model's layer ``inner``."""
     if isinstance(model, keras.Sequential) or not isinstance(model, keras.Function):
         raise ValueError(f"cannot cut inside {outer!r}: {model.name!r} is not a functional model")
-    inner_body, inner_head = split(model.get_layer(outer), inner, fold=fold)
+    inner_body, inner_head = split_at(model.get_layer(outer), inner, fold=fold)
     _, outer_head = _split(model, outer)  # the nested model must itself be a cut
     body = keras.Model(
         _single(list(model.inputs)), inner_body(_inbound_tensor(model, outer)), name=f"{model.name}_body"
@@ -261,8 +265,19 @@ def split(model: keras.Model, layer: str, *, fold: bool = False) -> tuple[keras.
     Raises
     ------
     ValueError
-        If ``layer`` is not a layer of the model, or is not a cut of it.
+        If ``layer`` is not a layer of the model, or is not a cut of it (the message
+        then names the nearest cut points before and after it).
     """
+    try:
+        return split_at(model, layer, fold=fold)
+    except NotACutError as error:
+        from adapters.keras_cuts import nearest_cut_points  # it imports this module
+
+        raise NotACutError(f"{error}. {nearest_cut_points(model, layer)}") from None
+
+
+def split_at(model: keras.Model, layer: str, *, fold: bool = False) -> tuple[keras.Model, keras.Model]:
+    """:func:`split` without the nearest cut points in its refusal (a :class:`NotACutError`)."""
     path = nested_path(model, layer) if layer not in {item.name for item in model.layers} else None
     if path is not None:
         return _split_nested(model, *path, fold=fold)

@@ -8,6 +8,7 @@ The public names live here; the work is done in one module per purpose:
 - :mod:`adapters.torch_split`: :func:`split`, the cut of a model after a layer, on
   chains of ``nn.Sequential`` or on any graph ``torch.fx`` can trace
   (:mod:`adapters.torch_graph`), with affine prefix folding;
+- :mod:`adapters.torch_cuts`: :func:`cut_points`, the layers ``split`` can cut at;
 - :mod:`adapters.torch_layer`: :class:`LayerLMN`, cut once and measure many times;
 - :mod:`adapters.torch_width`: the head's last ``nn.Linear`` run at the output width its
   matrix product is fastest at;
@@ -25,6 +26,7 @@ except ImportError as error:  # pragma: no cover - depends on the environment
     raise ImportError("adapters.torch needs PyTorch: pip install 'lmn[torch]'") from error
 
 import lmn_core
+from adapters.torch_cuts import cut_points
 from adapters.torch_function import (
     DEFAULT_BATCH_SIZE,
     REDUCTIONS,
@@ -47,6 +49,7 @@ __all__ = [
     "OutputChoice",
     "OutputSelector",
     "TorchFunction",
+    "cut_points",
     "eval_mode",
     "layer_lmn",
     "lmn_key",

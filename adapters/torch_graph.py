@@ -51,6 +51,10 @@ IN_PLACE_FUNCTIONS = {
 }
 
 
+class NotACutError(ValueError):
+    """A layer that exists but is not a cut: the refusal that names the nearest cut points."""
+
+
 class _CutTracer(fx.Tracer):
     """torch.fx's tracer, with ``layer`` a leaf and the modules above it traced through."""
 
@@ -134,11 +138,11 @@ def layer_node(graph: fx.Graph, model: nn.Module, layer: str) -> fx.Node:
         return nodes[0]
     kind, model_name = type(module).__name__, type(model).__name__
     if not nodes and isinstance(module, nn.ModuleList | nn.ModuleDict):
-        raise ValueError(f"layer {layer!r} is a container ({kind}) with no output of its own")
+        raise NotACutError(f"layer {layer!r} is a container ({kind}) with no output of its own")
     if not nodes:
-        raise ValueError(f"layer {layer!r} ({kind}) is never called in {model_name}'s forward")
+        raise NotACutError(f"layer {layer!r} ({kind}) is never called in {model_name}'s forward")
     names = ", ".join(repr(node.name) for node in nodes)
-    raise ValueError(
+    raise NotACutError(
         f"layer {layer!r} is called {len(nodes)} times in {model_name}'s forward (nodes {names}), so its "
         "output is not one tensor: cut at a module that contains every call, or give each call a module"
     )
@@ -180,7 +184,7 @@ def check_cut(graph: fx.Graph, cut: fx.Node, sample: fx.Node, layer: str, model_
     beside, through = _sides(graph, cut, sample)
     output = next(node for node in graph.nodes if node.op == "output")
     if output not in through:
-        raise ValueError(
+        raise NotACutError(
             f"layer {layer!r} is not a cut of {model_name}: the model's output does not depend on it"
         )
     for node in graph.nodes:
@@ -188,7 +192,7 @@ def check_cut(graph: fx.Graph, cut: fx.Node, sample: fx.Node, layer: str, model_
             continue
         source = next((source for source in node.all_input_nodes if source in beside), None)
         if source is not None:
-            raise ValueError(
+            raise NotACutError(
                 f"layer {layer!r} is not a cut of {model_name}: a skip connection jumps over it, from "
                 f"{describe(source)} to {describe(node)}; every path from the input {sample.target!r} to "
                 "the outputs must pass through the layer (in a residual network, cut between blocks)"

@@ -10,28 +10,28 @@ every step.
 
 from __future__ import annotations
 
-import csv
-import math
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 import lmn_core
+from adapters.schedule import (
+    MonitorCSV,
+    Schedule,
+    layer_names,
+    lmn_key,
+    measure_layers,
+    measured_values,
+    read_monitor_csv,
+)
 from adapters.torch_function import OutputChoice
 from adapters.torch_layer import LayerLMN
 
-LMN_KEY_PREFIX = "lmn_"
-N_SAMPLES_KEY = "lmn_n_samples"
-
-
-def lmn_key(layer: str) -> str:
-    """The CSV column and TensorBoard tag under which :class:`LMNMonitor` writes ``layer``'s LMN."""
-    return f"{LMN_KEY_PREFIX}{layer}"
+__all__ = ["LMNMonitor", "lmn_key", "read_monitor_csv", "training_state_kept"]
 
 
 @contextmanager
@@ -100,17 +100,10 @@ class LMNMonitor:
         reduction: str = "auto",
         **lmn_kwargs: Any,
     ) -> None:
-        self.layers = (layers,) if isinstance(layers, str) else tuple(layers)
-        if not self.layers:
-            raise ValueError("LMNMonitor needs at least one layer")
-        if isinstance(every, int):
-            if every < 1:
-                raise ValueError(f"every must be at least 1, got {every}")
-        elif not all(isinstance(step, int) and step >= 0 for step in every):
-            raise ValueError(f"every must be an int or a collection of steps >= 0, got {every!r}")
-        self.every = every if isinstance(every, int) else frozenset(every)
+        self.layers = layer_names(layers, "LMNMonitor")
+        self.schedule = Schedule(every)
         self.model, self.inputs = model, inputs
-        self.csv_path = Path(csv_path) if csv_path is not None else None
+        self.csv = MonitorCSV(csv_path, self.layers) if csv_path is not None else None
         self.writer = writer
         self.lmn_kwargs = lmn_kwargs
         self.last_results: dict[str, lmn_core.LMNResult] = {}
@@ -120,65 +113,37 @@ class LMNMonitor:
             self.measures = {
                 layer: LayerLMN(model, layer, example_inputs=inputs, **options) for layer in self.layers
             }
-        if self.csv_path is not None:
-            self._check_csv_columns()
+
+    @property
+    def every(self) -> int | frozenset[int]:
+        """The schedule: ``k`` (steps ``0, k, 2k, ...``) or the set of steps."""
+        return self.schedule.every
+
+    @property
+    def csv_path(self) -> Path | None:
+        """The CSV file the rows go to, if any."""
+        return None if self.csv is None else self.csv.path
 
     @property
     def columns(self) -> list[str]:
         """The CSV columns: ``step``, ``lmn_<layer>`` per layer, ``lmn_n_samples``."""
-        return ["step", *(lmn_key(layer) for layer in self.layers), N_SAMPLES_KEY]
+        return MonitorCSV.columns_for(self.layers)
 
     def is_due(self, step: int) -> bool:
         """Whether :meth:`step` measures at ``step``."""
-        return step % self.every == 0 if isinstance(self.every, int) else step in self.every
+        return self.schedule.is_due(step)
 
     def step(self, step: int) -> dict[str, lmn_core.LMNResult]:
         """Measure every layer if ``step`` is scheduled; an empty dict otherwise."""
         if not self.is_due(step):
             return {}
         with training_state_kept(self.model):
-            results = {
-                layer: measure(self.inputs, **self.lmn_kwargs) for layer, measure in self.measures.items()
-            }
+            results = measure_layers(self.measures, self.inputs, self.lmn_kwargs)
         self.last_results = results
-        self._log(step, results)
-        return results
-
-    def _log(self, step: int, results: dict[str, lmn_core.LMNResult]) -> None:
-        values = {lmn_key(layer): float(result.lmn) for layer, result in results.items()}
+        values = measured_values(results)
         if self.writer is not None:
-            for key, value in values.items():
-                self.writer.add_scalar(key, value, step)
-        if self.csv_path is None:
-            return
-        n_samples = next(iter(results.values())).n_samples
-        row = [step, *(repr(values[lmn_key(layer)]) for layer in self.layers), n_samples]
-        new = not self.csv_path.exists() or self.csv_path.stat().st_size == 0
-        with self.csv_path.open("a", newline="") as file:
-            writer = csv.writer(file)
-            if new:
-                writer.writerow(self.columns)
-            writer.writerow(row)
-
-    def _check_csv_columns(self) -> None:
-        if not self.csv_path.exists() or self.csv_path.stat().st_size == 0:
-            return
-        with self.csv_path.open(newline="") as file:
-            header = next(csv.reader(file), [])
-        if header != self.columns:
-            raise ValueError(f"{self.csv_path} has the columns {header}, not {self.columns}")
-
-
-def read_monitor_csv(path: str | Path) -> dict[str, np.ndarray]:
-    """The columns of an :class:`LMNMonitor` CSV as arrays (``step`` and ``lmn_n_samples`` as int)."""
-    with Path(path).open(newline="") as file:
-        rows = list(csv.reader(file))
-    header, body = rows[0], rows[1:]
-    columns = {key: [row[k] for row in body] for k, key in enumerate(header)}
-    as_int = {"step", N_SAMPLES_KEY}
-    return {
-        key: np.array([int(value) for value in values])
-        if key in as_int
-        else np.array([float(value) if value else math.nan for value in values])
-        for key, values in columns.items()
-    }
+            for layer in self.layers:
+                self.writer.add_scalar(lmn_key(layer), values[lmn_key(layer)], step)
+        if self.csv is not None:
+            self.csv.append(step, values)
+        return results

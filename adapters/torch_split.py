@@ -151,7 +151,7 @@ def _check_on_examples(
         expected = model(**{inputs.sample: rows}, **inputs.fixed)
         cut = head(body(rows))
     if not same_outputs(cut, expected):
-        raise ValueError(
+        raise graphs.NotACutError(
             f"layer {layer!r} is not a cut of {type(model).__name__}: head(body(x)) differs from model(x) on "
             "the example inputs (work in forward that tracing does not capture: in-place changes, "
             "Python state, randomness)"
@@ -201,9 +201,32 @@ def split(
     Raises
     ------
     ValueError
-        If ``layer`` is not a layer of the model, is not a cut of it, or the model
-        cannot be traced.
+        If ``layer`` is not a layer of the model, is not a cut of it (the message
+        names the nearest cut points before and after it), or the model cannot be
+        traced.
     """
+    try:
+        return split_at(
+            model, layer, example_inputs=example_inputs, fold=fold, input=input, fixed_inputs=fixed_inputs
+        )
+    except graphs.NotACutError as error:
+        from adapters.torch_cuts import nearest_cut_points  # it imports this module
+
+        inputs = graphs.plan_inputs(model, input, fixed_inputs)
+        nearest = nearest_cut_points(model, layer, example_inputs, inputs)
+        raise graphs.NotACutError(f"{error}. {nearest}") from None
+
+
+def split_at(
+    model: nn.Module,
+    layer: str,
+    *,
+    example_inputs: Any = None,
+    fold: bool = False,
+    input: str | None = None,
+    fixed_inputs: dict[str, Any] | None = None,
+) -> tuple[nn.Module, nn.Module]:
+    """:func:`split` without the nearest cut points in its refusal (a ``graphs.NotACutError``)."""
     _checked_layer(model, layer)
     if _is_chain(model, layer) and not fixed_inputs and input in (None, "input"):
         return _chain_cut(model, layer, fold)

@@ -1,5 +1,5 @@
 """The ``lmn`` command: ``lmn reproduce`` runs the paper's experiment, ``lmn sweep`` a grid of
-runs, ``lmn report`` redraws either.
+runs, ``lmn report`` redraws either, ``lmn plot`` draws a monitor's CSV.
 
 ``lmn reproduce`` trains the reference tasks (docs/design.md, section 2) into
 ``OUT/{framework}/{task}-seed{seed}/``, measuring LMN as it goes, then writes the figures
@@ -84,6 +84,21 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_plot_command(commands: Any) -> None:
+    """``lmn plot``: its arguments."""
+    plot = commands.add_parser(
+        "plot",
+        help="draw the LMN of each layer against the step from a monitor's CSV or a run folder",
+        description="Draw the LMN columns (lmn_<layer>, lmn/<layer>) of a CSV (LMNMonitor's, Lightning's "
+        "CSVLogger's) or of a run folder's metrics.csv against the step, beside its loss columns, "
+        "into a PNG.",
+    )
+    plot.add_argument("source", type=Path, metavar="FILE.csv|RUN_DIR")
+    plot.add_argument("--out", type=Path, help="the PNG to write (default: lmn.png beside the CSV)")
+    plot.add_argument("--log-steps", action="store_true", help="a log step axis (steps drawn as step + 1)")
+    plot.add_argument("--quiet", action="store_true", help="warnings only")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lmn", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -141,6 +156,8 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("runs_dir", type=Path, metavar="RUNS_DIR")
     report.add_argument("--out", type=Path, help="where to write them (default: RUNS_DIR/report)")
     report.add_argument("--quiet", action="store_true", help="no progress bars, warnings only")
+
+    _add_plot_command(commands)
     return parser
 
 
@@ -326,6 +343,18 @@ def report_command(runs_dir: Path, out: Path | None, *, quiet: bool) -> int:
     return 0
 
 
+def plot_command(source: Path, out: Path | None, *, log_steps: bool) -> int:
+    """``lmn plot``: the LMN columns of a CSV or run folder against the step, into a PNG."""
+    from reference_tasks.report.monitor_plot import plot_monitor
+
+    try:
+        target = plot_monitor(source, out, log_steps=log_steps)
+    except (FileNotFoundError, ValueError) as error:
+        raise SystemExit(f"lmn plot: {error}") from None
+    logger.info("plot written to %s", target)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lmn`` console script."""
     args = _parser().parse_args(argv)
@@ -340,6 +369,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return reproduce(args)
     if args.command == "sweep":
         return sweep_command(args)
+    if args.command == "plot":
+        return plot_command(args.source, args.out, log_steps=args.log_steps)
     return report_command(args.runs_dir, args.out, quiet=args.quiet)
 
 

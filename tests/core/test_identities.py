@@ -10,6 +10,7 @@ from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 import lmn_core
+from lmn_core.testing import check_identities
 
 PROPERTY = settings(max_examples=60, deadline=None)
 
@@ -170,3 +171,18 @@ def test_equal_samples_are_one_point_whatever_f_returns(X: np.ndarray, seed: int
     np.testing.assert_array_equal(connectivity[equal], 1.0)
     assume(not equal.all())
     assert connectivity[~equal].min() < 1.0  # the wobble is seen on real segments
+
+
+def test_lmn_core_passes_every_identity() -> None:
+    """The public checks of lmn_core.testing (closed-form cases a port can run) hold for the core."""
+    checked = check_identities(
+        lambda f, X: lmn_core.lmn(f, X), from_connectivity=lmn_core.lmn_from_connectivity
+    )
+    assert checked == [
+        "affine",
+        "quadratic segment",
+        "several outputs",
+        "absolute eigenvalues",
+        "invariances",
+        "blocks",
+    ]

@@ -1,0 +1,65 @@
+"""Which layers of a Keras model are cuts: :func:`cut_points`, and the nearest ones to a refused layer.
+
+The names (paths into nested models included, ``"base/block_3_add"``) that
+:func:`adapters.keras.split`, ``layer_lmn``, ``LayerLMN`` and ``LMNCallback`` accept, in
+the order of ``model.layers`` (a functional model's layers in the order of its graph), a
+nested model's own cut points just before the nested model itself. Input layers are left
+out. Whether a name is a cut is decided by ``split`` itself, so the list and the refusals
+never disagree.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from adapters.keras_split import split_at
+
+
+def _candidates(model: keras.Model) -> list[str]:
+    """Every layer name and nested path, in graph order, input layers aside."""
+    names: list[str] = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        if isinstance(layer, keras.Model):
+            names.extend(f"{layer.name}/{inner}" for inner in _candidates(layer))
+        names.append(layer.name)
+    return names
+
+
+def _is_cut(model: keras.Model, layer: str) -> bool:
+    try:
+        split_at(model, layer)
+    except ValueError:
+        return False
+    return True
+
+
+def cut_points(model: keras.Model) -> list[str]:
+    """The layer names and nested paths at which :func:`adapters.keras.split` succeeds, in graph order.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A Sequential or functional model (a subclassed model has none: its ``call``
+        cannot be read).
+
+    Returns
+    -------
+    list of str
+        Names as ``split`` takes them; a layer of a nested model as ``"outer/inner"``.
+    """
+    return [name for name in _candidates(model) if _is_cut(model, name)]
+
+
+def nearest_cut_points(model: keras.Model, layer: str) -> str:
+    """A sentence naming the nearest cut points before and after ``layer``."""
+    order = _candidates(model)
+    spelled = layer.replace(".", "/") if layer not in order else layer
+    position = order.index(spelled) if spelled in order else len(order)
+    before = next((name for name in reversed(order[:position]) if _is_cut(model, name)), None)
+    after = next((name for name in order[position + 1 :] if _is_cut(model, name)), None)
+    sides = ((before, "before"), (after, "after"))
+    named = [f"{name!r} {where} it" for name, where in sides if name is not None]
+    nearest = " and ".join(named) if named else "none"
+    return f"The nearest cut points: {nearest} (adapters.keras.cut_points lists them all)"

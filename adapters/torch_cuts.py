@@ -1,0 +1,105 @@
+"""Which layers of a PyTorch model are cuts: :func:`cut_points`, and the nearest ones to a refused layer.
+
+In the spirit of torchvision's ``get_graph_node_names``: the names a user may pass to
+:func:`adapters.torch.split`, ``layer_lmn``, ``LayerLMN`` and the monitors, listed
+before anything is measured. The order is the graph's: each module is placed where its
+output appears in the ``torch.fx`` trace of the model (the last node of its scope, from
+the nodes' ``nn_module_stack`` metadata), a module before the module that contains it.
+Whether a name is a cut is decided by :func:`adapters.torch.split` itself, so the list
+and the refusals never disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from torch import fx, nn
+
+from adapters import torch_graph as graphs
+from adapters.torch_function import eval_mode
+from adapters.torch_split import split_at
+
+
+def _scope_names(node: fx.Node) -> list[str]:
+    stack = node.meta.get("nn_module_stack") or {}
+    return [value[0] if isinstance(value, tuple) else key for key, value in stack.items()]
+
+
+def _post_order(module: nn.Module, prefix: str = "") -> Iterator[str]:
+    """Module names, each after the modules it contains."""
+    for name, child in module.named_children():
+        yield from _post_order(child, f"{prefix}{name}.")
+        yield f"{prefix}{name}"
+
+
+def graph_order(model: nn.Module, inputs: graphs.Inputs) -> list[str]:
+    """Every module called in ``model``'s forward, in the order its output appears in the graph.
+
+    A model that ``torch.fx`` cannot trace falls back to ``named_modules()`` in
+    post-order (children before their container), the order of a chain.
+    """
+    try:
+        with eval_mode(model):
+            graph = fx.Tracer().trace(model, concrete_args=inputs.defaults or None)
+    except Exception:  # untraceable: only chains can be cut, and their order is this one
+        return list(_post_order(model))
+    last: dict[str, tuple[int, int]] = {}
+    for position, node in enumerate(graph.nodes):
+        for name in _scope_names(node):
+            last[name] = (position, -name.count("."))
+    return sorted(last, key=last.__getitem__)
+
+
+def _is_cut(model: nn.Module, layer: str, example_inputs: Any, inputs: graphs.Inputs) -> bool:
+    try:
+        _cut(model, layer, example_inputs, inputs)
+    except ValueError:
+        return False
+    return True
+
+
+def _cut(model: nn.Module, layer: str, example_inputs: Any, inputs: graphs.Inputs) -> None:
+    split_at(model, layer, example_inputs=example_inputs, input=inputs.sample, fixed_inputs=inputs.fixed)
+
+
+def cut_points(
+    model: nn.Module,
+    example_inputs: Any = None,
+    *,
+    input: str | None = None,
+    fixed_inputs: dict[str, Any] | None = None,
+) -> list[str]:
+    """The layer names of ``model`` at which :func:`adapters.torch.split` succeeds, in graph order.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model.
+    example_inputs : array_like or torch.Tensor, optional
+        Samples' inputs; when given, each graph cut is also checked on their first rows,
+        as ``split`` checks it.
+    input, fixed_inputs
+        As for :func:`adapters.torch.split`.
+
+    Returns
+    -------
+    list of str
+        Names as ``model.named_modules()`` gives them.
+    """
+    inputs = graphs.plan_inputs(model, input, fixed_inputs)
+    return [name for name in graph_order(model, inputs) if _is_cut(model, name, example_inputs, inputs)]
+
+
+def nearest_cut_points(model: nn.Module, layer: str, example_inputs: Any, inputs: graphs.Inputs) -> str:
+    """A sentence naming the nearest cut points before and after ``layer`` in graph order."""
+    order = graph_order(model, inputs)
+    position = order.index(layer) if layer in order else len(order)
+    cuts = (name for name in reversed(order[:position]) if _is_cut(model, name, example_inputs, inputs))
+    before = next(cuts, None)
+    cuts = (name for name in order[position + 1 :] if _is_cut(model, name, example_inputs, inputs))
+    after = next(cuts, None)
+    sides = ((before, "before"), (after, "after"))
+    named = [f"{name!r} {where} it" for name, where in sides if name is not None]
+    nearest = " and ".join(named) if named else "none"
+    return f"The nearest cut points: {nearest} (adapters.torch.cut_points lists them all)"

@@ -1,0 +1,206 @@
+"""The LMN of Hugging Face ``transformers`` models: a layer measure, its cut points, a ``TrainerCallback``.
+
+Hugging Face models take integer token ids, which cannot be interpolated: the samples
+are the activations at a layer after the embedding (a block of the layer stack, such as
+``"bert.encoder.layer.0"``), and the function is the rest of the model followed by the
+choice of ``output`` (``"logits"`` by default). ``torch.fx`` cannot trace most of these
+models, so the model is cut with forward hooks (:mod:`adapters.torch_hooks`): any model
+whose output depends on its token ids only through the layer's output, checked on
+every example row. The measurement itself is :class:`adapters.torch.LayerLMN`'s, on the
+chain ``(body, head)`` of that cut.
+
+:class:`LMNCallback` is a thin layer over the framework-free schedule
+(:mod:`adapters.schedule`) and that measure: it measures at ``global_step`` 0 and on
+schedule (``on_step_end``), on the main process only, and adds ``lmn/<layer>`` and
+``lmn_n_samples`` to the trainer's log history; given the trainer (``trainer=``), it logs
+through ``Trainer.log``, which also hands the values to every reporter (TensorBoard,
+W&B, ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+try:
+    import transformers
+except ImportError as error:  # pragma: no cover - depends on the environment
+    raise ImportError("adapters.transformers needs transformers: pip install 'lmn[transformers]'") from error
+
+import torch
+from torch import nn
+
+import lmn_core
+from adapters.schedule import Schedule, layer_names, logger_key, measure_layers, measured_values
+from adapters.torch import LayerLMN, OutputChoice
+from adapters.torch_function import as_tensor, eval_mode, floating_dtype, module_device, select_output
+from adapters.torch_hooks import hook_split
+from adapters.torch_monitor import training_state_kept
+
+DEFAULT_OUTPUT = "logits"
+DEFAULT_INPUT = "input_ids"
+
+
+def layer_measure(
+    model: nn.Module,
+    layer: str,
+    example_inputs: Any,
+    *,
+    output: OutputChoice = DEFAULT_OUTPUT,
+    input: str = DEFAULT_INPUT,
+    fixed_inputs: dict[str, Any] | None = None,
+    batch_size: int | None = None,
+    reduction: str = "auto",
+) -> LayerLMN:
+    """A :class:`adapters.torch.LayerLMN` of ``model`` at ``layer``, cut with forward hooks.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A Hugging Face model (or any module), on its device.
+    layer : str
+        A name from ``model.named_modules()`` whose output is a floating-point tensor
+        and a cut (see :mod:`adapters.torch_hooks`); :func:`cut_points` lists them.
+    example_inputs : array_like or torch.Tensor
+        Token ids ``(N, L)`` (or what ``input`` takes) the cut is checked on.
+    output : int, str or callable
+        What to measure from what the model returns (``"logits"`` of a ``ModelOutput``).
+    input : str
+        The ``forward`` argument the samples go to.
+    fixed_inputs : dict, optional
+        Other ``forward`` arguments, one value for every call.
+    batch_size, reduction
+        Passed to :class:`adapters.torch.LayerLMN`.
+    """
+    with training_state_kept(model):
+        body, head = hook_split(
+            model, layer, example_inputs, input=input, fixed_inputs=fixed_inputs, output=output
+        )
+    chain = nn.Sequential(body, head)
+    return LayerLMN(chain, "0", output=output, batch_size=batch_size, reduction=reduction, fold=False)
+
+
+def layer_lmn(model: nn.Module, inputs: Any, layer: str, **options: Any) -> lmn_core.LMNResult:
+    """LMN "between ``layer`` and the output" of a Hugging Face model on token ids ``inputs``.
+
+    ``options`` go to :func:`layer_measure` (``output``, ``input``, ``fixed_inputs``,
+    ``batch_size``, ``reduction``), the rest to :func:`lmn_core.lmn`.
+    """
+    names = ("output", "input", "fixed_inputs", "batch_size", "reduction")
+    cut = {key: options.pop(key) for key in names if key in options}
+    return layer_measure(model, layer, inputs, **cut)(inputs, **options)
+
+
+def cut_points(
+    model: nn.Module,
+    example_inputs: Any,
+    *,
+    input: str = DEFAULT_INPUT,
+    fixed_inputs: dict[str, Any] | None = None,
+    output: OutputChoice = DEFAULT_OUTPUT,
+) -> list[str]:
+    """The layers of ``model`` that :func:`layer_measure` can cut at, in the order their outputs appear.
+
+    A layer is listed when it runs once per forward, outputs a floating-point tensor,
+    and the model's ``output`` on ``example_inputs`` depends on them only through it.
+    """
+    order: list[str] = []
+    handles = [
+        module.register_forward_hook(lambda _module, _args, _output, name=name: order.append(name))
+        for name, module in model.named_modules()
+        if name
+    ]
+    rows = as_tensor(example_inputs, module_device(model), floating_dtype(model))
+    try:
+        with torch.no_grad(), eval_mode(model):
+            outputs = model(**{input: rows}, **(fixed_inputs or {}))
+    finally:
+        for handle in handles:
+            handle.remove()
+    select_output(outputs, output)  # a wrong output= is refused here, not taken for "no cut point"
+    found = []
+    for name in dict.fromkeys(order):
+        try:
+            with training_state_kept(model):
+                hook_split(model, name, rows, input=input, fixed_inputs=fixed_inputs, output=output)
+        except ValueError:
+            continue
+        found.append(name)
+    return found
+
+
+class LMNCallback(transformers.TrainerCallback):
+    """Measure the LMN at ``layers`` during ``transformers.Trainer`` training, into its log history.
+
+    Parameters
+    ----------
+    inputs : array_like or torch.Tensor
+        Token ids ``(N, L)`` to measure on (``N`` about 100 to 1000: the cost grows as ``N**2``).
+    layers : str or sequence of str
+        Layers after the embedding (see :func:`cut_points`).
+    every_n_steps : int or collection of int
+        Measure at ``global_step`` ``0, k, 2k, ...`` or at exactly the steps given.
+    output, input, fixed_inputs, batch_size, reduction
+        Passed to :func:`layer_measure`.
+    trainer : transformers.Trainer, optional
+        Log through ``trainer.log`` (log history and every reporter). Without it the
+        values are appended to ``state.log_history`` only.
+    **lmn_kwargs
+        Passed to :func:`lmn_core.lmn`.
+
+    Attributes
+    ----------
+    last_results : dict of str to lmn_core.LMNResult
+        The results of the last measurement, by layer.
+    measurements : list of dict
+        Every measurement: ``step``, ``lmn/<layer>``, ``lmn_n_samples``.
+    """
+
+    def __init__(
+        self,
+        inputs: Any,
+        layers: str | Collection[str],
+        *,
+        every_n_steps: int | Collection[int] = 100,
+        output: OutputChoice = DEFAULT_OUTPUT,
+        input: str = DEFAULT_INPUT,
+        fixed_inputs: dict[str, Any] | None = None,
+        batch_size: int | None = None,
+        reduction: str = "auto",
+        trainer: Any = None,
+        **lmn_kwargs: Any,
+    ) -> None:
+        self.inputs = inputs
+        self.layers = layer_names(layers, "LMNCallback")
+        self.schedule = Schedule(every_n_steps, name="every_n_steps")
+        self.options = {"output": output, "input": input, "fixed_inputs": fixed_inputs}
+        self.options |= {"batch_size": batch_size, "reduction": reduction}
+        self.trainer, self.lmn_kwargs = trainer, lmn_kwargs
+        self.last_results: dict[str, lmn_core.LMNResult] = {}
+        self.measurements: list[dict[str, Any]] = []
+        self._measures: dict[str, LayerLMN] = {}
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, model: nn.Module, **kwargs: Any) -> None:
+        """Cut the model at every layer (main process only); measure the first step if due."""
+        if not state.is_world_process_zero:
+            return
+        self._measures = {
+            layer: layer_measure(model, layer, self.inputs, **self.options) for layer in self.layers
+        }
+        if self.schedule.take(state.global_step):
+            self._measure(state, model)
+
+    def on_step_end(self, args: Any, state: Any, control: Any, model: nn.Module, **kwargs: Any) -> None:
+        """Measure when ``global_step`` (optimizer steps done) is due."""
+        if state.is_world_process_zero and self.schedule.take(state.global_step):
+            self._measure(state, model)
+
+    def _measure(self, state: Any, model: nn.Module) -> None:
+        with training_state_kept(model):
+            self.last_results = measure_layers(self._measures, self.inputs, self.lmn_kwargs)
+        values = measured_values(self.last_results, logger_key)
+        self.measurements.append({"step": state.global_step, **values})
+        if self.trainer is not None:
+            self.trainer.log(dict(values))
+        else:
+            state.log_history.append({**values, "epoch": state.epoch, "step": state.global_step})
