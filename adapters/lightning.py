@@ -27,7 +27,7 @@ except ImportError as error:  # pragma: no cover - depends on the environment
 
 import lmn_core
 from adapters.schedule import Schedule, layer_names, logger_key, measure_layers, measured_values
-from adapters.torch import LayerLMN, OutputChoice
+from adapters.torch import LayerLMN, LayerOptions
 from adapters.torch_monitor import training_state_kept
 
 
@@ -49,10 +49,10 @@ class LMNCallback(pl.Callback):
         The submodule to measure, by its name in the LightningModule (``"model"`` when
         the LightningModule holds its network as ``self.model``); by default the
         LightningModule itself. Layer names are relative to it.
-    output, input, fixed_inputs, batch_size, fold, reduction
-        Passed to :class:`adapters.torch.LayerLMN`.
-    **lmn_kwargs
-        Passed to :func:`lmn_core.lmn` (``n_points``, ``memory_budget``, ...).
+    **keywords
+        Any :class:`adapters.torch.LayerOptions` field (``output``, ``fold``,
+        ``reduction``, ...), and any keyword of :func:`lmn_core.lmn` (``n_points``,
+        ``memory_budget``, ...).
 
     Attributes
     ----------
@@ -70,13 +70,7 @@ class LMNCallback(pl.Callback):
         every_n_steps: int | Collection[int] | None = 100,
         every_n_epochs: int | None = None,
         module: str | None = None,
-        output: OutputChoice = None,
-        input: str | None = None,
-        fixed_inputs: dict[str, Any] | None = None,
-        batch_size: int | None = None,
-        fold: bool = True,
-        reduction: str = "auto",
-        **lmn_kwargs: Any,
+        **keywords: Any,
     ) -> None:
         super().__init__()
         self.inputs = inputs
@@ -88,9 +82,7 @@ class LMNCallback(pl.Callback):
         if self.epochs is not None and not isinstance(self.epochs.every, int):
             raise ValueError(f"every_n_epochs must be an int, got {every_n_epochs!r}")
         self.module_name = module
-        self.options = {"output": output, "input": input, "fixed_inputs": fixed_inputs}
-        self.options |= {"batch_size": batch_size, "fold": fold, "reduction": reduction}
-        self.lmn_kwargs = lmn_kwargs
+        self.options, self.lmn_kwargs = LayerOptions.taken_from(keywords)
         self.last_results: dict[str, lmn_core.LMNResult] = {}
         self.measurements: list[dict[str, Any]] = []
         self._measures: dict[str, LayerLMN] = {}
@@ -106,7 +98,7 @@ class LMNCallback(pl.Callback):
         network = self._network(pl_module)
         with training_state_kept(network):
             self._measures = {
-                layer: LayerLMN(network, layer, example_inputs=self.inputs, **self.options)
+                layer: LayerLMN(network, layer, self.options, example_inputs=self.inputs)
                 for layer in self.layers
             }
         if self.steps is not None and self.steps.take(trainer.global_step):

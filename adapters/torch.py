@@ -20,7 +20,6 @@ from __future__ import annotations
 from typing import Any
 
 try:
-    import torch
     from torch import nn
 except ImportError as error:  # pragma: no cover - depends on the environment
     raise ImportError("adapters.torch needs PyTorch: pip install 'lmn[torch]'") from error
@@ -36,7 +35,7 @@ from adapters.torch_function import (
     eval_mode,
     select_output,
 )
-from adapters.torch_layer import LayerLMN
+from adapters.torch_layer import LayerLMN, LayerOptions
 from adapters.torch_monitor import LMNMonitor, lmn_key, read_monitor_csv
 from adapters.torch_split import BoundInputs, split
 
@@ -46,6 +45,7 @@ __all__ = [
     "BoundInputs",
     "LMNMonitor",
     "LayerLMN",
+    "LayerOptions",
     "OutputChoice",
     "OutputSelector",
     "TorchFunction",
@@ -59,21 +59,7 @@ __all__ = [
 ]
 
 
-def layer_lmn(
-    model: nn.Module,
-    inputs: Any,
-    layer: str,
-    *,
-    output: OutputChoice = None,
-    input: str | None = None,
-    fixed_inputs: dict[str, Any] | None = None,
-    device: str | torch.device | None = None,
-    batch_size: int | None = None,
-    fold: bool = True,
-    reduction: str = "auto",
-    widen_output: bool = True,
-    **lmn_kwargs: Any,
-) -> lmn_core.LMNResult:
+def layer_lmn(model: nn.Module, inputs: Any, layer: str, **keywords: Any) -> lmn_core.LMNResult:
     """LMN "between ``layer`` and the output" of ``model`` on ``inputs``.
 
     The samples are ``X = body(inputs)``, the function is the head: see :func:`split`
@@ -89,41 +75,14 @@ def layer_lmn(
         The samples' inputs ``(N, ...)``.
     layer : str
         Layer name as ``model.named_modules()`` gives it.
-    output : int, str or callable, optional
-        For a model that returns a tuple, a dict or a ``ModelOutput``: an index, a key,
-        or a callable on what the head returns, giving the tensor ``(M, d2)`` to
-        measure. Without it a model must return one tensor.
-    input : str, optional
-        The ``forward`` input that ``inputs`` goes to (by default the first).
-    fixed_inputs : dict, optional
-        The other inputs of ``forward``, one value for all samples.
-    device, batch_size
-        Passed to :class:`TorchFunction` for the body and the head.
-    fold : bool
-        Fold the head's leading ``nn.Linear`` layers into the samples.
-    reduction : {"auto", "device", "host"}
-        Where to reduce to r² (see :class:`TorchFunction`).
-    widen_output : bool
-        Run the head's last ``nn.Linear`` at a wider output width when that measured
-        faster (see :class:`LayerLMN`).
-    **lmn_kwargs
-        Passed to :func:`lmn_core.lmn` (``n_points``, ``memory_budget``, ``progress``, ...).
+    **keywords
+        Any :class:`LayerOptions` field (``output``, ``input``, ``fixed_inputs``,
+        ``device``, ``batch_size``, ``fold``, ``reduction``, ``widen_output``), and any
+        keyword of :func:`lmn_core.lmn` (``n_points``, ``memory_budget``, ``progress``, ...).
 
     Returns
     -------
     lmn_core.LMNResult
     """
-    measure = LayerLMN(
-        model,
-        layer,
-        output=output,
-        input=input,
-        fixed_inputs=fixed_inputs,
-        device=device,
-        batch_size=batch_size,
-        fold=fold,
-        reduction=reduction,
-        widen_output=widen_output,
-        example_inputs=inputs,
-    )
-    return measure(inputs, **lmn_kwargs)
+    options, lmn_kwargs = LayerOptions.taken_from(keywords)
+    return LayerLMN(model, layer, options, example_inputs=inputs)(inputs, **lmn_kwargs)

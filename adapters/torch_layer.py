@@ -1,7 +1,13 @@
-"""The LMN of a PyTorch model at a layer: :class:`LayerLMN` cuts once and measures many times."""
+"""The LMN of a PyTorch model at a layer: :class:`LayerLMN` cuts once and measures many times.
+
+:class:`LayerOptions` is the one home of the keyword options that every PyTorch entry point
+(``layer_lmn``, ``LayerLMN``, ``LMNMonitor``, the Lightning callback) passes down to the cut
+and to the callables it measures; the rest of their keywords go to :func:`lmn_core.lmn`.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import torch
@@ -23,23 +29,12 @@ from adapters.torch_split import split
 from adapters.torch_width import padded_once, widen_last_linear
 
 
-class LayerLMN:
-    """The LMN "between ``layer`` and the output" of ``model``, split once, measured many times.
+@dataclasses.dataclass(frozen=True)
+class LayerOptions:
+    """How a model is cut at a layer and its parts run: the options of every PyTorch entry point.
 
-    The samples are ``X = body(inputs)``, the function is the head, followed by the
-    choice of ``output``; see :func:`adapters.torch_split.split`. Body and head share
-    the model's parameters, so a ``LayerLMN`` built once follows training. Each
-    measurement runs in eval mode without gradients and restores every submodule's
-    mode. A float16 or bfloat16 head is measured on float32 copies of its outputs with
-    the constant tolerance of its own dtype (docs/design.md, section 1.2.1) unless
-    ``const_rtol`` is passed.
-
-    Parameters
+    Attributes
     ----------
-    model : torch.nn.Module
-        The model, on the device it runs on.
-    layer : str
-        Layer name as ``model.named_modules()`` gives it.
     output : int, str or callable, optional
         What to measure when the model returns more than one tensor: an index (tuple),
         a key (dict, ``ModelOutput``) or a callable on what the head returns; see
@@ -57,48 +52,99 @@ class LayerLMN:
     widen_output : bool
         Run the head's last ``nn.Linear`` at the output width its matrix product is
         fastest at, on the CPU, when that is measurably wider than its own (the same
-        outputs up to rounding; :mod:`adapters.torch_width`).
+        outputs bit for bit; :mod:`adapters.torch_width`).
+    """
+
+    output: OutputChoice = None
+    input: str | None = None
+    fixed_inputs: dict[str, Any] | None = None
+    device: str | torch.device | None = None
+    batch_size: int | None = None
+    fold: bool = True
+    reduction: str = "auto"
+    widen_output: bool = True
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """The option names."""
+        return tuple(field.name for field in dataclasses.fields(cls))
+
+    @classmethod
+    def taken_from(cls, keywords: dict[str, Any]) -> tuple[LayerOptions, dict[str, Any]]:
+        """The options among ``keywords``, and the other keywords (those of :func:`lmn_core.lmn`)."""
+        names = cls.names()
+        options = cls(**{key: value for key, value in keywords.items() if key in names})
+        return options, {key: value for key, value in keywords.items() if key not in names}
+
+
+class LayerLMN:
+    """The LMN "between ``layer`` and the output" of ``model``, split once, measured many times.
+
+    The samples are ``X = body(inputs)``, the function is the head, followed by the
+    choice of ``output``; see :func:`adapters.torch_split.split`. Body and head share
+    the model's parameters, so a ``LayerLMN`` built once follows training. Each
+    measurement runs in eval mode without gradients and restores every submodule's
+    mode. A float16 or bfloat16 head is measured on float32 copies of its outputs with
+    the constant tolerance of its own dtype (docs/design.md, section 1.2.1) unless
+    ``const_rtol`` is passed.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model, on the device it runs on.
+    layer : str
+        Layer name as ``model.named_modules()`` gives it.
+    options : LayerOptions, optional
+        How to cut and run (the defaults of :class:`LayerOptions` otherwise).
     example_inputs : array_like, optional
         Samples' inputs on which a graph cut is checked once (see ``split``).
+    **option_keywords
+        Any :class:`LayerOptions` field (``output=``, ``fold=``, ``reduction=``, ...), over
+        ``options``.
     """
 
     def __init__(
         self,
         model: nn.Module,
         layer: str,
+        options: LayerOptions | None = None,
         *,
-        output: OutputChoice = None,
-        input: str | None = None,
-        fixed_inputs: dict[str, Any] | None = None,
-        device: str | torch.device | None = None,
-        batch_size: int | None = None,
-        fold: bool = True,
-        reduction: str = "auto",
-        widen_output: bool = True,
         example_inputs: Any = None,
+        **option_keywords: Any,
     ) -> None:
-        self.layer = layer
+        unknown = set(option_keywords) - set(LayerOptions.names())
+        if unknown:
+            raise TypeError(
+                f"LayerLMN got unknown options {sorted(unknown)}; it takes {list(LayerOptions.names())}"
+            )
+        options = dataclasses.replace(options or LayerOptions(), **option_keywords)
+        self.layer, self.options = layer, options
         body, head = split(
-            model, layer, example_inputs=example_inputs, fold=fold, input=input, fixed_inputs=fixed_inputs
+            model,
+            layer,
+            example_inputs=example_inputs,
+            fold=options.fold,
+            input=options.input,
+            fixed_inputs=options.fixed_inputs,
         )
         # a folded head may have no parameter left to tell the model's device and dtype
-        device = device if device is not None else module_device(model)
+        device = options.device if options.device is not None else module_device(model)
         model_dtype = floating_dtype(model)
         self.body = TorchFunction(
             body,
             device=device,
             dtype=floating_dtype(body, model_dtype),
-            batch_size=batch_size,
+            batch_size=options.batch_size,
             name=f"the body of the cut at layer {layer!r}",
         )
-        if widen_output:
+        if options.widen_output:
             head = widen_last_linear(head, rows=self.body.batch_size)
         self.head = TorchFunction(
-            OutputSelector(head, output),
+            OutputSelector(head, options.output),
             device=device,
             dtype=floating_dtype(head, model_dtype),
-            batch_size=batch_size,
-            reduction=reduction,
+            batch_size=options.batch_size,
+            reduction=options.reduction,
             copy_inputs=changes_its_input(head),
             name=f"the head of the cut at layer {layer!r}",
         )

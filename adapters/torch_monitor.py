@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 import lmn_core
@@ -28,8 +27,7 @@ from adapters.schedule import (
     measured_values,
     read_monitor_csv,
 )
-from adapters.torch_function import OutputChoice
-from adapters.torch_layer import LayerLMN
+from adapters.torch_layer import LayerLMN, LayerOptions
 
 __all__ = ["LMNMonitor", "lmn_key", "read_monitor_csv", "training_state_kept"]
 
@@ -71,10 +69,10 @@ class LMNMonitor:
         layer, ``lmn_n_samples``. An existing file must have the same columns.
     writer : torch.utils.tensorboard.SummaryWriter, optional
         Receives ``add_scalar("lmn_<layer>", value, step)`` per layer.
-    output, input, fixed_inputs, device, batch_size, fold, reduction
-        Passed to :class:`adapters.torch_layer.LayerLMN`.
-    **lmn_kwargs
-        Passed to :func:`lmn_core.lmn` (``n_points``, ``memory_budget``, ...).
+    **keywords
+        Any :class:`adapters.torch_layer.LayerOptions` field (``output``, ``fold``,
+        ``reduction``, ...), and any keyword of :func:`lmn_core.lmn` (``n_points``,
+        ``memory_budget``, ...).
 
     Attributes
     ----------
@@ -91,27 +89,18 @@ class LMNMonitor:
         every: int | Collection[int] = 100,
         csv_path: str | Path | None = None,
         writer: Any = None,
-        output: OutputChoice = None,
-        input: str | None = None,
-        fixed_inputs: dict[str, Any] | None = None,
-        device: str | torch.device | None = None,
-        batch_size: int | None = None,
-        fold: bool = True,
-        reduction: str = "auto",
-        **lmn_kwargs: Any,
+        **keywords: Any,
     ) -> None:
         self.layers = layer_names(layers, "LMNMonitor")
         self.schedule = Schedule(every)
         self.model, self.inputs = model, inputs
         self.csv = MonitorCSV(csv_path, self.layers) if csv_path is not None else None
         self.writer = writer
-        self.lmn_kwargs = lmn_kwargs
+        options, self.lmn_kwargs = LayerOptions.taken_from(keywords)
         self.last_results: dict[str, lmn_core.LMNResult] = {}
-        options = {"output": output, "input": input, "fixed_inputs": fixed_inputs, "device": device}
-        options |= {"batch_size": batch_size, "fold": fold, "reduction": reduction}
         with training_state_kept(model):
             self.measures = {
-                layer: LayerLMN(model, layer, example_inputs=inputs, **options) for layer in self.layers
+                layer: LayerLMN(model, layer, options, example_inputs=inputs) for layer in self.layers
             }
 
     @property

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 import lmn_core
-from adapters.torch import layer_lmn
+from adapters.torch import LayerLMN, layer_lmn
 from reference_tasks.model.torch_model import GrokMLP
 from reference_tasks.tasks import make_task
 
@@ -84,3 +84,21 @@ def test_an_error_inside_the_model_names_the_part_and_the_input():
     integers = np.arange(40).reshape(10, 4)
     with pytest.raises(lmn_core.FunctionError, match=r"shape \(10, 4\) and dtype torch.int64: .*same dtype"):
         layer_lmn(model, integers, "1")
+
+
+def test_the_options_have_one_home():
+    from adapters.torch import LayerOptions, LMNMonitor
+
+    torch.manual_seed(4)
+    model = GrokMLP(31, 31)
+    pairs = make_task("modadd").pairs[::40]
+    with pytest.raises(TypeError, match=r"unknown options \['folding'\]; it takes \['output', "):
+        LayerLMN(model, "hidden1", folding=False)
+    options, rest = LayerOptions.taken_from({"fold": False, "n_points": 5, "reduction": "host"})
+    assert options == LayerOptions(fold=False, reduction="host") and rest == {"n_points": 5}
+    measure = LayerLMN(model, "hidden1", options, reduction="auto")  # a keyword over the options
+    assert measure.options == LayerOptions(fold=False)
+    direct = layer_lmn(model, pairs, "hidden1", fold=False, n_points=5)
+    assert measure(pairs, n_points=5).lmn == direct.lmn
+    monitor = LMNMonitor(model, pairs, "hidden1", every=1, fold=False, n_points=5)
+    assert monitor.step(0)["hidden1"].lmn == direct.lmn
