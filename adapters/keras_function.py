@@ -20,9 +20,9 @@ import numpy as np
 import lmn_core
 from adapters.keras_device import DEVICE_BACKENDS, KerasDevice
 from adapters.keras_split import defined_inputs, defined_outputs
+from adapters.options import checked_reduction, measures_on_device
 
 DEFAULT_BATCH_SIZE = 8192
-REDUCTIONS = ("auto", "device", "host")
 HALF_DTYPES = ("float16", "bfloat16")
 
 
@@ -110,9 +110,7 @@ class KerasFunction:
         if inputs is not None and len(inputs) != 1:
             raise ValueError(f"KerasFunction needs a model with one input; {model.name!r} has {len(inputs)}")
         self.dtype = _input_dtype(model)
-        if reduction not in REDUCTIONS:
-            raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
-        self.reduction = reduction
+        self.reduction = checked_reduction(reduction)
         outputs = defined_outputs(model)
         self.output_dtype: str | None = str(outputs[0].dtype) if outputs and len(outputs) == 1 else None
         self._device = KerasDevice(model, self.dtype)
@@ -157,9 +155,8 @@ class KerasFunction:
     @property
     def measures_on_device(self) -> bool:
         """Whether ``lmn_core`` measures on the backend's device (see ``reduction``)."""
-        if self.reduction == "auto":
-            return keras.backend.backend() in DEVICE_BACKENDS and on_accelerator()
-        return self.reduction == "device"
+        possible = keras.backend.backend() in DEVICE_BACKENDS
+        return measures_on_device(self.reduction, off_the_cpu=on_accelerator(), possible=possible)
 
     def device_plan(self) -> lmn_core.DevicePlan | None:
         """How ``lmn_core`` runs the measurement on the backend's device, or ``None`` for the host."""

@@ -25,10 +25,10 @@ except ImportError as error:  # pragma: no cover - depends on the environment
     raise ImportError("adapters.torch needs PyTorch: pip install 'lmn[torch]'") from error
 
 import lmn_core
+from adapters.options import REDUCTIONS
 from adapters.torch_cuts import cut_points
 from adapters.torch_function import (
     DEFAULT_BATCH_SIZE,
-    REDUCTIONS,
     OutputChoice,
     OutputSelector,
     TorchFunction,

@@ -26,11 +26,11 @@ except ImportError as error:  # pragma: no cover - depends on the environment
     raise ImportError("adapters.torch needs PyTorch: pip install 'lmn[torch]'") from error
 
 import lmn_core
+from adapters.options import checked_reduction, measures_on_device
 
 #: Rows per forward pass on the CPU (the fastest measured for the reference MLP on a
 #: 2-core CPU); on other devices a module runs on a whole block at once.
 DEFAULT_BATCH_SIZE = 4096
-REDUCTIONS = ("auto", "device", "host")
 HALF_DTYPES = (torch.float16, torch.bfloat16)
 
 #: What ``output=`` accepts: an index, a key, or a callable on what the module returns.
@@ -252,9 +252,7 @@ class TorchFunction:
         if batch_size is None and self.device.type == "cpu":
             batch_size = DEFAULT_BATCH_SIZE
         self.batch_size = None if batch_size is None else int(batch_size)
-        if reduction not in REDUCTIONS:
-            raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
-        self.reduction = reduction
+        self.reduction = checked_reduction(reduction)
         self.copy_inputs = copy_inputs
         self.name = name if name is not None else type(module).__name__
 
@@ -306,7 +304,7 @@ class TorchFunction:
     @property
     def measures_on_device(self) -> bool:
         """Whether ``lmn_core`` measures on the module's device (see ``reduction``)."""
-        return self.reduction == "device" or (self.reduction == "auto" and self.device.type != "cpu")
+        return measures_on_device(self.reduction, off_the_cpu=self.device.type != "cpu")
 
     def device_plan(self) -> lmn_core.DevicePlan | None:
         """How ``lmn_core`` runs the measurement on the module's device, or ``None`` for the host."""

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 import lmn_core
+from adapters.options import Options
 from adapters.torch_function import (
     NotOneTensorError,
     OutputChoice,
@@ -30,7 +31,7 @@ from adapters.torch_width import padded_once, widen_last_linear
 
 
 @dataclasses.dataclass(frozen=True)
-class LayerOptions:
+class LayerOptions(Options):
     """How a model is cut at a layer and its parts run: the options of every PyTorch entry point.
 
     Attributes
@@ -63,18 +64,6 @@ class LayerOptions:
     fold: bool = True
     reduction: str = "auto"
     widen_output: bool = True
-
-    @classmethod
-    def names(cls) -> tuple[str, ...]:
-        """The option names."""
-        return tuple(field.name for field in dataclasses.fields(cls))
-
-    @classmethod
-    def taken_from(cls, keywords: dict[str, Any]) -> tuple[LayerOptions, dict[str, Any]]:
-        """The options among ``keywords``, and the other keywords (those of :func:`lmn_core.lmn`)."""
-        names = cls.names()
-        options = cls(**{key: value for key, value in keywords.items() if key in names})
-        return options, {key: value for key, value in keywords.items() if key not in names}
 
 
 class LayerLMN:

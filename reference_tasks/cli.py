@@ -43,7 +43,6 @@ logger = logging.getLogger("lmn")
 
 # --quick: a first look in a few minutes (all three tasks memorize; addition mod 31 generalizes).
 QUICK = {"steps": 8000, "lmn_samples": 256, "n_checkpoints": 40}
-ALL_TASKS = ["modadd", "s4", "xor"]
 NO_PROBES = "none"
 
 
@@ -111,7 +110,7 @@ def _parser() -> argparse.ArgumentParser:
         "finished ones.",
     )
     reproduce.add_argument(
-        "--task", nargs="+", choices=sorted(TASKS), default=ALL_TASKS, help="default: all three"
+        "--task", nargs="+", choices=sorted(TASKS), default=list(TASKS), help="default: all three"
     )
     _add_run_arguments(reproduce)
     reproduce.add_argument(
@@ -135,7 +134,7 @@ def _parser() -> argparse.ArgumentParser:
         "Re-running skips finished runs and resumes unfinished ones.",
     )
     sweep.add_argument(
-        "--tasks", nargs="+", choices=sorted(TASKS), default=ALL_TASKS, help="default: all three"
+        "--tasks", nargs="+", choices=sorted(TASKS), default=list(TASKS), help="default: all three"
     )
     sweep.add_argument(
         "--grid",

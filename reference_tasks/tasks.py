@@ -103,11 +103,25 @@ def bitwise_xor(n_bits: int = 5) -> TaskData:
     return TaskData("xor", pairs, pairs[:, 0] ^ pairs[:, 1], size, size)
 
 
+#: The tasks by name, in the paper's order (every listing, table and figure follows it).
 TASKS: dict[str, Callable[..., TaskData]] = {
     "modadd": modular_addition,
     "s4": permutation_composition,
     "xor": bitwise_xor,
 }
+#: How figures and tables name the tasks.
+TASK_TITLES = {"modadd": "addition mod 31", "s4": "permutation composition in S4", "xor": "5-bit XOR"}
+
+
+def task_title(task: str) -> str:
+    """A readable name of a task (its registry name for a task without a title)."""
+    return TASK_TITLES.get(task, task)
+
+
+def task_order(task: str) -> tuple[int, str]:
+    """Sort key of a task: the paper's order (modadd, S4, XOR), unknown tasks after, by name."""
+    order = list(TASKS)
+    return (order.index(task) if task in order else len(order), task)
 
 
 def make_task(name: str, **options: int) -> TaskData:

@@ -71,6 +71,14 @@ def aggregate_values(values: Iterable[Any]) -> dict[str, float | int | None]:
     }
 
 
+def mean_std_text(stats: Mapping[str, Any], spec: str = ".2f") -> str:
+    """``mean ± std`` of :func:`aggregate_values`'s numbers (the mean alone for one value, "–" for none)."""
+    if stats["mean"] is None:
+        return "–"
+    text = format(stats["mean"], spec)
+    return text if stats["std"] is None else f"{text} ± {format(stats['std'], spec)}"
+
+
 def _bootstrap_interval(values: np.ndarray, method: str, seed: int) -> tuple[float, float]:
     """The 95% bootstrap interval of the mean of ``values`` by scipy's ``method``."""
     interval = stats.bootstrap(

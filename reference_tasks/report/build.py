@@ -24,18 +24,19 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lmn_core.pipeline import available_cpus
 from reference_tasks.report import claim_figures, figures
 from reference_tasks.report.connectivity_cache import cached_checkpoint_lmn, figure4_steps
 from reference_tasks.report.run_data import RunData, find_runs, recorded_lmn
-from reference_tasks.report.tables import group_runs, summary_markdown, summary_table
+from reference_tasks.report.tables import group_runs, report_summary_markdown, summary_table
 from reference_tasks.runfolder import write_json
+from reference_tasks.tasks import task_order, task_title
 
 logger = logging.getLogger(__name__)
 
@@ -155,7 +156,7 @@ def build_report(
     for framework in _progress(progress, "report")(sorted(groups)):
         by_task = groups[framework]
         drawings += _framework_figures(by_task, out_dir, framework)
-        for task, task_runs in sorted(by_task.items(), key=lambda item: figures.task_order(item[0])):
+        for task, task_runs in sorted(by_task.items(), key=lambda item: task_order(item[0])):
             tables.append(summary_table(task_runs))
             figure, run_checks = _figure4(
                 task_runs, out_dir, _progress(progress, f"Figure 4 {framework} {task}")
@@ -164,7 +165,7 @@ def build_report(
             drawings += [] if figure is None else [figure]
     written = draw(drawings)
     summary_md = out_dir / "summary.md"
-    summary_md.write_text(summary_markdown(tables, checks))
+    summary_md.write_text(report_summary_markdown(tables, checks))
     summary_json = out_dir / "summary.json"
     write_json(
         summary_json,
@@ -208,7 +209,7 @@ class Drawing:
 def draw(drawings: Sequence[Drawing]) -> list[Path]:
     """Draw every figure and return their paths in order: in a process per CPU when there
     are several (matplotlib holds the GIL; the reproduction's report ran 22 s on one)."""
-    n_processes = min(len(drawings), available_cpus())
+    n_processes = min(len(drawings), (os.cpu_count() or 1))
     if n_processes < 2:
         return [drawing() for drawing in drawings]
     with ProcessPoolExecutor(n_processes, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -256,7 +257,7 @@ def _figure4(
         logger.warning("Figure 4 of %s %s is skipped: no snapshot at any phase point", framework, task)
         return None, checks
     title = (
-        f"Figure 4: {figures.task_title(task)} ({framework}, seed {run.seed}): hidden1 connectivity "
+        f"Figure 4: {task_title(task)} ({framework}, seed {run.seed}): hidden1 connectivity "
         "matrix and its eigenvalues"
     )
     path = out_dir / f"fig4_connectivity_{framework}_{task}.png"

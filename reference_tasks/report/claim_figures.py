@@ -17,8 +17,9 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from reference_tasks.analysis import generalizing_rows, linear_fit, population_claims
-from reference_tasks.report.figures import n_note, ordered_tasks, save_figure, task_title
+from reference_tasks.report.figures import n_note, ordered_tasks, save_figure
 from reference_tasks.report.run_data import RunData
+from reference_tasks.tasks import task_title
 
 
 def figure_claim(runs_by_task: Mapping[str, Sequence[RunData]], path: str | Path, *, framework: str) -> Path:

@@ -15,8 +15,9 @@ from reference_tasks.analysis.claims import (
     REBOUND_MIN_RISE,
     SIGNIFICANCE,
     STABLE_TRAIN_ACC,
+    mean_std_text,
 )
-from reference_tasks.report.figures import task_title
+from reference_tasks.tasks import task_title
 
 PREAMBLE = (
     "Over the seeds of each task. *Grokked*: seeds whose test accuracy reached 100% within the run. "
@@ -32,12 +33,6 @@ PREAMBLE = (
     f"(trough → peak, steps). *Blow-ups*: seeds whose train accuracy fell below {STABLE_TRAIN_ACC:.0%} "
     "after memorization."
 )
-
-
-def _mean_std(stats: Mapping[str, Any], spec: str = ".2f") -> str:
-    if stats["mean"] is None:
-        return "–"
-    return format(stats["mean"], spec) + ("" if stats["std"] is None else f" ± {format(stats['std'], spec)}")
 
 
 def _steps(claims: Mapping[str, Any]) -> str:
@@ -100,7 +95,8 @@ def claims_markdown(claims_by_group: Sequence[tuple[str, Mapping[str, Any]]]) ->
             f"| {task_title(claims['task'])} | {framework} | {claims['n_runs']} "
             f"| {'/'.join(str(n) for n in claims['lmn_n_samples']) or '–'} "
             f"| {claims['grokked']}/{claims['n_runs']} | {_steps(claims)} "
-            f"| {_mean_std(claims['lmn_rise_memorizing'])} | {_mean_std(claims['lmn_fall_generalizing'])} "
+            f"| {mean_std_text(claims['lmn_rise_memorizing'])} "
+            f"| {mean_std_text(claims['lmn_fall_generalizing'])} "
             f"| {_r2(claims['r2_lmn'])} | {_r2(claims['r2_l2'])} | {_difference(claims)} "
             f"| {_rebounds(claims)} | {_blow_ups(claims)} |"
         )

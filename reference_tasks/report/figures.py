@@ -31,10 +31,10 @@ from reference_tasks.analysis import measured
 from reference_tasks.model.spec import PROBES
 from reference_tasks.report.clustering import Clustering, figure4_clustering
 from reference_tasks.report.run_data import RunData
+from reference_tasks.tasks import task_order, task_title
 
 logger = logging.getLogger(__name__)
 
-TASK_TITLES = {"modadd": "addition mod 31", "s4": "permutation composition in S4", "xor": "5-bit XOR"}
 PHASE_COLORS = {"memorizing": "#f4cccc", "generalizing": "#fff2cc", "finalizing": "#d9ead3"}
 PROBE_COLORS = {"embedding": "tab:green", "hidden1": "tab:red", "hidden2": "tab:purple"}
 STEP_LABEL = "step + 1 (log scale)"
@@ -83,17 +83,6 @@ class ConnectivityPanel:
     lmn: float
     recorded_lmn: float | None
     clustering: Clustering | None = None
-
-
-def task_title(task: str) -> str:
-    """A readable name of a task."""
-    return TASK_TITLES.get(task, task)
-
-
-def task_order(task: str) -> tuple[int, str]:
-    """Sort key of a task: the paper's order (modadd, S4, XOR), unknown tasks after, by name."""
-    order = list(TASK_TITLES)
-    return (order.index(task) if task in order else len(order), task)
 
 
 def aggregate(runs: Sequence[RunData], column: str) -> Curve:

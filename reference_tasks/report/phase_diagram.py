@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from reference_tasks.report.figures import DPI, task_title
+from reference_tasks.report.figures import DPI
+from reference_tasks.tasks import task_title
 
 
 def _grid(

@@ -20,7 +20,7 @@ from reference_tasks.runfolder import SUMMARY_FILE, is_finished, read_json
 from reference_tasks.sweep.aggregate import (
     config_statistics,
     group_configs,
-    summary_markdown,
+    sweep_summary_markdown,
     write_summary_csv,
 )
 from reference_tasks.sweep.cluster import Outcome
@@ -63,7 +63,7 @@ def write_sweep_report(
         write_summary_csv(folder / "summary.csv", outcomes, sweep.fields),
         folder / "summary.md",
     )
-    report.summary_md.write_text(summary_markdown(outcomes, sweep.fields))
+    report.summary_md.write_text(sweep_summary_markdown(outcomes, sweep.fields))
     if len(sweep.fields) in (1, 2):
         report.figures.append(_phase_diagram(sweep, outcomes, folder))
     elif not sweep.fields and any(outcome.summary is not None for outcome in outcomes):

@@ -2,7 +2,7 @@
 
 :data:`QUANTITIES` names what is read off each run's ``summary.json``;
 :func:`summary_table` aggregates one framework and task over its seeds (mean, sample
-standard deviation, count) and :func:`summary_markdown` writes ``summary.md``.
+standard deviation, count) and :func:`report_summary_markdown` writes ``summary.md``.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from reference_tasks.analysis import fit_r2, population_claims
-from reference_tasks.analysis.claims import aggregate_values
+from reference_tasks.analysis.claims import aggregate_values, mean_std_text
 from reference_tasks.report.claims_table import claims_markdown
-from reference_tasks.report.figures import task_order, task_title
 from reference_tasks.report.run_data import RunData
+from reference_tasks.tasks import task_order, task_title
 
 
 def _fit_r2(name: str) -> Callable[[dict[str, Any]], Any]:
@@ -91,13 +91,6 @@ def summary_table(runs: Sequence[RunData]) -> dict[str, Any]:
     }
 
 
-def _format(stats: dict[str, Any], spec: str) -> str:
-    if stats["mean"] is None:
-        return "–"
-    text = format(stats["mean"], spec)
-    return text if stats["std"] is None else f"{text} ± {format(stats['std'], spec)}"
-
-
 def _overview(tables: Sequence[dict[str, Any]], specs: dict[str, tuple[str, str]]) -> list[str]:
     """One column per task and framework, side by side (the per-table sections give the n)."""
     if not tables:
@@ -111,12 +104,12 @@ def _overview(tables: Sequence[dict[str, Any]], specs: dict[str, tuple[str, str]
         "| --- |" + " --- |" * len(columns),
     ]
     for key, (description, spec) in specs.items():
-        cells = [_format(table["quantities"][key], spec) for table in tables]
+        cells = [mean_std_text(table["quantities"][key], spec) for table in tables]
         lines.append(f"| {description} | " + " | ".join(cells) + " |")
     return [*lines, ""]
 
 
-def summary_markdown(tables: Sequence[dict[str, Any]], checks: Sequence[dict[str, Any]]) -> str:
+def report_summary_markdown(tables: Sequence[dict[str, Any]], checks: Sequence[dict[str, Any]]) -> str:
     """``summary.md``: the claims over seeds, one table per task and framework, the Figure 4 checks."""
     lines = [
         "# Summary of the reference runs",
@@ -144,7 +137,7 @@ def summary_markdown(tables: Sequence[dict[str, Any]], checks: Sequence[dict[str
         ]
         for key, stats in table["quantities"].items():
             description, spec = specs[key]
-            lines.append(f"| {description} | {_format(stats, spec)} | {stats['n']} |")
+            lines.append(f"| {description} | {mean_std_text(stats, spec)} | {stats['n']} |")
         lines.append("")
     if checks:
         lines += [

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from reference_tasks.analysis import fit_r2
+from reference_tasks.analysis.claims import aggregate_values, mean_std_text
 from reference_tasks.runfolder.schema import HEADLINE_COLUMN
 from reference_tasks.sweep.cluster import Outcome
 from reference_tasks.sweep.plan import format_value
@@ -86,15 +87,7 @@ def config_statistics(outcomes: Sequence[Outcome]) -> dict[str, Any]:
     return stats
 
 
-def _mean_std(values: Sequence[float]) -> str:
-    if not values:
-        return "–"
-    if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
-
-
-def summary_markdown(outcomes: Sequence[Outcome], fields: Sequence[str]) -> str:
+def sweep_summary_markdown(outcomes: Sequence[Outcome], fields: Sequence[str]) -> str:
     """``summary.md``: per config, the grokked fraction, generalization steps and mean ± std R²."""
     header = ["framework", "task", *fields, "runs", "grokked", "generalization step: median [range]"]
     header += ["R² LMN vs test loss", "R² L2 vs test loss"]
@@ -118,7 +111,7 @@ def summary_markdown(outcomes: Sequence[Outcome], fields: Sequence[str]) -> str:
             steps = f"{stats['generalization_median']:g} [{low}, {high}]"
         runs = f"{stats['n_runs']}" + (f" ({stats['n_failed']} failed)" if stats["n_failed"] else "")
         cells = [*(format_value(value) for value in key), runs, f"{grokked}/{finished}", steps]
-        cells += [_mean_std(stats["r2_lmn"]), _mean_std(stats["r2_l2"])]
+        cells += [mean_std_text(aggregate_values(stats[key]), ".3f") for key in ("r2_lmn", "r2_l2")]
         lines.append("| " + " | ".join(str(cell) for cell in cells) + " |")
     failed = [outcome for outcome in outcomes if outcome.error is not None]
     if failed:

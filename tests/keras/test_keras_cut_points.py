@@ -67,6 +67,7 @@ def float64_model() -> keras.Model:
     return keras.Model(inputs, keras.layers.Dense(2, dtype="float64", name="out")(hidden))
 
 
+@pytest.mark.x64
 def test_a_float64_model_off_tensorflow_is_warned_about_once() -> None:
     model, x = float64_model(), samples().astype(np.float64)
     with warnings.catch_warnings(record=True) as caught:

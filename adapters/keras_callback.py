@@ -1,0 +1,139 @@
+"""Measure the LMN at named layers during ``model.fit``: :class:`LMNCallback`."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Mapping
+from typing import Any
+
+import keras
+import numpy as np
+
+import lmn_core
+from adapters.keras_layer import LayerLMN, LayerOptions
+from adapters.schedule import (
+    N_SAMPLES_KEY,
+    Schedule,
+    layer_names,
+    lmn_key,
+    measure_layers,
+    measured_values,
+)
+
+
+class LMNCallback(keras.callbacks.Callback):
+    """Measure LMN at named layers during ``model.fit`` and put the values into the epoch's logs.
+
+    At the end of each scheduled epoch the callback measures, for every layer in
+    ``layers``, the LMN between that layer and the model's output on ``inputs`` (see
+    :func:`adapters.keras_layer.layer_lmn`), and writes into the epoch's ``logs``:
+
+    - ``lmn_<layer>`` (see :func:`lmn_key`): the LMN, one key per layer;
+    - ``lmn_n_samples``: ``N``, the number of samples it was measured on.
+
+    ``History`` (``model.fit(...).history``) and the ``ProgbarLogger`` see them with no
+    extra code; ``CSVLogger``, ``TensorBoard`` and any other callback that reads the
+    logs see them when they come after this callback in the ``callbacks`` list. On
+    epochs that are not scheduled the keys hold ``fill_value`` (NaN by default), so
+    every epoch has the same keys and ``History`` lists stay aligned with epochs;
+    with ``fill_value=None`` they are left out instead. The full results of the last
+    measurement are kept in :attr:`last_results`.
+
+    Parameters
+    ----------
+    inputs : array_like
+        Model inputs ``(N, ...)`` to measure on (``N`` about 100 to 1000: the cost
+        grows as ``N**2``).
+    layers : str or sequence of str
+        Keras names of the layers to measure at (see :func:`adapters.keras_split.split`).
+    every : int or collection of int
+        Schedule: an int ``k`` measures after epochs ``k, 2k, 3k, ...``; a collection
+        measures after exactly those epochs. Epochs count from 1, as in Keras's
+        ``validation_freq`` (the ``epoch`` index Keras passes to callbacks is that
+        number minus one).
+    fill_value : float or None
+        What the keys hold on epochs that are not measured; ``None`` leaves them out.
+    at_start : bool
+        Also measure before the first update (``on_train_begin``: step 0).
+    every_batches : int, optional
+        Also measure after every ``every_batches``-th optimizer step (batch), counted
+        over the whole of ``fit``; with full-batch training one batch is one epoch.
+    **keywords
+        Any :class:`adapters.keras_layer.LayerOptions` field (``batch_size``, ``fold``,
+        ``reduction``, ``output``) and any keyword of :func:`lmn_core.lmn` (``n_points``,
+        ``memory_budget``, ...).
+
+    Attributes
+    ----------
+    last_results : dict of str to lmn_core.LMNResult
+        The results of the last measurement, by layer (empty before the first).
+    measurements : list of dict
+        Every measurement in order: ``step`` (optimizer steps done), ``epoch`` (Keras
+        index of the epoch it ended, or ``None``), ``lmn_<layer>`` and ``lmn_n_samples``.
+    """
+
+    def __init__(
+        self,
+        inputs: Any,
+        layers: str | list[str] | tuple[str, ...],
+        *,
+        every: int | Collection[int] = 1,
+        fill_value: float | None = math.nan,
+        at_start: bool = False,
+        every_batches: int | None = None,
+        **keywords: Any,
+    ) -> None:
+        super().__init__()
+        self.inputs = np.asarray(inputs)
+        self.layers = layer_names(layers, "LMNCallback")
+        self.epochs = Schedule(every, unit="epoch numbers", first=1)
+        self.every = self.epochs.every
+        self.batches = None if every_batches is None else Schedule(every_batches, name="every_batches")
+        self.at_start, self.every_batches, self.steps = at_start, every_batches, 0
+        self.measurements: list[dict[str, Any]] = []
+        self.fill_value = fill_value
+        self.options, self.lmn_kwargs = LayerOptions.taken_from(keywords)
+        self.last_results: dict[str, lmn_core.LMNResult] = {}
+        self._measures: dict[str, LayerLMN] = {}
+        self._measured_model: keras.Model | None = None
+
+    def scheduled(self, epoch: int) -> bool:
+        """Whether the epoch with Keras index ``epoch`` (from 0) is measured."""
+        return self.epochs.is_due(epoch + 1)
+
+    def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
+        """Cut the model at every layer (once per model: a bad layer name fails here)."""
+        if self._measured_model is not self.model:
+            self._measures = {layer: LayerLMN(self.model, layer, self.options) for layer in self.layers}
+            self._measured_model = self.model
+        self.steps = 0
+        if self.at_start:
+            self._measure(epoch=None)
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        """Count optimizer steps; measure every ``every_batches`` of them."""
+        self.steps += 1
+        if self.batches is not None and self.batches.is_due(self.steps):
+            values = self._measure(epoch=None)
+            if logs is not None:
+                logs.update(values)
+
+    def _measure(self, epoch: int | None) -> dict[str, Any]:
+        """Measure every layer now; record and return ``{lmn_<layer>: LMN, lmn_n_samples: N}``."""
+        # on JAX, fit holds the weights of now in its own state between epochs: write them back first
+        sync = getattr(self.model, "jax_state_sync", None)
+        if sync is not None:
+            sync()
+        self.last_results = measure_layers(self._measures, self.inputs, self.lmn_kwargs)
+        values: dict[str, Any] = measured_values(self.last_results)
+        self.measurements.append({"step": self.steps, "epoch": epoch, **values})
+        return values
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        """Measure at the scheduled epochs; write the values (or ``fill_value``) into ``logs``."""
+        logs = {} if logs is None else logs
+        if self.scheduled(epoch):
+            logs.update(self._measure(epoch))
+        elif self.fill_value is not None:
+            logs.update({lmn_key(layer): self.fill_value for layer in self.layers})
+            logs[N_SAMPLES_KEY] = self.fill_value

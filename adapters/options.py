@@ -1,0 +1,59 @@
+"""What every adapter's options share, written once and framework-free.
+
+- :class:`Options`: a frozen dataclass of the keyword options an adapter's entry points
+  (``layer_lmn``, ``LayerLMN``, the monitors and callbacks) pass down to the cut and to the
+  callables they measure; the other keywords go to :func:`lmn_core.lmn`.
+- :data:`REDUCTIONS` and :func:`measures_on_device`: where ``lmn_core`` measures, by
+  ``reduction=``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, TypeVar
+
+#: Where ``lmn_core`` measures: on the function's device, on the host, or on the device
+#: when it is not the CPU (``"auto"``: on a CPU the host's fused kernels are faster).
+REDUCTIONS = ("auto", "device", "host")
+
+OptionsType = TypeVar("OptionsType", bound="Options")
+
+
+def checked_reduction(reduction: str) -> str:
+    """``reduction`` if it is one of :data:`REDUCTIONS`, else a ``ValueError`` naming them."""
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    return reduction
+
+
+def measures_on_device(reduction: str, off_the_cpu: bool, possible: bool = True) -> bool:
+    """Whether ``reduction`` measures on the device: ``"device"``, or ``"auto"`` off the CPU if possible."""
+    if reduction == "auto":
+        return off_the_cpu and possible
+    return reduction == "device"
+
+
+class Options:
+    """Methods of an adapter's options dataclass (subclasses are frozen dataclasses)."""
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """The option names."""
+        return tuple(field.name for field in dataclasses.fields(cls))  # type: ignore[arg-type]
+
+    @classmethod
+    def taken_from(cls: type[OptionsType], keywords: dict[str, Any]) -> tuple[OptionsType, dict[str, Any]]:
+        """The options among ``keywords``, and the other keywords (those of :func:`lmn_core.lmn`)."""
+        names = cls.names()
+        options = cls(**{key: value for key, value in keywords.items() if key in names})
+        return options, {key: value for key, value in keywords.items() if key not in names}
+
+    @classmethod
+    def with_keywords(
+        cls: type[OptionsType], options: OptionsType | None, keywords: dict[str, Any], who: str
+    ) -> OptionsType:
+        """``options`` (or the defaults) with ``keywords`` over them; an unknown keyword is refused."""
+        unknown = set(keywords) - set(cls.names())
+        if unknown:
+            raise TypeError(f"{who} got unknown options {sorted(unknown)}; it takes {list(cls.names())}")
+        return dataclasses.replace(options or cls(), **keywords)  # type: ignore[type-var]
