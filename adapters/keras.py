@@ -28,10 +28,10 @@ if int(keras.__version__.split(".")[0]) < 3:  # pragma: no cover - depends on th
     raise ImportError(f"adapters.keras needs Keras 3, found {keras.__version__}: pip install 'lmn[keras]'")
 
 from adapters.keras_callback import LMNCallback
-from adapters.keras_cuts import cut_points
+from adapters.keras_cuts import cut_points, split
 from adapters.keras_function import KerasFunction
 from adapters.keras_layer import LayerLMN, LayerOptions, layer_lmn
-from adapters.keras_split import select_output, split
+from adapters.keras_split import select_output
 from adapters.schedule import lmn_key
 
 __all__ = [

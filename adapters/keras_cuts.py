@@ -1,4 +1,4 @@
-"""Which layers of a Keras model are cuts: :func:`cut_points`, and the nearest ones to a refused layer.
+"""The layers of a Keras model that are cuts (:func:`cut_points`), and :func:`split`, which names them.
 
 The names (paths into nested models included, ``"base/block_3_add"``) that
 :func:`adapters.keras.split`, ``layer_lmn``, ``LayerLMN`` and ``LMNCallback`` accept, in
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import keras
 
-from adapters.keras_split import split_at
+from adapters.keras_split import NotACutError, split_at
 
 
 def _candidates(model: keras.Model) -> list[str]:
@@ -63,3 +63,38 @@ def nearest_cut_points(model: keras.Model, layer: str) -> str:
     named = [f"{name!r} {where} it" for name, where in sides if name is not None]
     nearest = " and ".join(named) if named else "none"
     return f"The nearest cut points: {nearest} (adapters.keras.cut_points lists them all)"
+
+
+def split(model: keras.Model, layer: str, *, fold: bool = False) -> tuple[keras.Model, keras.Model]:
+    """Cut ``model`` after ``layer`` into ``(body, head)`` with ``head(body(x)) == model(x)``.
+
+    See the module docstring for the rule. Body and head share the model's layers
+    (no copies), so they follow its training.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A ``keras.Sequential`` or functional model.
+    layer : str
+        The Keras name of one of ``model.layers``, or a path into a nested model
+        (``"base/block_3_add"`` or ``"base.block_3_add"``); the body ends with its output.
+    fold : bool
+        Move the linear ``Dense`` layers that start the head into the body (affine
+        prefix folding, see the module docstring).
+
+    Returns
+    -------
+    tuple of keras.Model
+        ``(body, head)``; ``head`` is the identity when ``layer`` is the last one, or
+        when only linear ``Dense`` layers follow it and ``fold`` is true.
+
+    Raises
+    ------
+    ValueError
+        If ``layer`` is not a layer of the model, or is not a cut of it (the message
+        then names the nearest cut points before and after it).
+    """
+    try:
+        return split_at(model, layer, fold=fold)
+    except NotACutError as error:
+        raise NotACutError(f"{error}. {nearest_cut_points(model, layer)}") from None

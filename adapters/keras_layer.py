@@ -13,9 +13,10 @@ from typing import Any
 import keras
 
 import lmn_core
+from adapters.keras_cuts import split
 from adapters.keras_function import KerasFunction
 from adapters.keras_precision import warn_if_float64_off_tensorflow
-from adapters.keras_split import select_output, split
+from adapters.keras_split import select_output
 from adapters.options import Options
 
 
@@ -54,7 +55,7 @@ class LayerLMN:
     model : keras.Model
         A Sequential or functional model.
     layer : str
-        Keras name of the layer; see :func:`adapters.keras_split.split`.
+        Keras name of the layer; see :func:`adapters.keras_cuts.split`.
     options : LayerOptions, optional
         How to cut and run (the defaults of :class:`LayerOptions` otherwise).
     **option_keywords
@@ -95,7 +96,7 @@ def layer_lmn(model: keras.Model, inputs: Any, layer: str, **keywords: Any) -> l
     """LMN "between ``layer`` and the output" of ``model`` on ``inputs``.
 
     The samples are ``X = body(inputs)``, the function is the head: see
-    :func:`adapters.keras_split.split`. By default the linear ``Dense`` layers that start
+    :func:`adapters.keras_cuts.split`. By default the linear ``Dense`` layers that start
     the head are folded into the body (the same ``L`` up to rounding, in less time).
 
     Parameters

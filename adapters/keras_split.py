@@ -239,43 +239,6 @@ def _split_nested(model: keras.Model, outer: str, inner: str, fold: bool) -> tup
     return body, keras.Model(start, outer_head(inner_head(start)), name=f"{model.name}_head")
 
 
-def split(model: keras.Model, layer: str, *, fold: bool = False) -> tuple[keras.Model, keras.Model]:
-    """Cut ``model`` after ``layer`` into ``(body, head)`` with ``head(body(x)) == model(x)``.
-
-    See the module docstring for the rule. Body and head share the model's layers
-    (no copies), so they follow its training.
-
-    Parameters
-    ----------
-    model : keras.Model
-        A ``keras.Sequential`` or functional model.
-    layer : str
-        The Keras name of one of ``model.layers``, or a path into a nested model
-        (``"base/block_3_add"`` or ``"base.block_3_add"``); the body ends with its output.
-    fold : bool
-        Move the linear ``Dense`` layers that start the head into the body (affine
-        prefix folding, see the module docstring).
-
-    Returns
-    -------
-    tuple of keras.Model
-        ``(body, head)``; ``head`` is the identity when ``layer`` is the last one, or
-        when only linear ``Dense`` layers follow it and ``fold`` is true.
-
-    Raises
-    ------
-    ValueError
-        If ``layer`` is not a layer of the model, or is not a cut of it (the message
-        then names the nearest cut points before and after it).
-    """
-    try:
-        return split_at(model, layer, fold=fold)
-    except NotACutError as error:
-        from adapters.keras_cuts import nearest_cut_points  # it imports this module
-
-        raise NotACutError(f"{error}. {nearest_cut_points(model, layer)}") from None
-
-
 def split_at(model: keras.Model, layer: str, *, fold: bool = False) -> tuple[keras.Model, keras.Model]:
     """:func:`split` without the nearest cut points in its refusal (a :class:`NotACutError`)."""
     path = nested_path(model, layer) if layer not in {item.name for item in model.layers} else None

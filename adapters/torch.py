@@ -26,7 +26,7 @@ except ImportError as error:  # pragma: no cover - depends on the environment
 
 import lmn_core
 from adapters.options import REDUCTIONS
-from adapters.torch_cuts import cut_points
+from adapters.torch_cuts import cut_points, split
 from adapters.torch_function import (
     DEFAULT_BATCH_SIZE,
     OutputChoice,
@@ -37,7 +37,7 @@ from adapters.torch_function import (
 )
 from adapters.torch_layer import LayerLMN, LayerOptions
 from adapters.torch_monitor import LMNMonitor, lmn_key, read_monitor_csv
-from adapters.torch_split import BoundInputs, split
+from adapters.torch_split import BoundInputs
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",

@@ -15,6 +15,7 @@ from torch import nn
 
 import lmn_core
 from adapters.options import Options
+from adapters.torch_cuts import split
 from adapters.torch_function import (
     NotOneTensorError,
     OutputChoice,
@@ -26,7 +27,6 @@ from adapters.torch_function import (
     module_device,
 )
 from adapters.torch_graph import changes_its_input
-from adapters.torch_split import split
 from adapters.torch_width import padded_once, widen_last_linear
 
 
@@ -42,7 +42,7 @@ class LayerOptions(Options):
         :class:`adapters.torch_function.OutputSelector`.
     input, fixed_inputs
         For a ``forward`` of several inputs: the one the samples replace and the fixed
-        values of the others (see :func:`adapters.torch_split.split`).
+        values of the others (see :func:`adapters.torch_cuts.split`).
     device, batch_size
         Passed to :class:`TorchFunction` for the body and the head.
     fold : bool
@@ -70,7 +70,7 @@ class LayerLMN:
     """The LMN "between ``layer`` and the output" of ``model``, split once, measured many times.
 
     The samples are ``X = body(inputs)``, the function is the head, followed by the
-    choice of ``output``; see :func:`adapters.torch_split.split`. Body and head share
+    choice of ``output``; see :func:`adapters.torch_cuts.split`. Body and head share
     the model's parameters, so a ``LayerLMN`` built once follows training. Each
     measurement runs in eval mode without gradients and restores every submodule's
     mode. A float16 or bfloat16 head is measured on float32 copies of its outputs with

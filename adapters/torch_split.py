@@ -158,65 +158,6 @@ def _check_on_examples(
         )
 
 
-def split(
-    model: nn.Module,
-    layer: str,
-    *,
-    example_inputs: Any = None,
-    fold: bool = False,
-    input: str | None = None,
-    fixed_inputs: dict[str, Any] | None = None,
-) -> tuple[nn.Module, nn.Module]:
-    """Cut ``model`` after ``layer`` into ``(body, head)`` with ``head(body(x)) == model(x)``.
-
-    See the module docstring for the rule. Body and head share the model's modules
-    (no copies), so they follow its training. A graph is traced in eval mode, so a
-    ``forward`` that branches on ``self.training`` is cut as it runs in eval mode.
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-        The model to cut.
-    layer : str
-        A name as ``model.named_modules()`` gives it (``"1"`` is the second child of
-        an ``nn.Sequential``, ``"layer2.1"`` a nested one); the body ends with its output.
-    example_inputs : array_like or torch.Tensor, optional
-        Samples' inputs; when given, a graph cut is also checked on their first rows:
-        ``head(body(x))`` must equal ``model(x)`` exactly.
-    fold : bool
-        Move the ``nn.Linear`` calls that start the head into the body (affine prefix
-        folding, see the module docstring).
-    input : str, optional
-        The ``forward`` input that the samples replace (by default the first).
-    fixed_inputs : dict, optional
-        Values of ``forward``'s other inputs, the same for every sample (an attention
-        mask of shape ``(L, L)``, a flag). Inputs left out keep their defaults.
-
-    Returns
-    -------
-    tuple of torch.nn.Module
-        ``(body, head)``: ``nn.Sequential`` containers for a chain (``head`` empty, the
-        identity, when ``layer`` is last), ``torch.fx.GraphModule`` objects otherwise.
-
-    Raises
-    ------
-    ValueError
-        If ``layer`` is not a layer of the model, is not a cut of it (the message
-        names the nearest cut points before and after it), or the model cannot be
-        traced.
-    """
-    try:
-        return split_at(
-            model, layer, example_inputs=example_inputs, fold=fold, input=input, fixed_inputs=fixed_inputs
-        )
-    except graphs.NotACutError as error:
-        from adapters.torch_cuts import nearest_cut_points  # it imports this module
-
-        inputs = graphs.plan_inputs(model, input, fixed_inputs)
-        nearest = nearest_cut_points(model, layer, example_inputs, inputs)
-        raise graphs.NotACutError(f"{error}. {nearest}") from None
-
-
 def split_at(
     model: nn.Module,
     layer: str,

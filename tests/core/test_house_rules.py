@@ -92,3 +92,87 @@ def test_code_lines_counts_code_only():
     source = 'def f(x):\n    """Doc.\n\n    More.\n    """\n    # a comment\n\n    y = x\n    return y\n'
     function = ast.parse(source).body[0]
     assert code_lines(function, source.splitlines()) == 3
+
+
+# The rooms, from the bottom (docs/design.md section 3.2): each imports only its own room and those below.
+ROOMS = (
+    "lmn_core",
+    "adapters",
+    "tasks",
+    "model",
+    "runfolder",
+    "analysis",
+    "training",
+    "sweep",
+    "report",
+    "cli",
+)
+FRAMEWORKS = ("torch", "keras", "tensorflow", "jax", "lightning", "transformers")
+FRAMEWORK_MODULES = re.compile(
+    r"adapters/(torch\w*|keras\w*|lightning|transformers)\.py|reference_tasks/model/(torch_model|keras_model|"
+    r"crossframework)\.py|reference_tasks/training/(torch_engine|keras_engine)\.py"
+)
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def room(module: str) -> int:
+    """The room of a package module, by its dotted name (``reference_tasks`` itself: the top)."""
+    parts = module.split(".")
+    if parts[0] != "reference_tasks":
+        return ROOMS.index(parts[0])
+    name = parts[1] if len(parts) > 1 else "cli"
+    return ROOMS.index(name)
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module ``path`` imports, at its top or inside a function."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return found
+
+
+def package_imports(path: Path) -> set[str]:
+    names = {module_name(source) for source in SOURCES}
+    return {module for module in imported_modules(path) if module in names}
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda path: str(path.relative_to(ROOT)))
+def test_each_room_imports_only_rooms_below_it(path):
+    here = room(module_name(path))
+    upward = sorted(module for module in package_imports(path) if room(module) > here)
+    assert not upward, f"{module_name(path)} ({ROOMS[here]}) imports from rooms above it: {upward}"
+
+
+def test_no_module_imports_itself_round_a_circle():
+    graph = {module_name(path): package_imports(path) - {module_name(path)} for path in SOURCES}
+    packages = {name for name in graph if (ROOT / name.replace(".", "/") / "__init__.py").exists()}
+    graph = {name: {m for m in targets if m not in packages} for name, targets in graph.items()}
+    state: dict[str, int] = {}
+
+    def visit(module: str, trail: list[str]) -> None:
+        state[module] = 1
+        for target in sorted(graph.get(module, ())):
+            assert state.get(target) != 1, f"an import circle: {' -> '.join([*trail, module, target])}"
+            if target not in state:
+                visit(target, [*trail, module])
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [])
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda path: str(path.relative_to(ROOT)))
+def test_only_the_framework_modules_import_a_framework(path):
+    frameworks = sorted(module for module in imported_modules(path) if module.split(".")[0] in FRAMEWORKS)
+    if not FRAMEWORK_MODULES.fullmatch(str(path.relative_to(ROOT))):
+        assert not frameworks, f"{path.relative_to(ROOT)} imports {frameworks}"
