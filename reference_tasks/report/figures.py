@@ -195,6 +195,13 @@ def ordered_tasks(runs_by_task: Mapping[str, Sequence[RunData]]) -> list[tuple[s
 def figure_training(
     runs_by_task: Mapping[str, Sequence[RunData]], path: str | Path, *, framework: str, log_steps: bool = True
 ) -> Path:
+    """Write :func:`training_figure` (the paper's Figure 2) to ``path``."""
+    return save_figure(training_figure(runs_by_task, framework=framework, log_steps=log_steps), path)
+
+
+def training_figure(
+    runs_by_task: Mapping[str, Sequence[RunData]], *, framework: str, log_steps: bool = True
+) -> Figure:
     """Figure 2: accuracy, LMN at ``hidden1`` and L2 norm against the step, a row per task.
 
     ``log_steps=False`` draws the steps on a linear axis (the late phases, such as a
@@ -233,10 +240,15 @@ def figure_training(
         accuracy.set_title(title + (f"; {note}" if note else ""), loc="left", fontsize=9)
     figure.suptitle("Figure 2: training curves, LMN at the first hidden layer, parameter norm")
     figure.tight_layout()
-    return save_figure(figure, path)
+    return figure
 
 
 def figure_probes(runs_by_task: Mapping[str, Sequence[RunData]], path: str | Path, *, framework: str) -> Path:
+    """Write :func:`probes_figure` (the paper's Figure 3) to ``path``."""
+    return save_figure(probes_figure(runs_by_task, framework=framework), path)
+
+
+def probes_figure(runs_by_task: Mapping[str, Sequence[RunData]], *, framework: str) -> Figure:
     """Figure 3: the LMN at every probe against the step (log LMN axis), a panel per task.
 
     Each probe's curve is over the runs that measured it (named in its label when those
@@ -267,12 +279,17 @@ def figure_probes(runs_by_task: Mapping[str, Sequence[RunData]], path: str | Pat
         "Figure 3: LMN at every probe layer (phases shaded: memorizing, generalizing, finalizing)"
     )
     figure.tight_layout()
-    return save_figure(figure, path)
+    return figure
 
 
 def figure_connectivity(
     panels: Sequence[ConnectivityPanel], path: str | Path, *, title: str, seed: int = 0
 ) -> Path:
+    """Write :func:`connectivity_figure` (the paper's Figure 4) to ``path``."""
+    return save_figure(connectivity_figure(panels, title=title, seed=seed), path)
+
+
+def connectivity_figure(panels: Sequence[ConnectivityPanel], *, title: str, seed: int = 0) -> Figure:
     """Figure 4: each panel's matrix, ordered by spectral clustering, beside its |eigenvalues|.
 
     The samples are clustered separately for each matrix unless a panel brings its
@@ -322,4 +339,4 @@ def figure_connectivity(
         spectrum_ax.set_title(f"eigenvalues of L, {panel.label}", fontsize=8)
     figure.suptitle(title)
     figure.tight_layout()
-    return save_figure(figure, path)
+    return figure

@@ -28,10 +28,9 @@ TASKS = {name: make_task(name, **options) for name, options in OPTIONS.items()}
 
 
 def assert_png(path):
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    """The report wrote a picture at ``path`` (what each figure draws: tests/tasks/test_task_figures.py)."""
     image = matplotlib.image.imread(path)
     assert image.ndim == 3 and image.shape[0] > 200 and image.shape[1] > 200
-    assert image[..., :3].std() > 0.05  # something is drawn
 
 
 def config_for(task, seed):
