@@ -2,7 +2,7 @@
 
 glibc hands large freed blocks back to the operating system (``munmap``, or a trim of
 the heap top) and the next block of pairs faults the same memory in again: a NumPy head
-measured in a fresh process ran about 1.7x slower than with the blocks' memory kept
+measured in a fresh process ran 2.2x slower than with the blocks' memory kept
 (docs/design.md 4.5). Before its first measurement ``lmn_core`` raises glibc's mmap
 and trim thresholds (``mallopt``) to 64 MiB and 256 MiB, what
 ``MALLOC_MMAP_THRESHOLD_=67108864 MALLOC_TRIM_THRESHOLD_=268435456`` would set. Freed
@@ -42,7 +42,8 @@ def keep_freed_memory(*, over_environment: bool = False) -> bool:
 
     ``over_environment=True`` sets them even when glibc's variables are set, for a
     process whose environment someone other than the user chose (a Dask worker starts
-    with ``MALLOC_TRIM_THRESHOLD_=65536``, which made LMN measurements 2.2x slower).
+    with ``MALLOC_TRIM_THRESHOLD_=65536``, under which an LMN measurement took twice as
+    long: docs/design.md 4.5).
     """
     if os.environ.get(OPT_OUT_VARIABLE) == "0":
         return False

@@ -1,8 +1,10 @@
 """The paper's reference tasks: tasks, model, run folders, training, analysis and report.
 
-The rooms, each importing only those listed before it: ``tasks``; ``model`` (``spec``
-written once; NumPy, PyTorch and Keras models); ``runfolder``; ``analysis``; ``training``;
-``report``; ``cli``. Importing this package imports no deep-learning framework; only
+The rooms, each importing only those listed before it (and ``lmn_core`` and ``adapters``
+below them all): ``tasks``; ``model`` (``spec`` written once; NumPy, PyTorch and Keras
+models); ``runfolder``; ``analysis``; ``training``; ``sweep``; ``report``; ``cli``
+(``tests/core/test_house_rules.py`` checks it). Importing this package imports no
+deep-learning framework; only
 ``model.torch_model``, ``model.keras_model``, ``model.crossframework`` and the training
 engines do.
 """

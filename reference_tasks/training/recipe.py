@@ -74,7 +74,7 @@ class TrainConfig:
         probes at about one in ``side_probe_every`` of them, spread evenly over
         ``log(step + 1)`` (see :func:`probes_at`); 1 measures every probe at every checkpoint.
     probes
-        Layers whose LMN (to the logits) is measured, a subset of ``runs.PROBES``;
+        Layers whose LMN (to the logits) is measured, a subset of ``model.spec.PROBES``;
         ``None`` is the task's reference probes (:func:`reference_probes`), and the config
         holds them.
     lmn_samples
