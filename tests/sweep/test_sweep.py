@@ -33,6 +33,8 @@ from reference_tasks.sweep.plan import Run
 from reference_tasks.training import RunOptions, TrainConfig, train
 from reference_tasks.training.recipe import lmn_checkpoints
 
+pytestmark = pytest.mark.slow
+
 GRID = ["--tasks", "xor", "--seeds", "0", "1", "--grid", "weight_decay=0.1,0.2", "--grid", "init_scale=1,2"]
 SHORT = ["--steps", "60", "--lmn-samples", "8", "--quiet"]
 ENVIRONMENT = {**os.environ, "OMP_NUM_THREADS": "1", "DASK_LOGGING__DISTRIBUTED": "error"}

@@ -12,6 +12,8 @@ import pytest
 from reference_tasks.runfolder import CHECKPOINT_FILE, checkpoints, is_finished, read_metrics
 from reference_tasks.runfolder.snapshots import snapshot_steps
 
+pytestmark = pytest.mark.slow
+
 TIMING_KEYS = {"seconds_total", "seconds_lmn"}
 
 
