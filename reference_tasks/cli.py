@@ -15,7 +15,6 @@ saved run folders alone.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import os
 import sys
@@ -24,19 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from reference_tasks.model.spec import HEADLINE_PROBE, PROBES
-from reference_tasks.runfolder import forget_progress
-from reference_tasks.sweep.batches import train_in_batches
-from reference_tasks.sweep.cluster import (
-    Outcome,
-    can_write,
-    check_workers_can_write,
-    connect,
-    pending_runs,
-    run_all,
-)
+from reference_tasks.sweep.cluster import Outcome, can_write
+from reference_tasks.sweep.execute import Execution, train_runs
 from reference_tasks.sweep.plan import SWEEP_DIR, SWEEP_FILE, Run, Sweep, parse_grid, plan_sweep
 from reference_tasks.tasks import TASKS
-from reference_tasks.training.loop import FRAMEWORKS, engine_class
+from reference_tasks.training.loop import FRAMEWORKS
 from reference_tasks.training.recipe import RunOptions
 
 logger = logging.getLogger("lmn")
@@ -180,8 +171,9 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
 
 def plan_runs(args: argparse.Namespace) -> list[Run]:
     """The runs that ``lmn reproduce`` with these arguments stands for, one per task and seed."""
+    settings = _settings(args)
     return plan_sweep(
-        tasks=args.task, seeds=args.seeds, framework=args.framework, out=args.out, settings=_settings(args)
+        tasks=args.task, seeds=args.seeds, framework=args.framework, out=args.out, settings=settings
     )
 
 
@@ -192,85 +184,36 @@ def _check_counts(args: argparse.Namespace) -> None:
             raise SystemExit(f"lmn: --{option} must be at least 1, got {value}")
 
 
-def _pending(runs: Sequence[Run], *, fresh: bool = False) -> list[Run]:
-    """The runs left to train (:func:`pending_runs`); a finished run of another config stops the command."""
-    try:
-        return pending_runs(runs, fresh=fresh)
-    except ValueError as error:
-        raise SystemExit(f"lmn: {error}") from None
+def _execution(args: argparse.Namespace) -> Execution:
+    """How the runs train, as the command line says."""
+    options = RunOptions(device=args.device, progress=False, pause_at_step=args.pause_at_step)
+    return Execution(
+        options,
+        batched=getattr(args, "batched", False),
+        fresh=getattr(args, "fresh", False),
+        workers=args.workers,
+        scheduler=args.scheduler,
+        threads=args.threads,
+        progress=not args.quiet,
+    )
 
 
-def _run_on_dask(
-    args: argparse.Namespace, runs: Sequence[Run], options: RunOptions, figure4_runs: Sequence[Run] = ()
-) -> list[Outcome]:
-    """Train ``runs`` as Dask tasks, with one bar of finished runs on this side.
-
-    Figure 4's matrices of ``figure4_runs`` are computed as soon as each has trained
-    (:func:`reference_tasks.report.connectivity_cache.prepare_figure4`), on a free worker.
-    """
-    from reference_tasks.report.connectivity_cache import prepare_figure4
-
-    devices = _worker_devices(args)
-    workers = len(devices) if devices and args.workers is None else args.workers
-    with connect(args.scheduler, workers) as client:
-        logger.info("Dask dashboard: %s", client.dashboard_link)
-        try:
-            check_workers_can_write(client, args.out)
-        except PermissionError as error:
-            raise SystemExit(f"lmn: {error}") from None
-        bar = None
-        if not args.quiet:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=len(runs), desc="runs", unit="run")
-        outcomes = run_all(
-            client,
-            runs,
-            options,
-            threads=args.threads,
-            devices=devices,
-            on_done=bar and (lambda _: bar.update()),
-            follow_up=prepare_figure4 if figure4_runs else None,
-            follow_up_runs=figure4_runs,
-        )
-        if bar is not None:
-            bar.close()
-    return outcomes
-
-
-def _worker_devices(args: argparse.Namespace) -> list[str] | None:
-    """One device per worker process when the runs train off the CPU (every GPU), else ``None``."""
-    if args.device == "cpu":
-        return None
-    try:
-        devices = engine_class(args.framework).devices(args.device)
-    except (ValueError, RuntimeError) as error:
-        raise SystemExit(f"lmn: {error}") from None
-    if devices and args.scheduler is None:
-        logger.info(
-            "--device %s: one worker process per device (%d: %s)",
-            args.device,
-            len(devices),
-            ", ".join(devices),
-        )
-    return devices
-
-
-def lowest_seeds(runs: Sequence[Run]) -> list[Run]:
-    """The run of the lowest seed of each framework and task: the ones Figure 4 draws."""
-    lowest: dict[tuple[str, str], Run] = {}
-    for run in runs:
-        key = (run.framework, run.config.task)
-        if key not in lowest or run.config.seed < lowest[key].config.seed:
-            lowest[key] = run
-    return list(lowest.values())
-
-
-def _exit_status(outcomes: Sequence[Outcome]) -> int:
+def exit_status(outcomes: Sequence[Outcome]) -> int:
+    """1 when a run failed (each named in the log), else 0: one rule for runs on Dask and batched."""
     failed = [outcome for outcome in outcomes if outcome.error is not None]
     for outcome in failed:
         logger.error("run %s failed: %s", outcome.run.out_dir, outcome.error)
     return 1 if failed else 0
+
+
+def _train(runs: Sequence[Run], execution: Execution, figure4: bool) -> list[Outcome]:
+    """:func:`train_runs`, Figure 4's matrices computed once their run has trained; refusals exit."""
+    from reference_tasks.report.connectivity_cache import prepare_figure4
+
+    try:
+        return train_runs(runs, execution, figure4=prepare_figure4 if figure4 else None)
+    except (ValueError, PermissionError) as error:
+        raise SystemExit(f"lmn: {error}") from None
 
 
 def reproduce(args: argparse.Namespace) -> int:
@@ -278,20 +221,9 @@ def reproduce(args: argparse.Namespace) -> int:
     if args.batched and args.framework != "torch":
         raise SystemExit("lmn: --batched trains PyTorch models only (use --framework torch)")
     _check_counts(args)
-    planned = plan_runs(args)
-    pending = _pending(planned, fresh=args.fresh)
-    options = RunOptions(device=args.device, progress=False, pause_at_step=args.pause_at_step)
-    status = 0
-    if args.fresh:
-        for run in pending:
-            forget_progress(run.out_dir)
-    if args.batched and pending:
-        engine_class(args.framework).use_threads(args.threads or 1)
-        batched_options = dataclasses.replace(options, progress=not args.quiet)
-        status = _exit_status(train_in_batches(pending, batched_options))
-    elif pending:
-        figure4_runs = [] if args.no_report else [run for run in lowest_seeds(planned) if run in pending]
-        status = _exit_status(_run_on_dask(args, pending, options, figure4_runs))
+    execution = _execution(args)
+    outcomes = _train(plan_runs(args), execution, figure4=not args.no_report)
+    status = exit_status(outcomes)
     if not args.no_report:
         report_command(args.out, None, quiet=args.quiet)
     return status
@@ -309,18 +241,15 @@ def sweep_command(args: argparse.Namespace) -> int:
         runs = sweep.runs(args.out)
     except ValueError as error:
         raise SystemExit(f"lmn sweep: {error}") from None
-    pending = _pending(runs)
     refused = can_write(str(args.out))
     if refused is not None:
         raise SystemExit(f"lmn sweep: cannot write to {args.out}: {refused}")
     sweep.save(args.out)
     # a sweep over seeds alone draws Figure 4 (write_sweep_report)
-    figure4_runs = [] if sweep.grid else [run for run in lowest_seeds(runs) if run in pending]
-    options = RunOptions(device=args.device, progress=False, pause_at_step=args.pause_at_step)
-    outcomes = _run_on_dask(args, pending, options, figure4_runs) if pending else []
+    outcomes = _train(runs, _execution(args), figure4=not sweep.grid)
     report = write_sweep_report(sweep, args.out, known=outcomes, progress=not args.quiet)
     logger.info("sweep summary written to %s", report.summary_csv.parent)
-    return _exit_status(outcomes)
+    return exit_status(outcomes)
 
 
 def report_command(runs_dir: Path, out: Path | None, *, quiet: bool) -> int:

@@ -57,29 +57,6 @@ def finished_run_differences(run: Run) -> list[str]:
     return config_differences({key: saved[key] for key in current if key in saved}, current)
 
 
-def pending_runs(runs: Sequence[Run], *, fresh: bool = False) -> list[Run]:
-    """The runs left to train: all with ``fresh``, else those not finished (the others are skipped).
-
-    Raises
-    ------
-    ValueError
-        If a folder holds a finished run of another config.
-    """
-    pending = []
-    for run in runs:
-        if fresh or not is_finished(run.out_dir):
-            pending.append(run)
-            continue
-        differences = finished_run_differences(run)
-        if differences:
-            raise ValueError(
-                f"{run.out_dir} holds a finished run of another config ({'; '.join(differences)}); "
-                "use --fresh (lmn reproduce) to replace it or --out for another folder"
-            )
-        logger.info("%s is finished: skipped", run.out_dir)
-    return pending
-
-
 @contextlib.contextmanager
 def run_lock(run_dir: Path) -> Iterator[None]:
     """Hold ``run_dir``'s lock file while training into it (waits for another holder)."""

@@ -76,7 +76,7 @@ def test_a_grid_on_a_local_cluster(tmp_path, caplog):
     run = tmp_path / "torch" / "xor-weight_decay0.2-init_scale2.0-seed1"
     assert (run / "metrics.csv").read_bytes() == uninterrupted(config, tmp_path / "here")
     # run again: every run is finished, nothing is trained again
-    caplog.set_level(logging.INFO, logger="reference_tasks.sweep.cluster")
+    caplog.set_level(logging.INFO, logger="reference_tasks.sweep.execute")
     assert cli.main(["sweep", *GRID, *SHORT, "--workers", "2", "--out", str(tmp_path)]) == 0
     skipped = [record.message for record in caplog.records if record.message.endswith("is finished: skipped")]
     assert len(skipped) == 8
