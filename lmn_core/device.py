@@ -38,8 +38,8 @@ logger = logging.getLogger(__name__)
 #: intermediates come on top of what the core counts.
 DEVICE_MEMORY_SHARE = 0.25
 DEVICE_BLOCK_CAP = 8 * 2**30
-#: Bytes the core keeps per interior point and output dimension: ``f``'s output, and the
-#: float64 values shifted by the start and squared.
+#: Bytes the core keeps per interior point and output dimension: ``f``'s output, the
+#: float64 values shifted by the start, and room for a temporary of the rule.
 _OUTPUT_BYTES = 24
 #: Copies of an interior point the core makes: the step times λ, and the point.
 _POINT_COPIES = 2
