@@ -29,6 +29,7 @@ from torch.func import functional_call, stack_module_state
 from torch.nn import functional
 
 from adapters.torch import layer_lmn
+from adapters.torch_regions import layer_regions
 from reference_tasks.model import torch_model
 from reference_tasks.model.torch_model import GrokMLP
 from reference_tasks.runfolder.schema import WEIGHTS_STEM
@@ -161,6 +162,13 @@ class TorchEngine:
         return {
             probe: layer_lmn(model, self.lmn_pairs[run], probe, n_points=n_points, progress=progress)
             for probe in probes
+        }
+
+    def regions(self, run: int, probes: Sequence[str], progress: bool) -> dict[str, Any]:
+        """Run ``run``'s linear regions at each probe (``adapters.torch_regions.layer_regions``)."""
+        model = self._load_run(run)
+        return {
+            probe: layer_regions(model, self.lmn_pairs[run], probe, progress=progress) for probe in probes
         }
 
     def save(self, run: int, out_dir: Path) -> GrokMLP:
