@@ -25,6 +25,19 @@ POSITION_TOLERANCE = 1e-12
 
 
 @numba.njit(**_JIT)
+def _sign_changes(low: np.ndarray, high: np.ndarray, tolerance: np.ndarray, kinked: np.ndarray) -> int:
+    """How many kinked units have strictly opposite signs (beyond their tolerance) at the two ends.
+
+    Written without branches, so that it runs as one vectorized pass.
+    """
+    count = 0
+    for unit in range(low.shape[0]):
+        a, b, bound = low[unit], high[unit], tolerance[unit]
+        count += kinked[unit] & (((a > bound) & (b < -bound)) | ((a < -bound) & (b > bound)))
+    return count
+
+
+@numba.njit(**_JIT)
 def _interval_crossings(
     low: np.ndarray, high: np.ndarray, tolerance: np.ndarray, kinked: np.ndarray, out: np.ndarray
 ) -> int:
@@ -33,14 +46,12 @@ def _interval_crossings(
     ``low`` and ``high`` are the pre-activations at the interval's two ends; returns how
     many fractions were written (duplicates included).
     """
+    if _sign_changes(low, high, tolerance, kinked) == 0:
+        return 0
     count = 0
     for unit in range(low.shape[0]):
-        if not kinked[unit]:
-            continue
-        a = low[unit]
-        b = high[unit]
-        bound = tolerance[unit]
-        if (a > bound and b < -bound) or (a < -bound and b > bound):
+        a, b, bound = low[unit], high[unit], tolerance[unit]
+        if kinked[unit] and ((a > bound and b < -bound) or (a < -bound and b > bound)):
             out[count] = a / (a - b)
             count += 1
     out[:count].sort()
@@ -263,13 +274,15 @@ def count_two_stage_pieces(
             else:
                 _affine_at(offset, rate, right, value_right)
             n_cross = _interval_crossings(value_left, value_right, tolerance2, kinked2, fractions)
-            pieces += _distinct_positions(left, right, fractions, n_cross, kept)
+            if n_cross:
+                pieces += _distinct_positions(left, right, fractions, n_cross, kept)
             if right == 1.0:
                 break
             pieces += 1
             while k < count and positions[k] - right <= POSITION_TOLERANCE:
                 _switch(units[k], delta[units[k]], slopes, slopes1, start, delta, columns2, offset, rate)
                 k += 1
+            # z2 is continuous: the next interval starts where this one ended
             left = right
-            _affine_at(offset, rate, right, value_left)
+            value_left, value_right = value_right, value_left
         out[segment] = pieces
