@@ -17,13 +17,16 @@ from reference_tasks.analysis.regions import REGIONS_KEY, SPANS
 from reference_tasks.model.spec import PROBES
 from reference_tasks.runfolder.schema import REGION_QUANTITIES
 
+# A correlation needs this many checkpoints in its span (fewer: the seed has none to give).
+MIN_CHECKPOINTS = 3
+
 
 def seed_correlations(summaries: Sequence[Mapping[str, Any]], probe: str, span: str, quantity: str) -> list:
-    """``(seed, r)`` of every run whose summary has that correlation (``r`` may be ``None``)."""
+    """``(seed, r)`` of every run with at least ``MIN_CHECKPOINTS`` in the span (``r`` may be ``None``)."""
     found = []
     for summary in summaries:
-        entry = summary.get(REGIONS_KEY, {}).get(probe)
-        if entry is not None:
+        entry = (summary.get(REGIONS_KEY) or {}).get(probe)
+        if entry is not None and entry[f"n_{span}"] >= MIN_CHECKPOINTS:
             found.append((summary["seed"], entry[f"pearson_{span}"][quantity]))
     return found
 
@@ -34,7 +37,8 @@ def region_claims(summaries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     ``{probe: {span: {quantity: {"seeds", "r", "undefined_seeds", "mean", "low", "high",
     "p_value", "n"}}}}``: the seeds' r (those whose quantity or LMN had no spread are
     listed apart), their mean with its 95% bootstrap interval and the Wilcoxon p-value
-    of r against zero. The generalizing span counts only the seeds that generalized.
+    of r against zero. The generalizing span counts only the seeds that generalized, and
+    a seed counts only with ``MIN_CHECKPOINTS`` or more in the span.
     """
     claims: dict[str, Any] = {}
     for probe in PROBES:
