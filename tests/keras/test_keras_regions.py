@@ -46,6 +46,7 @@ def test_the_reference_mlp_gives_the_regions_of_its_written_out_head(activation,
     assert [type(layer).__name__ for layer in piecewise_linear_head(folded).layers] == ["Hinge", "Affine"]
 
 
+@pytest.mark.float64
 def test_chains_of_every_layer_kind_are_read_exactly():
     inputs = keras.Input(shape=(3,), dtype="float64")
     x = keras.layers.Dense(6, activation="relu", dtype="float64")(inputs)
