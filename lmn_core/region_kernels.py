@@ -6,10 +6,10 @@ A block of segments is held as a ragged table: segment ``s`` owns rows
 consecutive points every pre-activation is affine in ``λ``, so a unit changes sign
 inside that interval exactly when its values at the two ends have strictly opposite
 signs, and it crosses zero where the straight line between them does (docs/design.md,
-section 1.5). Values within a unit's ``tolerance`` of zero count as zero: a unit that
-touches zero, or runs along it, is no crossing. Crossings closer than
-``POSITION_TOLERANCE`` in ``λ`` to each other or to a point already there are one
-breakpoint.
+section 1.5). Values within a unit's ``bound`` of zero count as zero: a unit that
+touches zero, or runs along it, is no crossing; a unit that bends nothing (slope 1) has
+an infinite bound. Crossings closer than ``POSITION_TOLERANCE`` in ``λ`` to each other or
+to a point already there are one breakpoint.
 """
 
 from __future__ import annotations
@@ -25,33 +25,31 @@ POSITION_TOLERANCE = 1e-12
 
 
 @numba.njit(**_JIT)
-def _sign_changes(low: np.ndarray, high: np.ndarray, tolerance: np.ndarray, kinked: np.ndarray) -> int:
-    """How many kinked units have strictly opposite signs (beyond their tolerance) at the two ends.
+def _sign_changes(low: np.ndarray, high: np.ndarray, bounds: np.ndarray) -> int:
+    """How many units have strictly opposite signs, beyond their bounds, at the two ends.
 
     Written without branches, so that it runs as one vectorized pass.
     """
     count = 0
     for unit in range(low.shape[0]):
-        a, b, bound = low[unit], high[unit], tolerance[unit]
-        count += kinked[unit] & (((a > bound) & (b < -bound)) | ((a < -bound) & (b > bound)))
+        a, b, bound = low[unit], high[unit], bounds[unit]
+        count += ((a > bound) & (b < -bound)) | ((a < -bound) & (b > bound))
     return count
 
 
 @numba.njit(**_JIT)
-def _interval_crossings(
-    low: np.ndarray, high: np.ndarray, tolerance: np.ndarray, kinked: np.ndarray, out: np.ndarray
-) -> int:
-    """Fill ``out`` with the sorted fractions ``r`` in (0, 1) where a kinked unit changes sign.
+def _interval_crossings(low: np.ndarray, high: np.ndarray, bounds: np.ndarray, out: np.ndarray) -> int:
+    """Fill ``out`` with the sorted fractions ``r`` in (0, 1) where a unit changes sign.
 
     ``low`` and ``high`` are the pre-activations at the interval's two ends; returns how
     many fractions were written (duplicates included).
     """
-    if _sign_changes(low, high, tolerance, kinked) == 0:
+    if _sign_changes(low, high, bounds) == 0:
         return 0
     count = 0
     for unit in range(low.shape[0]):
-        a, b, bound = low[unit], high[unit], tolerance[unit]
-        if kinked[unit] and ((a > bound and b < -bound) or (a < -bound and b > bound)):
+        a, b, bound = low[unit], high[unit], bounds[unit]
+        if (a > bound and b < -bound) or (a < -bound and b > bound):
             out[count] = a / (a - b)
             count += 1
     out[:count].sort()
@@ -83,8 +81,7 @@ def count_pieces(
     positions: np.ndarray,
     rows: np.ndarray,
     offsets: np.ndarray,
-    tolerance: np.ndarray,
-    kinked: np.ndarray,
+    bounds: np.ndarray,
     out: np.ndarray,
 ) -> None:
     """``out[s]``: the linear pieces of segment ``s`` once this (last) layer's crossings are added."""
@@ -95,7 +92,7 @@ def count_pieces(
         last = offsets[segment + 1] - 1
         pieces = last - first
         for point in range(first, last):
-            count = _interval_crossings(rows[point], rows[point + 1], tolerance, kinked, fractions)
+            count = _interval_crossings(rows[point], rows[point + 1], bounds, fractions)
             pieces += _distinct_positions(positions[point], positions[point + 1], fractions, count, kept)
         out[segment] = pieces
 
@@ -105,8 +102,7 @@ def insert_crossings(
     positions: np.ndarray,
     rows: np.ndarray,
     offsets: np.ndarray,
-    tolerance: np.ndarray,
-    kinked: np.ndarray,
+    bounds: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The table with every distinct crossing of this layer inserted as a point of its own.
 
@@ -118,7 +114,7 @@ def insert_crossings(
     kept = np.empty(width)
     capacity = n_points
     for point in range(n_points - 1):
-        capacity += _interval_crossings(rows[point], rows[point + 1], tolerance, kinked, fractions)
+        capacity += _interval_crossings(rows[point], rows[point + 1], bounds, fractions)
     new_positions = np.empty(capacity)
     new_rows = np.empty((capacity, width))
     new_offsets = np.empty_like(offsets)
@@ -133,7 +129,7 @@ def insert_crossings(
             filled += 1
             if point == last:
                 break
-            count = _interval_crossings(rows[point], rows[point + 1], tolerance, kinked, fractions)
+            count = _interval_crossings(rows[point], rows[point + 1], bounds, fractions)
             start = positions[point]
             stop = positions[point + 1]
             n_kept = _distinct_positions(start, stop, fractions, count, kept)
@@ -148,30 +144,28 @@ def insert_crossings(
 
 @numba.njit(**_JIT)
 def count_one_stage_pieces(
-    pre: np.ndarray, kinked: np.ndarray, pair_i: np.ndarray, pair_j: np.ndarray, out: np.ndarray
+    pre: np.ndarray, bounds: np.ndarray, pair_i: np.ndarray, pair_j: np.ndarray, out: np.ndarray
 ) -> None:
     """``out[s]``: pieces of segment ``(pair_i[s], pair_j[s])`` of a head with one hinge layer.
 
     ``pre`` holds the samples' pre-activations of that layer, affine along every segment.
     """
-    zero = np.zeros(pre.shape[1])
     fractions = np.empty(pre.shape[1])
     kept = np.empty(pre.shape[1])
     for segment in range(pair_i.shape[0]):
-        count = _interval_crossings(pre[pair_i[segment]], pre[pair_j[segment]], zero, kinked, fractions)
+        count = _interval_crossings(pre[pair_i[segment]], pre[pair_j[segment]], bounds, fractions)
         out[segment] = 1 + _distinct_positions(0.0, 1.0, fractions, count, kept)
 
 
 @numba.njit(**_JIT)
 def _first_stage_breakpoints(
-    start: np.ndarray, end: np.ndarray, kinked: np.ndarray, positions: np.ndarray, units: np.ndarray
+    start: np.ndarray, end: np.ndarray, bounds: np.ndarray, positions: np.ndarray, units: np.ndarray
 ) -> int:
-    """Where each kinked unit of an affine first stage crosses zero, sorted by ``λ``; returns how many."""
+    """Where each unit of an affine first stage crosses zero, sorted by ``λ``; returns how many."""
     count = 0
     for unit in range(start.shape[0]):
-        a = start[unit]
-        b = end[unit]
-        if kinked[unit] and ((a > 0 and b < 0) or (a < 0 and b > 0)):
+        a, b, bound = start[unit], end[unit], bounds[unit]
+        if (a > bound and b < -bound) or (a < -bound and b > bound):
             positions[count] = a / (a - b)
             units[count] = unit
             count += 1
@@ -204,23 +198,11 @@ def _switch(
 
 
 @numba.njit(**_JIT)
-def _start_map(
-    start: np.ndarray,
-    delta: np.ndarray,
-    slopes1: np.ndarray,
-    columns2: np.ndarray,
-    slopes: np.ndarray,
-    rate: np.ndarray,
-) -> None:
-    """The slopes just after ``λ = 0`` and the rate ``d = W2 (s ⊙ Δz1)`` of the first interval."""
-    rate[:] = 0.0
+def _start_slopes(start: np.ndarray, delta: np.ndarray, slopes1: np.ndarray, slopes: np.ndarray) -> None:
+    """Each first-layer unit's slope just after ``λ = 0`` (a unit at zero takes the side it moves to)."""
     for unit in range(start.shape[0]):
         rising = start[unit] > 0 or (start[unit] == 0 and delta[unit] > 0)
         slopes[unit] = 1.0 if rising else slopes1[unit]
-        term = slopes[unit] * delta[unit]
-        column = columns2[unit]
-        for row in range(rate.shape[0]):
-            rate[row] += term * column[row]
 
 
 @numba.njit(**_JIT)
@@ -234,10 +216,10 @@ def count_two_stage_pieces(
     pre1: np.ndarray,
     pre2: np.ndarray,
     slopes1: np.ndarray,
-    kinked1: np.ndarray,
+    bounds1: np.ndarray,
     columns2: np.ndarray,
-    tolerance2: np.ndarray,
-    kinked2: np.ndarray,
+    bounds2: np.ndarray,
+    rates: np.ndarray,
     pair_i: np.ndarray,
     pair_j: np.ndarray,
     out: np.ndarray,
@@ -249,7 +231,8 @@ def count_two_stage_pieces(
     the first, and a breakpoint where unit ``u`` changes its slope changes ``c`` and
     ``d`` by ``W2[:, u]`` times that unit's terms (``columns2`` is ``W2.T``): a rank-one
     update instead of evaluating ``z2`` at every breakpoint. At the segment's ends ``z2``
-    is the samples' own ``pre2``.
+    is the samples' own ``pre2``; ``rates[s]`` is segment ``s``'s ``d`` on its first
+    interval (computed for the block at once, one matrix product).
     """
     width1, width2 = pre1.shape[1], pre2.shape[1]
     positions, units = np.empty(width1), np.empty(width1, dtype=np.int64)
@@ -259,8 +242,9 @@ def count_two_stage_pieces(
     for segment in range(pair_i.shape[0]):
         start, end = pre1[pair_i[segment]], pre1[pair_j[segment]]
         delta = end - start
-        count = _first_stage_breakpoints(start, end, kinked1, positions, units)
-        _start_map(start, delta, slopes1, columns2, slopes, rate)
+        count = _first_stage_breakpoints(start, end, bounds1, positions, units)
+        _start_slopes(start, delta, slopes1, slopes)
+        rate[:] = rates[segment]
         offset[:] = pre2[pair_i[segment]]
         value_left[:] = offset
         left, pieces, k = 0.0, 1, 0
@@ -273,7 +257,7 @@ def count_two_stage_pieces(
                 value_right[:] = pre2[pair_j[segment]]
             else:
                 _affine_at(offset, rate, right, value_right)
-            n_cross = _interval_crossings(value_left, value_right, tolerance2, kinked2, fractions)
+            n_cross = _interval_crossings(value_left, value_right, bounds2, fractions)
             if n_cross:
                 pieces += _distinct_positions(left, right, fractions, n_cross, kept)
             if right == 1.0:

@@ -65,12 +65,16 @@ class RegionSummary:
 
 @dataclass(frozen=True, eq=False)
 class _Prepared:
-    """The samples' pre-activations at every stage, and each stage's zero tolerance."""
+    """The samples' pre-activations at every stage, and each unit's bound of zero.
+
+    A value within its unit's bound of zero counts as zero; units that bend nothing
+    (slope 1) have an infinite bound, so they never cross.
+    """
 
     n_samples: int
     stages: tuple[Stage, ...]
     pre_activations: tuple[np.ndarray, ...]
-    tolerances: tuple[np.ndarray, ...]
+    bounds: tuple[np.ndarray, ...]
 
     def patterns(self) -> np.ndarray:
         """The samples' activation patterns (see :func:`activation_patterns`)."""
@@ -83,14 +87,15 @@ def _prepare(head: PiecewiseLinearHead, samples: Any) -> _Prepared:
     n_samples = x.shape[0]
     x = x.reshape(n_samples, -1).astype(np.float64)
     stages = head.stages(x.shape[1])
-    pre_activations, tolerances = [], []
+    pre_activations, bounds = [], []
     for index, stage in enumerate(stages):
         z = np.ascontiguousarray(stage.pre_activations(x))
         pre_activations.append(z)
         # The first stage's values are given (the samples, or one affine map of them): exact.
-        tolerances.append(np.zeros(z.shape[1]) if index == 0 else ZERO_RTOL * stage.magnitudes(x))
+        tolerance = np.zeros(z.shape[1]) if index == 0 else ZERO_RTOL * stage.magnitudes(x)
+        bounds.append(np.where(stage.kinked, tolerance, np.inf))
         x = stage.activate(z)
-    return _Prepared(n_samples, stages, tuple(pre_activations), tuple(tolerances))
+    return _Prepared(n_samples, stages, tuple(pre_activations), tuple(bounds))
 
 
 def activation_patterns(head: PiecewiseLinearHead, samples: Any) -> np.ndarray:
@@ -168,7 +173,7 @@ def _table(
             rows = stage.pre_activations(prepared.stages[index - 1].activate(rows))
         rows[offsets[:-1]] = prepared.pre_activations[index][pair_i]  # the ends: the samples' own values
         rows[offsets[1:] - 1] = prepared.pre_activations[index][pair_j]
-        arguments = (positions, np.ascontiguousarray(rows), offsets, prepared.tolerances[index], stage.kinked)
+        arguments = (positions, np.ascontiguousarray(rows), offsets, prepared.bounds[index])
         if count_last and index == len(prepared.stages) - 1:
             pieces = np.empty(n, dtype=np.int64)
             region_kernels.count_pieces(*arguments, pieces)
@@ -197,13 +202,15 @@ def _block_pieces(prepared: _Prepared, pair_i: np.ndarray, pair_j: np.ndarray, m
         return _table(prepared, pair_i, pair_j, count_last=True)[2]
     pieces = np.empty(pair_i.shape[0], dtype=np.int64)
     if len(stages) == 1:
-        region_kernels.count_one_stage_pieces(pre[0], stages[0].kinked, pair_i, pair_j, pieces)
+        region_kernels.count_one_stage_pieces(pre[0], prepared.bounds[0], pair_i, pair_j, pieces)
         return pieces
-    columns = (
-        np.ascontiguousarray(stages[1].weight.T) if stages[1].weight is not None else np.eye(pre[0].shape[1])
-    )
+    weight = stages[1].weight if stages[1].weight is not None else np.eye(pre[0].shape[1])
+    start, delta = pre[0][pair_i], pre[0][pair_j] - pre[0][pair_i]
+    rising = (start > 0) | ((start == 0) & (delta > 0))
+    rates = np.ascontiguousarray((np.where(rising, 1.0, stages[0].slopes) * delta) @ weight.T)
+    columns = np.ascontiguousarray(weight.T)
     region_kernels.count_two_stage_pieces(
-        pre[0], pre[1], stages[0].slopes, stages[0].kinked, columns, prepared.tolerances[1], stages[1].kinked,
+        pre[0], pre[1], stages[0].slopes, prepared.bounds[0], columns, prepared.bounds[1], rates,
         pair_i, pair_j, pieces,
     )  # fmt: skip
     return pieces
