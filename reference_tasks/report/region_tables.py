@@ -72,7 +72,7 @@ def region_section(
     groups = [(framework, task, runs) for framework, task, runs in groups if runs]
     if not groups:
         return [], []
-    lines = ["## The LMN and the exact linear regions", "", PREAMBLE, ""]
+    lines = ["", "## The LMN and the exact linear regions", "", PREAMBLE, ""]
     header = "| task | framework | seeds | grokked | generalization step: median [range] | probe | span | "
     lines += [
         header + " | ".join(QUANTITY_NAMES.values()) + " |",
