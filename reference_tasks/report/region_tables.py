@@ -51,6 +51,12 @@ def _cell(entry: Mapping[str, Any] | None) -> str:
     return text
 
 
+def _per_seed(entry: Mapping[str, Any]) -> str:
+    values = [f"{seed}: {r:+.3f}" for seed, r in zip(entry["seeds"], entry["r"], strict=True)]
+    values += [f"{seed}: undefined" for seed in entry["undefined_seeds"]]
+    return ", ".join(values) or "–"
+
+
 def _phase_values(runs: Sequence[RunData], probe: str, quantity: str) -> str:
     """Mean over seeds of a quantity at each phase point, ``init → memorization → generalization → end``."""
     values = []
@@ -92,6 +98,13 @@ def region_section(
                     f"| {step} | {probe} | {span} | {cells} |"
                 )
         entries.append({"framework": framework, "task": task, "seeds": population["seeds"], "claims": claims})
+    lines += ["", "Per seed, hidden1, generalizing phase (seed: r):", ""]
+    for entry in entries:
+        spans = entry["claims"].get("hidden1", {}).get("generalizing", {})
+        for quantity in ("pieces_mean", "region_perplexity"):
+            if quantity in spans:
+                what = f"{task_title(entry['task'])}, {entry['framework']}, {QUANTITY_NAMES[quantity]}"
+                lines.append(f"- {what}: {_per_seed(spans[quantity])}")
     lines += ["", "Mean over seeds at initialization → memorization → generalization → the last step:", ""]
     lines += ["| task | framework | probe | LMN | mean pieces | occupied regions | region perplexity |"]
     lines += ["| --- | --- | --- | --- | --- | --- | --- |"]
