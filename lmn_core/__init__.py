@@ -7,20 +7,28 @@ adapter's :class:`DevicePlan`.
 
 from lmn_core.measure import LMNResult, connectivity_matrix, lmn
 from lmn_core.protocol import DeviceFunction, DevicePlan, ReductionTask, default_const_rtol
+from lmn_core.pwl_head import Affine, Hinge, PiecewiseLinearHead
+from lmn_core.regions import RegionSummary, linear_regions, segment_pieces
 from lmn_core.spectral import Spectrum, lmn_from_connectivity, nonlinear_complexity, spectrum
 from lmn_core.validation import FunctionError
 
 __all__ = [
+    "Affine",
     "DeviceFunction",
     "DevicePlan",
     "FunctionError",
+    "Hinge",
     "LMNResult",
+    "PiecewiseLinearHead",
     "ReductionTask",
+    "RegionSummary",
     "Spectrum",
     "connectivity_matrix",
     "default_const_rtol",
+    "linear_regions",
     "lmn",
     "lmn_from_connectivity",
     "nonlinear_complexity",
+    "segment_pieces",
     "spectrum",
 ]

@@ -130,3 +130,24 @@ def plot_inputs(folder: Path) -> None:
         for step in range(11)
     ]
     (logs / "metrics.csv").write_text("\n".join(rows) + "\n")
+
+
+def grok_relu_torch(folder: Path) -> dict[str, Any]:
+    """The reference MLP of addition mod 31 with ReLU (random weights) and a quarter of its pairs."""
+    from reference_tasks.model.torch_model import build_model
+    from reference_tasks.tasks import make_task
+
+    return {"model": build_model(31, 31, seed=0, activation="relu"), "inputs": make_task("modadd").pairs[::4]}
+
+
+def relu_head_arrays(folder: Path) -> dict[str, Any]:
+    """A ReLU head's weights and 40 samples, as NumPy arrays."""
+    rng = np.random.default_rng(0)
+    W1, W2 = rng.normal(size=(16, 8)), rng.normal(size=(3, 16))  # (out, in), as nn.Linear
+    return {
+        "W1": W1,
+        "b1": rng.normal(size=16),
+        "W2": W2,
+        "b2": rng.normal(size=3),
+        "X": rng.normal(size=(40, 8)),
+    }

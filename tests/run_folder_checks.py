@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from reference_tasks.model.spec import is_piecewise_linear
 from reference_tasks.runfolder import METRIC_COLUMNS, read_metrics
+from reference_tasks.runfolder.schema import metric_columns
 from reference_tasks.runfolder.snapshots import load_snapshot, snapshot_steps
 from reference_tasks.training.recipe import TrainConfig, eval_steps, lmn_checkpoints, probes_at
 
@@ -43,7 +45,8 @@ def check_run_folder(config: TrainConfig, result: Any, framework: str, weights_f
     assert sorted(p.name for p in folder.iterdir()) == sorted(
         ["config.json", "metrics.csv", weights_file, "summary.json", "snapshots"]
     )
-    assert (folder / "metrics.csv").read_text().splitlines()[0] == ",".join(METRIC_COLUMNS)
+    columns = metric_columns(is_piecewise_linear(config.activation))
+    assert (folder / "metrics.csv").read_text().splitlines()[0] == ",".join(columns)
     rows = read_metrics(folder / "metrics.csv")
     assert [row["step"] for row in rows] == eval_steps(config).tolist()
     checkpoints = set(lmn_checkpoints(config).tolist())

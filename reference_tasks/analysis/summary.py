@@ -17,6 +17,7 @@ from reference_tasks.analysis.phases import (
     row_at_or_after,
     unstable_step,
 )
+from reference_tasks.analysis.regions import region_summary
 from reference_tasks.runfolder.folder import write_json
 from reference_tasks.runfolder.metrics import read_metrics
 from reference_tasks.runfolder.schema import HEADLINE_COLUMN, METRICS_FILE, SUMMARY_FILE, Row
@@ -57,8 +58,9 @@ def build_summary(
     "intercept", "r2"}`` of LMN, resp. L2 norm, against test loss over the same rows as
     Pearson, or ``None``), the rebound after generalization ``lmn_hidden1_rebound_min``,
     ``lmn_hidden1_rebound_max`` with their steps in ``lmn_hidden1_rebound_steps``
-    (``{"min", "max"}``; all ``None`` without a rebound, see :func:`rebound`), then
-    ``extra``'s items.
+    (``{"min", "max"}``; all ``None`` without a rebound, see :func:`rebound`), for a
+    piecewise-linear run ``regions`` (:func:`~reference_tasks.analysis.regions.region_summary`),
+    then ``extra``'s items.
     """
     phase = phases(rows)
     lmn_rows = measured(rows, HEADLINE_COLUMN)
@@ -103,6 +105,7 @@ def build_summary(
         "min": None if turn is None else turn.min_step,
         "max": None if turn is None else turn.max_step,
     }
+    summary.update(region_summary(rows))
     summary.update(extra or {})
     return summary
 

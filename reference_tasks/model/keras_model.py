@@ -10,6 +10,9 @@
     hidden2    Activation("silu")  <- probe "hidden2"
     output     Dense(n_classes): the logits
 
+(``Activation("silu")``, or for ``activation="leaky_relu"`` a ``LeakyReLU`` layer with
+PyTorch's slope 0.01, or ``Activation`` of ``relu``, ``gelu`` (exact, as PyTorch's) or ``tanh``)
+
 the same names and shapes as ``reference_tasks.model.torch_model.GrokMLP``, so
 ``adapters.keras.split(model, "embedding" | "hidden1" | "hidden2")`` cuts it at the
 probe points named in the metrics schema. The initial weights are drawn from
@@ -32,7 +35,14 @@ import keras
 import numpy as np
 from keras import ops
 
-from reference_tasks.model.spec import EMBEDDING_LAYER, WeightSlot, weight_layout
+from reference_tasks.model.spec import (
+    DEFAULT_ACTIVATION,
+    EMBEDDING_LAYER,
+    LEAKY_RELU_SLOPE,
+    WeightSlot,
+    check_activation,
+    weight_layout,
+)
 
 N_SEEDS = 8
 
@@ -120,6 +130,13 @@ def _dense(units: int, fan_in: int, seeds: list[int], name: str, dtype: str) -> 
     )
 
 
+def activation_layer(activation: str, name: str, dtype: str) -> keras.layers.Layer:
+    """The hidden activation layer ``name`` for ``activation`` (one of ``model.spec.ACTIVATIONS``)."""
+    if check_activation(activation) == "leaky_relu":
+        return keras.layers.LeakyReLU(negative_slope=LEAKY_RELU_SLOPE, name=name, dtype=dtype)
+    return keras.layers.Activation(activation, name=name, dtype=dtype)
+
+
 def build_model(
     n_tokens: int,
     n_classes: int,
@@ -128,6 +145,7 @@ def build_model(
     hidden_dim: int = 100,
     shared_embedding: bool = True,
     init_scale: float = 1.0,
+    activation: str = DEFAULT_ACTIVATION,
     dtype: str = "float32",
     seed: int = 0,
 ) -> keras.Model:
@@ -143,6 +161,8 @@ def build_model(
         One embedding table for both operands, or one each.
     init_scale : float
         Factor on every initial weight.
+    activation : str
+        The hidden activation, one of ``model.spec.ACTIVATIONS``.
     dtype : str
         ``"float32"`` or ``"float64"``: the dtype of every weight and activation.
     seed : int
@@ -158,6 +178,7 @@ def build_model(
     ValueError
         For ``dtype="float64"`` on a Keras backend other than TensorFlow.
     """
+    check_activation(activation)
     if dtype == "float64" and keras.backend.backend() != "tensorflow":
         raise ValueError(
             f"dtype='float64' needs the TensorFlow backend of Keras: on the {keras.backend.backend()!r} "
@@ -174,9 +195,9 @@ def build_model(
         dtype=dtype,
     )(pairs)
     x = _dense(hidden_dim, 2 * embedding_dim, seeds[2:4], "linear1", dtype)(embedded)
-    x = keras.layers.Activation("silu", name="hidden1", dtype=dtype)(x)
+    x = activation_layer(activation, "hidden1", dtype)(x)
     x = _dense(hidden_dim, hidden_dim, seeds[4:6], "linear2", dtype)(x)
-    x = keras.layers.Activation("silu", name="hidden2", dtype=dtype)(x)
+    x = activation_layer(activation, "hidden2", dtype)(x)
     logits = _dense(n_classes, hidden_dim, seeds[6:8], "output", dtype)(x)
     model = keras.Model(pairs, logits, name="grok_mlp")
     if init_scale != 1.0:

@@ -4,7 +4,9 @@ A snapshot (``reference_tasks.runfolder.snapshots``) holds the weights of
 ``reference_tasks.model.torch_model.GrokMLP`` by PyTorch parameter name, whatever framework
 trained them. :class:`NumpyGrokMLP` runs the same network in the snapshot's dtype::
 
-    pairs -> embedding -> linear1 -> SiLU (hidden1) -> linear2 -> SiLU (hidden2) -> output
+    pairs -> embedding -> linear1 -> act (hidden1) -> linear2 -> act (hidden2) -> output
+
+with the activation the run was trained with (SiLU unless its config names another).
 
 :meth:`NumpyGrokMLP.activations` gives the samples ``X`` at a probe and
 :meth:`NumpyGrokMLP.head` the rest of the network from that probe to the logits, a
@@ -18,8 +20,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import special
 
-from reference_tasks.model.spec import DENSE_LAYERS, probe_index, table_name, tables_in, weight_layout
+from reference_tasks.model.spec import (
+    DEFAULT_ACTIVATION,
+    DENSE_LAYERS,
+    LEAKY_RELU_SLOPE,
+    check_activation,
+    probe_index,
+    table_name,
+    tables_in,
+    weight_layout,
+)
 
 
 def silu(x: np.ndarray) -> np.ndarray:
@@ -30,6 +42,30 @@ def silu(x: np.ndarray) -> np.ndarray:
     """
     with np.errstate(over="ignore"):
         return x / (1 + np.exp(-x))
+
+
+def relu(x: np.ndarray) -> np.ndarray:
+    """``max(x, 0)`` in ``x``'s dtype."""
+    return np.maximum(x, np.zeros((), dtype=x.dtype))
+
+
+def leaky_relu(x: np.ndarray) -> np.ndarray:
+    """``x`` above zero, ``LEAKY_RELU_SLOPE * x`` below, in ``x``'s dtype."""
+    return np.where(x > 0, x, x * x.dtype.type(LEAKY_RELU_SLOPE))
+
+
+def gelu(x: np.ndarray) -> np.ndarray:
+    """The exact GELU ``x * Φ(x)`` (PyTorch's ``nn.GELU()``, Keras's ``gelu``), in ``x``'s dtype."""
+    return x * x.dtype.type(0.5) * (1 + special.erf(x * x.dtype.type(np.sqrt(0.5))))
+
+
+ACTIVATION_FUNCTIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "silu": silu,
+    "relu": relu,
+    "leaky_relu": leaky_relu,
+    "gelu": gelu,
+    "tanh": np.tanh,
+}
 
 
 def _affine(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
@@ -46,15 +82,22 @@ class NumpyGrokMLP:
         One ``(n_tokens, dim)`` embedding table shared by both operands, or one per operand.
     weights, biases : tuple of numpy.ndarray
         ``linear1``, ``linear2``, ``output`` weights ``(out, in)`` and biases ``(out,)``.
+    activation : str
+        The hidden activation, one of ``model.spec.ACTIVATIONS``.
     """
 
     tables: tuple[np.ndarray, ...]
     weights: tuple[np.ndarray, ...]
     biases: tuple[np.ndarray, ...]
+    activation: str = DEFAULT_ACTIVATION
 
     @classmethod
-    def from_snapshot(cls, snapshot: Mapping[str, np.ndarray]) -> NumpyGrokMLP:
+    def from_snapshot(
+        cls, snapshot: Mapping[str, np.ndarray], activation: str = DEFAULT_ACTIVATION
+    ) -> NumpyGrokMLP:
         """Build the network from a snapshot dict, checking its names and shapes.
+
+        A snapshot holds weights only: ``activation`` is the run's (its config's).
 
         Raises
         ------
@@ -89,7 +132,11 @@ class NumpyGrokMLP:
             raise ValueError(
                 f"snapshot weights must share one floating dtype, got {sorted(map(str, dtypes))}"
             )
-        return cls(tables, weights, biases)
+        return cls(tables, weights, biases, check_activation(activation))
+
+    def act(self, x: np.ndarray) -> np.ndarray:
+        """The hidden activation applied to ``x``."""
+        return ACTIVATION_FUNCTIONS[self.activation](x)
 
     @property
     def dtype(self) -> np.dtype:
@@ -116,7 +163,7 @@ class NumpyGrokMLP:
         start = probe_index(probe)
         x = self.embed(pairs)
         for index in range(start):
-            x = silu(_affine(x, self.weights[index], self.biases[index]))
+            x = self.act(_affine(x, self.weights[index], self.biases[index]))
         return x
 
     def head(self, probe: str) -> Callable[[np.ndarray], np.ndarray]:
@@ -125,14 +172,14 @@ class NumpyGrokMLP:
         The callable computes in the weights' dtype (inputs are cast to it).
         """
         start = probe_index(probe)
-        weights, biases, dtype = self.weights[start:], self.biases[start:], self.dtype
+        weights, biases, dtype, act = self.weights[start:], self.biases[start:], self.dtype, self.act
 
         def forward(x: np.ndarray) -> np.ndarray:
             y = np.asarray(x, dtype=dtype)
             for index, (weight, bias) in enumerate(zip(weights, biases, strict=True)):
                 y = _affine(y, weight, bias)
                 if index < len(weights) - 1:
-                    y = silu(y)
+                    y = act(y)
             return y
 
         return forward
@@ -148,7 +195,7 @@ class NumpyGrokMLP:
         """
         start = probe_index(probe)
         weight, bias, dtype = self.weights[start], self.biases[start], self.dtype
-        weights, biases = self.weights[start + 1 :], self.biases[start + 1 :]
+        weights, biases, act = self.weights[start + 1 :], self.biases[start + 1 :], self.act
 
         def prefix(x: np.ndarray) -> np.ndarray:
             return _affine(np.asarray(x, dtype=dtype), weight, bias)
@@ -156,7 +203,7 @@ class NumpyGrokMLP:
         def rest(y: np.ndarray) -> np.ndarray:
             y = np.asarray(y, dtype=dtype)
             for next_weight, next_bias in zip(weights, biases, strict=True):
-                y = _affine(silu(y), next_weight, next_bias)
+                y = _affine(act(y), next_weight, next_bias)
             return y
 
         return prefix, rest

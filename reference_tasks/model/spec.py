@@ -1,7 +1,8 @@
 """The reference MLP's shape, written once: its probes, its layers and its weight layout.
 
-The network is ``pairs -> embedding -> linear1 -> SiLU (hidden1) -> linear2 -> SiLU
-(hidden2) -> output``, with one embedding table shared by both operands or one per operand.
+The network is ``pairs -> embedding -> linear1 -> act (hidden1) -> linear2 -> act
+(hidden2) -> output``, with one embedding table shared by both operands or one per operand,
+and one elementwise activation ``act`` of :data:`ACTIVATIONS` (SiLU, the paper's, by default).
 Its weights are named as PyTorch's ``state_dict`` names them; snapshots, the NumPy model and
 the PyTorch <-> Keras transfer all read :func:`weight_layout`.
 """
@@ -15,6 +16,13 @@ PROBES = ("embedding", "hidden1", "hidden2")
 HEADLINE_PROBE = "hidden1"
 DENSE_LAYERS = ("linear1", "linear2", "output")
 EMBEDDING_LAYER = "embedding"
+# The hidden activations every framework builds; SiLU is the paper's.
+ACTIVATIONS = ("silu", "relu", "leaky_relu", "gelu", "tanh")
+DEFAULT_ACTIVATION = "silu"
+# LeakyReLU's slope below zero in every framework: PyTorch's default (Keras's is 0.2).
+LEAKY_RELU_SLOPE = 0.01
+# The activations that make the network piecewise linear (docs/design.md, section 1.6).
+PIECEWISE_LINEAR_ACTIVATIONS = ("relu", "leaky_relu")
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,18 @@ def weight_layout(n_tables: int) -> tuple[WeightSlot, ...]:
 def tables_in(names: Iterable[str]) -> int:
     """How many embedding tables a set of weight names holds (1 or 2)."""
     return 2 if table_name(1) in set(names) else 1
+
+
+def check_activation(activation: str) -> str:
+    """``activation`` if it is one of :data:`ACTIVATIONS`; ``ValueError`` naming them otherwise."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {activation!r}; the reference MLP has {', '.join(ACTIVATIONS)}")
+    return activation
+
+
+def is_piecewise_linear(activation: str) -> bool:
+    """Whether the reference MLP with ``activation`` is piecewise linear (its regions can be counted)."""
+    return check_activation(activation) in PIECEWISE_LINEAR_ACTIVATIONS
 
 
 def probe_index(probe: str) -> int:

@@ -7,6 +7,8 @@
     hidden1    SiLU   <- probe "hidden1": the first hidden layer's activations
     linear2    Linear(hidden_dim, hidden_dim)
     hidden2    SiLU   <- probe "hidden2"
+
+(SiLU, or the activation named by ``activation``: ReLU, LeakyReLU, GELU or Tanh)
     output     Linear(hidden_dim, n_classes): the logits
 
 so ``adapters.torch.split(model, "embedding" | "hidden1" | "hidden2")`` cuts it at the
@@ -20,6 +22,16 @@ from collections import OrderedDict
 
 import torch
 from torch import nn
+
+from reference_tasks.model.spec import DEFAULT_ACTIVATION, LEAKY_RELU_SLOPE, check_activation
+
+ACTIVATION_MODULES = {
+    "silu": nn.SiLU,
+    "relu": nn.ReLU,
+    "leaky_relu": lambda: nn.LeakyReLU(LEAKY_RELU_SLOPE),
+    "gelu": nn.GELU,
+    "tanh": nn.Tanh,
+}
 
 
 class PairEmbedding(nn.Module):
@@ -48,7 +60,7 @@ class PairEmbedding(nn.Module):
 
 
 class GrokMLP(nn.Sequential):
-    """Embedding -> Linear -> SiLU -> Linear -> SiLU -> Linear (docs/design.md, section 2)."""
+    """Embedding -> Linear -> act -> Linear -> act -> Linear (docs/design.md, section 2); SiLU by default."""
 
     def __init__(
         self,
@@ -58,14 +70,16 @@ class GrokMLP(nn.Sequential):
         embedding_dim: int = 32,
         hidden_dim: int = 100,
         shared_embedding: bool = True,
+        activation: str = DEFAULT_ACTIVATION,
     ) -> None:
+        activation_module = ACTIVATION_MODULES[check_activation(activation)]
         super().__init__(
             OrderedDict(
                 embedding=PairEmbedding(n_tokens, embedding_dim, shared=shared_embedding),
                 linear1=nn.Linear(2 * embedding_dim, hidden_dim),
-                hidden1=nn.SiLU(),
+                hidden1=activation_module(),
                 linear2=nn.Linear(hidden_dim, hidden_dim),
-                hidden2=nn.SiLU(),
+                hidden2=activation_module(),
                 output=nn.Linear(hidden_dim, n_classes),
             )
         )
@@ -79,6 +93,7 @@ def build_model(
     hidden_dim: int = 100,
     shared_embedding: bool = True,
     init_scale: float = 1.0,
+    activation: str = DEFAULT_ACTIVATION,
     dtype: torch.dtype = torch.float32,
     seed: int = 0,
 ) -> GrokMLP:
@@ -95,6 +110,7 @@ def build_model(
             embedding_dim=embedding_dim,
             hidden_dim=hidden_dim,
             shared_embedding=shared_embedding,
+            activation=activation,
         )
     if init_scale != 1.0:
         with torch.no_grad():

@@ -6,7 +6,9 @@ and writes into ``out_dir`` (``RUNS_DIR/report`` by default), for each framework
 - ``fig2_training_{framework}.png`` (and ``..._linear.png``, the same on a linear step
   axis), ``fig3_probes_{framework}.png`` (see ``reference_tasks.report.figures``),
   ``fig_claim_{framework}.png`` and ``fig_claim_r2_{framework}.png`` (see
-  ``reference_tasks.report.claim_figures``);
+  ``reference_tasks.report.claim_figures``); for piecewise-linear runs also
+  ``fig_regions_{framework}.png`` and ``fig_regions_lmn_{framework}.png`` (see
+  ``reference_tasks.report.region_figures``);
 - ``fig4_connectivity_{framework}_{task}.png`` for the lowest seed of each task whose
   run folder holds weight snapshots: the ``hidden1`` connectivity matrix recomputed
   with NumPy from the snapshots at initialization, memorization and generalization
@@ -16,8 +18,9 @@ and writes into ``out_dir`` (``RUNS_DIR/report`` by default), for each framework
 and ``summary.md`` and ``summary.json``: per framework and task, the paper's claims over
 its seeds (``reference_tasks.analysis.population_claims``), and each quantity of
 :data:`reference_tasks.report.tables.QUANTITIES` as mean ± sample standard deviation over
-seeds with the number of seeds that have it. It needs NumPy, matplotlib and ``lmn_core``;
-no deep-learning framework.
+seeds with the number of seeds that have it, and for piecewise-linear runs the LMN against
+their exact linear regions (``reference_tasks.report.region_tables``). It needs NumPy,
+matplotlib and ``lmn_core``; no deep-learning framework.
 """
 
 from __future__ import annotations
@@ -31,8 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reference_tasks.report import claim_figures, figures
+from reference_tasks.report import claim_figures, figures, region_figures
 from reference_tasks.report.connectivity_cache import cached_checkpoint_lmn, figure4_steps
+from reference_tasks.report.region_tables import region_section
 from reference_tasks.report.run_data import RunData, find_runs, recorded_lmn
 from reference_tasks.report.tables import group_runs, report_summary_markdown, summary_table
 from reference_tasks.runfolder import write_json
@@ -164,8 +168,17 @@ def build_report(
             checks += run_checks
             drawings += [] if figure is None else [figure]
     written = draw(drawings)
+    region_lines, region_entries = region_section(
+        [
+            (framework, task, task_runs)
+            for framework in sorted(groups)
+            for task, task_runs in sorted(
+                groups[framework].items(), key=lambda item: figures.task_order(item[0])
+            )
+        ]
+    )
     summary_md = out_dir / "summary.md"
-    summary_md.write_text(report_summary_markdown(tables, checks))
+    summary_md.write_text(report_summary_markdown(tables, checks) + "\n".join(region_lines))
     summary_json = out_dir / "summary.json"
     write_json(
         summary_json,
@@ -176,6 +189,7 @@ def build_report(
             "runs": [run.summary | {"path": str(run.path)} for run in runs],
             "skipped": [str(path) for path in skipped],
             "connectivity_checks": checks,
+            "regions": region_entries,
             "figures": [path.name for path in written],
         },
     )
@@ -227,13 +241,21 @@ FRAMEWORK_FIGURES = (
 )
 
 
+#: Drawn per framework when some runs recorded linear regions.
+REGION_FIGURES = (
+    (region_figures.figure_regions, "fig_regions_{}.png", {}),
+    (region_figures.figure_lmn_pieces, "fig_regions_lmn_{}.png", {}),
+)
+
+
 def _framework_figures(
     by_task: Mapping[str, Sequence[RunData]], out_dir: Path, framework: str
 ) -> list[Drawing]:
     """The :data:`FRAMEWORK_FIGURES` of one framework, to draw."""
+    kinds = FRAMEWORK_FIGURES + (REGION_FIGURES if region_figures.region_runs(by_task) else ())
     return [
         Drawing(function, (by_task, out_dir / name.format(framework)), {"framework": framework, **extra})
-        for function, name, extra in FRAMEWORK_FIGURES
+        for function, name, extra in kinds
     ]
 
 

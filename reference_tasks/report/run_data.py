@@ -165,7 +165,7 @@ def checkpoint_lmn(run: RunData, step: int, probe: str = "hidden1", **lmn_kwargs
     """
     task = make_task(run.config.task, **run.config.task_options)
     pairs = task.pairs[lmn_sample_indices(task.n_samples, run.config)]
-    model = NumpyGrokMLP.from_snapshot(load_snapshot(run.path, step))
+    model = NumpyGrokMLP.from_snapshot(load_snapshot(run.path, step), run.config.activation)
     prefix, rest = model.folded_head(probe)
     samples = prefix(model.activations(pairs, probe))
     return lmn_core.lmn(rest, samples, n_points=run.config.lmn_points, **lmn_kwargs)

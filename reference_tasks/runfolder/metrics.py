@@ -8,7 +8,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
-from reference_tasks.runfolder.schema import INTEGER_COLUMNS, METRIC_COLUMNS, Row
+from reference_tasks.runfolder.schema import (
+    INTEGER_COLUMNS,
+    METRIC_COLUMNS,
+    REGION_COLUMNS,
+    Row,
+    metric_columns,
+)
+
+HEADERS = (metric_columns(regions=False), metric_columns(regions=True))
 
 
 def _cell(column: str, value: Any) -> str:
@@ -33,22 +41,30 @@ class MetricsWriter:
     path : str or Path
         The ``metrics.csv`` file.
     append : bool
-        Keep the rows already in the file (to resume a run); its header must be the
-        schema's. Otherwise the file is started afresh.
+        Keep the rows already in the file (to resume a run); its header must be
+        ``columns``. Otherwise the file is started afresh.
+    columns : tuple of str
+        The schema's columns, with the region columns or without
+        (:func:`~reference_tasks.runfolder.schema.metric_columns`).
     """
 
-    def __init__(self, path: str | Path, *, append: bool = False) -> None:
+    def __init__(
+        self, path: str | Path, *, append: bool = False, columns: tuple[str, ...] = METRIC_COLUMNS
+    ) -> None:
         self.path = Path(path)
+        if columns not in HEADERS:
+            raise ValueError(f"columns must be the metrics schema's, with or without {list(REGION_COLUMNS)}")
+        self.columns = columns
         keep = append and self.path.exists() and self.path.stat().st_size > 0
         if keep:
             with self.path.open(newline="") as existing:
                 header = next(csv.reader(existing), [])
-            if tuple(header) != METRIC_COLUMNS:
-                raise ValueError(f"{self.path} has columns {header}, expected {list(METRIC_COLUMNS)}")
+            if tuple(header) != columns:
+                raise ValueError(f"{self.path} has columns {header}, expected {list(columns)}")
         self._file: TextIO = self.path.open("a" if keep else "w", newline="")
         self._writer = csv.writer(self._file)
         if not keep:
-            self._write(METRIC_COLUMNS)
+            self._write(columns)
 
     def _write(self, cells: Any) -> None:
         self._writer.writerow(cells)
@@ -56,12 +72,13 @@ class MetricsWriter:
 
     def write(self, row: Mapping[str, Any]) -> None:
         """Append one row; missing columns stay empty, unknown columns are an error."""
-        unknown = set(row) - set(METRIC_COLUMNS)
+        unknown = set(row) - set(self.columns)
         if unknown:
-            raise ValueError(f"columns {sorted(unknown)} are not in the metrics schema")
+            regions = " of a model without linear regions" if unknown <= set(REGION_COLUMNS) else ""
+            raise ValueError(f"columns {sorted(unknown)} are not in the metrics schema{regions}")
         if row.get("step") is None:
             raise ValueError("every metrics row needs a step")
-        self._write([_cell(column, row.get(column)) for column in METRIC_COLUMNS])
+        self._write([_cell(column, row.get(column)) for column in self.columns])
 
     def close(self) -> None:
         """Close the file."""
@@ -74,13 +91,25 @@ class MetricsWriter:
         self.close()
 
 
+def _checked_header(path: str | Path, header: Any) -> tuple[str, ...]:
+    header = tuple(header or ())
+    if header not in HEADERS:
+        raise ValueError(
+            f"{path} has columns {list(header)}, expected {list(METRIC_COLUMNS)} (and the region columns "
+            "for a piecewise-linear model)"
+        )
+    return header
+
+
 def read_metrics(path: str | Path) -> list[Row]:
-    """Read ``metrics.csv`` back as rows: ints for integer columns, floats, ``None`` for empty."""
+    """Read ``metrics.csv`` back as rows: ints for integer columns, floats, ``None`` for empty.
+
+    Rows hold the file's columns: the region columns only for a piecewise-linear model.
+    """
     with Path(path).open(newline="") as file:
         reader = csv.DictReader(file)
-        if tuple(reader.fieldnames or ()) != METRIC_COLUMNS:
-            raise ValueError(f"{path} has columns {reader.fieldnames}, expected {list(METRIC_COLUMNS)}")
-        return [{column: _parse(column, row[column]) for column in METRIC_COLUMNS} for row in reader]
+        header = _checked_header(path, reader.fieldnames)
+        return [{column: _parse(column, row[column]) for column in header} for row in reader]
 
 
 def truncate_metrics(path: str | Path, before_step: int) -> None:
@@ -94,15 +123,13 @@ def truncate_metrics(path: str | Path, before_step: int) -> None:
     path = Path(path)
     with path.open(newline="") as file:
         reader = csv.reader(file)
-        header = next(reader, [])
-        if tuple(header) != METRIC_COLUMNS:
-            raise ValueError(f"{path} has columns {header}, expected {list(METRIC_COLUMNS)}")
+        header = _checked_header(path, next(reader, []))
         # A row cut short by a kill has too few cells (or a cut step): dropped with the rest.
-        complete = (cells for cells in reader if len(cells) == len(METRIC_COLUMNS))
+        complete = (cells for cells in reader if len(cells) == len(header))
         kept = [cells for cells in complete if int(cells[0]) < before_step]
     temporary = path.with_name(path.name + ".tmp")
     with temporary.open("w", newline="") as file:
         writer = csv.writer(file)
-        writer.writerow(METRIC_COLUMNS)
+        writer.writerow(header)
         writer.writerows(kept)
     os.replace(temporary, path)

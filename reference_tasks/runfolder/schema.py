@@ -10,7 +10,10 @@ marks a finished run) and the framework's final weights ``model.*``.
 In ``metrics.csv`` an empty cell means "not measured at this step" (LMN is measured
 only at checkpoints); a measured value that is not a number is written as ``nan``.
 Accuracies are fractions in ``[0, 1]``. ``lmn_n_samples`` is the ``N`` the LMN values
-of that row were measured on.
+of that row were measured on. A piecewise-linear model's ``metrics.csv`` has the region
+columns too (:data:`REGION_COLUMNS`, after the others): at each probe measured, the
+linear regions its ``N`` samples occupy, the perplexity of their occupancy, and the mean
+and median linear pieces per segment (docs/design.md, section 1.6).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ SNAPSHOT_DIR = "snapshots"
 VOLATILE_CONFIG_KEYS = frozenset({"torch_version", "keras_version", "device", "progress"})
 # Config entries added after run folders were first written, each with the value that
 # describes a folder written before it existed (its run behaved so).
-LEGACY_CONFIG_VALUES = {"init_scale": 1.0, "loss_dtype": None, "side_probe_every": 1}
+LEGACY_CONFIG_VALUES = {"init_scale": 1.0, "loss_dtype": None, "side_probe_every": 1, "activation": "silu"}
 
 Row = dict[str, float | int | None]
 
@@ -53,4 +56,24 @@ METRIC_COLUMNS = (
     *LMN_COLUMNS,
     N_SAMPLES_COLUMN,
 )
-INTEGER_COLUMNS = frozenset({"step", N_SAMPLES_COLUMN})
+# What each LMN checkpoint of a piecewise-linear model also records at each probe.
+REGION_QUANTITIES = ("regions", "region_perplexity", "pieces_mean", "pieces_median")
+
+
+def region_column(quantity: str, probe: str) -> str:
+    """The metrics column holding a region quantity (``REGION_QUANTITIES``) at ``probe``."""
+    if quantity not in REGION_QUANTITIES:
+        raise ValueError(
+            f"unknown region quantity {quantity!r}; the schema has {', '.join(REGION_QUANTITIES)}"
+        )
+    lmn_column(probe)
+    return f"{quantity}_{probe}"
+
+
+REGION_COLUMNS = tuple(region_column(quantity, probe) for probe in PROBES for quantity in REGION_QUANTITIES)
+INTEGER_COLUMNS = frozenset({"step", N_SAMPLES_COLUMN, *(region_column("regions", p) for p in PROBES)})
+
+
+def metric_columns(regions: bool) -> tuple[str, ...]:
+    """The columns of ``metrics.csv``: with the region columns for a piecewise-linear model."""
+    return METRIC_COLUMNS + REGION_COLUMNS if regions else METRIC_COLUMNS

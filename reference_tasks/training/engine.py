@@ -113,5 +113,8 @@ class Engine(Protocol):
     def lmn(self, run: int, probes: Sequence[str], n_points: int, progress: bool) -> dict[str, Any]:
         """Run ``run``'s ``LMNResult`` at each probe, on its LMN samples."""
 
+    def regions(self, run: int, probes: Sequence[str], progress: bool) -> dict[str, Any]:
+        """Run ``run``'s ``lmn_core.RegionSummary`` at each probe, on its LMN samples (piecewise linear)."""
+
     def save(self, run: int, out_dir: Path) -> Any:
         """Write run ``run``'s final weights into ``out_dir``; return its model."""

@@ -12,6 +12,7 @@ measured through the adapter's own :class:`adapters.keras.LayerLMN`.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +22,7 @@ import keras
 import numpy as np
 
 from adapters.keras import LayerLMN
+from adapters.keras_regions import LayerRegions
 from reference_tasks.model import keras_model
 from reference_tasks.runfolder.schema import WEIGHTS_STEM
 from reference_tasks.training.engine import Evaluation, TrainingData
@@ -152,6 +154,15 @@ class KerasEngine:
             probe: self.measures[probe](self.lmn_pairs, n_points=n_points, progress=progress)
             for probe in probes
         }
+
+    @functools.cached_property
+    def region_counters(self) -> dict[str, LayerRegions]:
+        """A :class:`adapters.keras_regions.LayerRegions` per probe, cut once."""
+        return {probe: LayerRegions(self.model, probe) for probe in self.config.probes}
+
+    def regions(self, run: int, probes: Sequence[str], progress: bool) -> dict[str, Any]:
+        """The linear regions at each probe, through the adapter's ``LayerRegions``."""
+        return {probe: self.region_counters[probe](self.lmn_pairs, progress=progress) for probe in probes}
 
     def save(self, run: int, out_dir: Path) -> keras.Model:
         """Write ``model.keras``; return the model."""

@@ -29,10 +29,19 @@ from typing import Any
 import numpy as np
 
 from reference_tasks.analysis.summary import write_run_summary
+from reference_tasks.model.spec import is_piecewise_linear
 from reference_tasks.runfolder import checkpoints
 from reference_tasks.runfolder.folder import check_resumable, rewind_run, start_run
 from reference_tasks.runfolder.metrics import MetricsWriter
-from reference_tasks.runfolder.schema import CHECKPOINT_FILE, METRICS_FILE, N_SAMPLES_COLUMN, Row, lmn_column
+from reference_tasks.runfolder.schema import (
+    CHECKPOINT_FILE,
+    METRICS_FILE,
+    N_SAMPLES_COLUMN,
+    Row,
+    lmn_column,
+    metric_columns,
+    region_column,
+)
 from reference_tasks.runfolder.snapshots import save_snapshot
 from reference_tasks.training.engine import Engine, Evaluation, TrainingData
 from reference_tasks.training.recipe import RunOptions, TrainConfig, eval_steps, probes_at
@@ -217,6 +226,7 @@ class _Training:
         self.seconds_lmn = [start.seconds_lmn for start in starts]
         self.probes_at = probes_at(self.config)
         self.eval_steps = set(eval_steps(self.config).tolist())
+        self.regions = is_piecewise_linear(self.config.activation)
 
     def run(self) -> list[RunResult]:
         """Train from the first step to the end; write the final files."""
@@ -224,7 +234,13 @@ class _Training:
         with contextlib.ExitStack() as stack:
             stack.enter_context(self.engine.running())
             writers = [
-                stack.enter_context(MetricsWriter(out_dir / METRICS_FILE, append=self.first_step > 0))
+                stack.enter_context(
+                    MetricsWriter(
+                        out_dir / METRICS_FILE,
+                        append=self.first_step > 0,
+                        columns=metric_columns(self.regions),
+                    )
+                )
                 for out_dir in self.out_dirs
             ]
             bar = stack.enter_context(self._progress_bar())
@@ -301,6 +317,18 @@ class _Training:
             row[N_SAMPLES_COLUMN] = len(self.engine.data.lmn_pairs[k])
             values.append(row)
             self.seconds_lmn[k] += time.perf_counter() - started
+            if self.regions:
+                row.update(self._region_values(k, probes))
+        return values
+
+    def _region_values(self, k: int, probes: tuple[str, ...]) -> Row:
+        """A piecewise-linear model's linear regions at each probe (docs/design.md, section 1.6)."""
+        values: Row = {}
+        for probe, summary in self.engine.regions(k, probes, self.options.progress).items():
+            values[region_column("regions", probe)] = summary.n_regions
+            values[region_column("region_perplexity", probe)] = summary.region_perplexity
+            values[region_column("pieces_mean", probe)] = summary.pieces_mean
+            values[region_column("pieces_median", probe)] = summary.pieces_median
         return values
 
     def _finish(self, k: int, seconds: float) -> RunResult:

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from reference_tasks.model.spec import HEADLINE_PROBE, PROBES
+from reference_tasks.model.spec import DEFAULT_ACTIVATION, HEADLINE_PROBE, PROBES, check_activation
 from reference_tasks.tasks import DEFAULT_TRAIN_FRACTION
 
 DTYPES = ("float32", "float64")
@@ -56,6 +56,11 @@ class TrainConfig:
     init_scale
         Factor on every initial weight (PyTorch's default initialisation times it), as
         Omnigrok's initialisation scale; 1 is PyTorch's default.
+    activation
+        The hidden activation, one of ``model.spec.ACTIVATIONS``: ``"silu"`` (the paper's),
+        ``"relu"``, ``"leaky_relu"`` (slope 0.01 below zero), ``"gelu"`` (exact) or ``"tanh"``.
+        With ``"relu"`` or ``"leaky_relu"`` the network is piecewise linear and each LMN
+        checkpoint also counts its linear regions (docs/design.md, section 1.6).
     dtype
         ``"float32"`` or ``"float64"``: the model's weights and activations.
     loss_dtype
@@ -95,6 +100,7 @@ class TrainConfig:
     hidden_dim: int = 100
     shared_embedding: bool = True
     init_scale: float = 1.0
+    activation: str = DEFAULT_ACTIVATION
     dtype: str = "float32"
     loss_dtype: str | None = "float64"
     eval_every: int = 10
@@ -123,6 +129,7 @@ class TrainConfig:
             raise ValueError(f"loss_dtype must be None or one of {DTYPES}, got {self.loss_dtype!r}")
         if not (math.isfinite(self.init_scale) and self.init_scale > 0):
             raise ValueError(f"init_scale must be a positive number, got {self.init_scale}")
+        check_activation(self.activation)
         unknown = set(self.probes) - set(PROBES)
         if unknown:
             raise ValueError(f"unknown probes {sorted(unknown)}; the metrics schema has {PROBES}")
@@ -138,6 +145,7 @@ class TrainConfig:
             "hidden_dim": self.hidden_dim,
             "shared_embedding": self.shared_embedding,
             "init_scale": self.init_scale,
+            "activation": self.activation,
             "seed": self.seed,
         }
 

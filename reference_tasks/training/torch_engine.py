@@ -37,6 +37,7 @@ from torch.func import functional_call, stack_module_state
 from torch.nn import functional
 
 from adapters.torch import LayerLMN
+from adapters.torch_regions import LayerRegions
 from reference_tasks.model import torch_model
 from reference_tasks.model.torch_model import GrokMLP
 from reference_tasks.runfolder.schema import WEIGHTS_STEM
@@ -75,6 +76,7 @@ class TorchEngine:
         )
         self._graph: _GraphedUpdate | None = None
         self._measures: dict[str, LayerLMN] = {}
+        self._regions: dict[str, LayerRegions] = {}
         # vmap costs about a fifth of a small step; one run needs no batching.
         self._logits = torch.vmap(self._logits_of_one) if len(configs) > 1 else self._logits_of_single
         tensors = (data.train_pairs, data.train_labels, data.test_pairs, data.test_labels)
@@ -219,6 +221,14 @@ class TorchEngine:
             probe: self._measures[probe](self.lmn_pairs[run], n_points=n_points, progress=progress)
             for probe in probes
         }
+
+    def regions(self, run: int, probes: Sequence[str], progress: bool) -> dict[str, Any]:
+        """Run ``run``'s linear regions at each probe (``adapters.torch_regions.LayerRegions``, cut once)."""
+        self._load_run(run)
+        for probe in probes:
+            if probe not in self._regions:
+                self._regions[probe] = LayerRegions(self.model, probe)
+        return {probe: self._regions[probe](self.lmn_pairs[run], progress=progress) for probe in probes}
 
     def save(self, run: int, out_dir: Path) -> GrokMLP:
         """Write ``model.pt`` (a ``state_dict``); return a copy of run ``run``'s model."""

@@ -6,10 +6,13 @@ import pytest
 import torch
 
 from adapters.keras import layer_lmn as keras_layer_lmn
+from adapters.keras_regions import layer_regions as keras_layer_regions
 from adapters.torch import layer_lmn as torch_layer_lmn
+from adapters.torch_regions import layer_regions as torch_layer_regions
+from reference_tasks.model import torch_model as torch_models
 from reference_tasks.model.crossframework import keras_to_torch, torch_to_keras
 from reference_tasks.model.keras_model import build_model
-from reference_tasks.model.spec import PROBES
+from reference_tasks.model.spec import ACTIVATIONS, PIECEWISE_LINEAR_ACTIVATIONS, PROBES
 from reference_tasks.model.torch_model import GrokMLP
 from reference_tasks.tasks import make_task
 
@@ -34,6 +37,32 @@ def test_equal_weights_give_logits_equal_to_1e_5(task, shared):
     pairs = make_task(task).pairs
     expected = torch_logits(source, pairs)
     np.testing.assert_allclose(target.predict_on_batch(pairs), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_every_activation_gives_equal_logits_from_equal_weights(activation):
+    source = torch_models.build_model(24, 24, activation=activation, init_scale=2.0, seed=3)
+    target = build_model(24, 24, activation=activation, seed=4)
+    torch_to_keras(source, target)
+    pairs = make_task("s4").pairs
+    expected = torch_logits(source, pairs)
+    np.testing.assert_allclose(target.predict_on_batch(pairs), expected, rtol=1e-5, atol=1e-5)
+    other = torch_models.build_model(
+        24, 24, activation="tanh" if activation != "tanh" else "relu", init_scale=2.0, seed=3
+    )
+    assert not np.allclose(expected, torch_logits(other, pairs), rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("activation", PIECEWISE_LINEAR_ACTIVATIONS)
+def test_equal_weights_give_equal_linear_regions(activation):
+    source = torch_models.build_model(32, 32, activation=activation, init_scale=2.0, seed=5)
+    target = build_model(32, 32, activation=activation, seed=6)
+    torch_to_keras(source, target)
+    pairs = make_task("xor").pairs[::11]
+    for probe in ("embedding", "hidden1"):
+        expected, got = torch_layer_regions(source, pairs, probe), keras_layer_regions(target, pairs, probe)
+        assert got.n_regions == expected.n_regions, probe
+        assert got.pieces_mean == pytest.approx(expected.pieces_mean, abs=0.02), probe
 
 
 def test_round_trip_restores_every_parameter_exactly():

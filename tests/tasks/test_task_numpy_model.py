@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import lmn_core
-from reference_tasks.model.numpy_model import NumpyGrokMLP, silu
+from reference_tasks.model.numpy_model import ACTIVATION_FUNCTIONS, NumpyGrokMLP, silu
 
 N_TOKENS, DIM, HIDDEN, CLASSES = 7, 3, 5, 4
 
@@ -77,6 +77,36 @@ def test_lmn_through_the_heads():
     assert lmn_core.lmn(model.head("hidden2"), model.activations(pairs, "hidden2")).lmn == pytest.approx(1.0)
     result = lmn_core.lmn(model.head("hidden1"), model.activations(pairs, "hidden1"))
     assert result.n_samples == 49 and 1.0 < result.lmn < 49
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_every_activation_is_its_formula_in_the_inputs_dtype(dtype):
+    x = np.array([-3.0, -0.5, 0.0, 0.25, 2.0], dtype=dtype)
+    expected = {
+        "silu": x / (1 + np.exp(-x.astype(np.float64))),
+        "relu": np.array([0, 0, 0, 0.25, 2.0]),
+        "leaky_relu": np.array([-0.03, -0.005, 0, 0.25, 2.0]),
+        "gelu": np.array(
+            [-0.00404969409489, -0.15426876936299, 0, 0.14967658142073, 1.95449973610364]
+        ),  # x Φ(x)
+        "tanh": np.tanh(x.astype(np.float64)),
+    }
+    for name, function in ACTIVATION_FUNCTIONS.items():
+        y = function(x)
+        assert y.dtype == dtype, name
+        rtol = 1e-5 if dtype == np.float32 else 1e-12  # float32: 1 + erf(x) cancels below -2
+        np.testing.assert_allclose(y, expected[name], rtol=rtol, atol=1e-15, err_msg=name)
+
+
+def test_the_snapshots_activation_is_the_runs():
+    snapshot = random_snapshot(5, dtype=np.float64)
+    relu = NumpyGrokMLP.from_snapshot(snapshot, "relu")
+    hidden = relu.activations(PAIRS, "hidden1")
+    assert hidden.min() == 0.0 and relu.activation == "relu"
+    np.testing.assert_allclose(relu.head("hidden1")(hidden), relu.logits(PAIRS), rtol=1e-12)
+    assert not np.allclose(NumpyGrokMLP.from_snapshot(snapshot).logits(PAIRS), relu.logits(PAIRS))
+    with pytest.raises(ValueError, match=r"unknown activation 'elu'"):
+        NumpyGrokMLP.from_snapshot(snapshot, "elu")
 
 
 def test_silu_is_stable():

@@ -3,6 +3,7 @@
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -115,11 +116,38 @@ def test_lmn_subset_is_seeded():
         ({"eval_every": 0}, "eval_every must be at least 1"),
         ({"side_probe_every": 0}, "side_probe_every must be at least 1"),
         ({"steps": 10, "checkpoint_steps": (11,)}, "checkpoint_steps must lie in 0..10"),
+        ({"activation": "swish"}, "unknown activation 'swish'; the reference MLP has silu, relu, leaky_relu"),
     ],
 )
 def test_config_is_validated(options, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(**options)
+
+
+def test_the_activation_is_silu_unless_named_and_sweepable():
+    from reference_tasks.report.run_data import train_config_from_json
+    from reference_tasks.sweep.plan import parse_grid, plan_sweep
+
+    assert TrainConfig().activation == "silu" and TrainConfig().model_options()["activation"] == "silu"
+    record = {
+        key: value for key, value in TrainConfig(activation="relu").__dict__.items() if key != "activation"
+    }
+    assert train_config_from_json(record).activation == "silu"  # written before the field existed
+    grid = parse_grid(["activation=relu,silu"])
+    assert grid == {"activation": ("relu", "silu")}
+    runs = plan_sweep(tasks=["xor"], seeds=[0], framework="torch", out=Path("out"), grid=grid)
+    assert [(run.name, run.config.activation) for run in runs] == [
+        ("xor-activationrelu-seed0", "relu"),
+        ("xor-activationsilu-seed0", "silu"),
+    ]
+    with pytest.raises(ValueError, match=r"xor-activationgelus-seed0: unknown activation 'gelus'"):
+        plan_sweep(
+            tasks=["xor"],
+            seeds=[0],
+            framework="torch",
+            out=Path("out"),
+            grid=parse_grid(["activation=gelus"]),
+        )
 
 
 def test_framework_free_modules_import_no_framework():

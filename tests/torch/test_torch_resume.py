@@ -93,6 +93,42 @@ def test_resumed_run_equals_the_uninterrupted_one(tmp_path, monkeypatch, uninter
         assert torch.equal(value, uninterrupted.model.state_dict()[name])
 
 
+def test_a_folder_written_before_activations_existed_resumes_as_silu(tmp_path, monkeypatch, uninterrupted):
+    with monkeypatch.context() as patch:
+        interrupt_at(patch, INTERRUPT_AT)
+        with pytest.raises(KeyboardInterrupt):
+            train(CONFIG, tmp_path)
+    record = json.loads((tmp_path / "config.json").read_text())
+    assert record.pop("activation") == "silu"
+    (tmp_path / "config.json").write_text(json.dumps(record))
+    train(CONFIG, tmp_path, resume=True)
+    assert (tmp_path / "metrics.csv").read_bytes() == (uninterrupted.out_dir / "metrics.csv").read_bytes()
+    relu = TrainConfig(**{**CONFIG.__dict__, "activation": "relu"})
+    with monkeypatch.context() as patch:
+        interrupt_at(patch, INTERRUPT_AT)
+        with pytest.raises(KeyboardInterrupt):
+            train(relu, tmp_path / "relu")
+    record = json.loads((tmp_path / "relu" / "config.json").read_text())
+    del record["activation"]
+    (tmp_path / "relu" / "config.json").write_text(json.dumps(record))
+    with pytest.raises(ValueError, match=r"different run \(activation: saved 'silu', now 'relu'\)"):
+        train(relu, tmp_path / "relu", resume=True)
+
+
+def test_a_piecewise_linear_run_resumes_with_its_region_columns(tmp_path, monkeypatch):
+    relu = TrainConfig(**{**CONFIG.__dict__, "activation": "relu", "probes": ("embedding", "hidden1")})
+    whole = train(relu, tmp_path / "whole")
+    with monkeypatch.context() as patch:
+        interrupt_at(patch, INTERRUPT_AT)
+        with pytest.raises(KeyboardInterrupt):
+            train(relu, tmp_path / "resumed")
+    assert "pieces_mean_hidden1" in read_metrics(tmp_path / "resumed" / "metrics.csv")[0]
+    resumed = train(relu, tmp_path / "resumed", resume=True)
+    assert (tmp_path / "resumed" / "metrics.csv").read_bytes() == (whole.out_dir / "metrics.csv").read_bytes()
+    assert without_timings(resumed.summary) == without_timings(whole.summary)
+    assert set(resumed.summary["regions"]) == {"embedding", "hidden1"}
+
+
 def test_resume_refuses_another_config_and_leaves_the_folder_alone(tmp_path, monkeypatch):
     interrupt_at(monkeypatch, 20)
     with pytest.raises(KeyboardInterrupt):

@@ -1,0 +1,81 @@
+"""The LMN beside the exact linear regions of a piecewise-linear run (docs/design.md, section 1.6).
+
+A ReLU or LeakyReLU run records, at each LMN checkpoint and probe, the regions its
+samples occupy, their occupancy perplexity and the mean and median linear pieces per
+segment (the region columns of ``metrics.csv``). :func:`region_summary` gives, per probe,
+the Pearson correlation over training of the LMN with each of them (over every
+checkpoint that measured both, and over the generalizing phase alone) and their values at
+the phase points (``reference_tasks.analysis.region_claims`` takes them over seeds).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from reference_tasks.analysis.fits import pearson
+from reference_tasks.analysis.phases import generalizing_rows, measured, phases, row_at_or_after
+from reference_tasks.model.spec import PROBES
+from reference_tasks.runfolder.schema import REGION_QUANTITIES, Row, lmn_column, region_column
+
+REGIONS_KEY = "regions"
+# The spans of training a correlation is taken over.
+SPANS = ("training", "generalizing")
+
+
+def _rows_with_both(rows: Sequence[Row], first: str, second: str, span: str) -> list[Row]:
+    chosen = generalizing_rows(rows, first) if span == "generalizing" else measured(rows, first)
+    return measured(chosen, second)
+
+
+def _probe_summary(rows: Sequence[Row], probe: str) -> dict[str, Any] | None:
+    """Correlations and phase-point values of one probe, ``None`` where it was never measured."""
+    lmn = lmn_column(probe)
+    counted = measured(rows, region_column("pieces_mean", probe))
+    if not counted:
+        return None
+    summary: dict[str, Any] = {}
+    for span in SPANS:
+        both = _rows_with_both(rows, lmn, region_column("pieces_mean", probe), span)
+        summary[f"n_{span}"] = len(both)
+        summary[f"pearson_{span}"] = {
+            quantity: pearson(
+                [row[lmn] for row in both], [row[region_column(quantity, probe)] for row in both]
+            )
+            for quantity in REGION_QUANTITIES
+        }
+    phase = phases(rows)
+    points = {
+        "init": 0,
+        "memorization": phase.memorization_step,
+        "generalization": phase.generalization_step,
+    }
+    summary["at"] = {}
+    for name, step in points.items():
+        row = row_at_or_after(counted, region_column("pieces_mean", probe), step)
+        summary["at"][name] = None if row is None else _values(row, probe)
+    summary["at"]["end"] = _values(counted[-1], probe)
+    return summary
+
+
+def _values(row: Row, probe: str) -> dict[str, Any]:
+    return {
+        "step": row["step"],
+        "lmn": row[lmn_column(probe)],
+        **{quantity: row[region_column(quantity, probe)] for quantity in REGION_QUANTITIES},
+    }
+
+
+def region_summary(rows: Sequence[Row]) -> dict[str, Any]:
+    """``{"regions": {probe: ...}}`` for a run with region columns, ``{}`` for any other.
+
+    Per probe measured: ``pearson_training`` and ``pearson_generalizing`` (the Pearson r
+    of the LMN with each region quantity, ``None`` where either has no spread),
+    ``n_training`` and ``n_generalizing`` (the checkpoints they are taken over), and
+    ``at``: the step, LMN and region quantities at the first checkpoint at or after
+    initialization, memorization and generalization, and at the last.
+    """
+    if not rows or region_column("pieces_mean", PROBES[0]) not in rows[0]:
+        return {}
+    probes = {probe: _probe_summary(rows, probe) for probe in PROBES}
+    return {REGIONS_KEY: {probe: summary for probe, summary in probes.items() if summary is not None}}
