@@ -6,6 +6,7 @@ adapter's :class:`DevicePlan`.
 """
 
 from lmn_core.measure import LMNResult, connectivity_matrix, lmn
+from lmn_core.memory import keep_freed_memory
 from lmn_core.protocol import DeviceFunction, DevicePlan, ReductionTask, default_const_rtol
 from lmn_core.pwl_head import Affine, Hinge, PiecewiseLinearHead
 from lmn_core.regions import RegionSummary, linear_regions, segment_pieces
@@ -25,6 +26,7 @@ __all__ = [
     "Spectrum",
     "connectivity_matrix",
     "default_const_rtol",
+    "keep_freed_memory",
     "linear_regions",
     "lmn",
     "lmn_from_connectivity",

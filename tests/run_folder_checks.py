@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
 from reference_tasks.model.spec import is_piecewise_linear
 from reference_tasks.runfolder import METRIC_COLUMNS, read_metrics
+from reference_tasks.runfolder.run_summary import RunSummary
 from reference_tasks.runfolder.schema import metric_columns
 from reference_tasks.runfolder.snapshots import load_snapshot, snapshot_steps
 from reference_tasks.training.recipe import TrainConfig, eval_steps, lmn_checkpoints, probes_at
@@ -16,24 +18,6 @@ SNAPSHOT_KEYS = sorted(
     ["embedding.tables.0.weight"]
     + [f"{layer}.{part}" for layer in ("linear1", "linear2", "output") for part in ("weight", "bias")]
 )
-
-REQUIRED_SUMMARY_KEYS = {
-    "task",
-    "framework",
-    "seed",
-    "steps",
-    "memorization_step",
-    "generalization_step",
-    "max_test_acc",
-    "lmn_hidden1_init",
-    "lmn_hidden1_memorization",
-    "lmn_hidden1_generalization",
-    "lmn_hidden1_end",
-    "pearson_lmn_test_loss",
-    "pearson_l2_test_loss",
-    "train_acc_min_after_memorization",
-    "unstable_step",
-}
 
 
 def check_run_folder(config: TrainConfig, result: Any, framework: str, weights_file: str) -> list[dict]:
@@ -64,16 +48,24 @@ def check_run_folder(config: TrainConfig, result: Any, framework: str, weights_f
             assert all(value is None for probe, value in lmn_values.items() if probe not in probes)
         else:
             assert [*lmn_values.values(), row["lmn_n_samples"]] == [None] * 4
-    summary = json.loads((folder / "summary.json").read_text())
-    assert set(summary) >= REQUIRED_SUMMARY_KEYS
-    assert (summary["task"], summary["framework"], summary["seed"], summary["steps"]) == (
+    summary = RunSummary.from_json(json.loads((folder / "summary.json").read_text()))
+    assert (summary.task, summary.framework, summary.seed, summary.steps) == (
         config.task,
         framework,
         config.seed,
         config.steps,
     )
-    assert summary == json.loads(json.dumps(result.summary))
+    assert summary == result.summary  # summary.json is its serialization
+    assert summary.facts.n_train is not None and summary.lmn["init"] is not None
     saved = json.loads((folder / "config.json").read_text())
     assert saved["framework"] == framework and saved["steps"] == config.steps
     assert saved["lmn_samples"] == config.lmn_samples
     return rows
+
+
+def without_timings(summary: RunSummary, *, batched: bool = False) -> RunSummary:
+    """``summary`` with its wall times (and, with ``batched``, its batch size) left out, to compare runs."""
+    facts = dataclasses.replace(summary.facts, seconds_total=None, seconds_lmn=None)
+    if batched:
+        facts = dataclasses.replace(facts, batched_runs=None)
+    return summary.with_facts(facts)

@@ -13,7 +13,7 @@ from reference_tasks.analysis.phases import (
     row_at_or_after,
     unstable_step,
 )
-from reference_tasks.analysis.summary import build_summary, fit_r2, write_run_summary
+from reference_tasks.analysis.summary import build_summary, run_summary, write_run_summary
 
 __all__ = [
     "LinearFit",
@@ -21,7 +21,6 @@ __all__ = [
     "Rebound",
     "build_summary",
     "claim_sentence",
-    "fit_r2",
     "generalizing_rows",
     "linear_fit",
     "lowest_train_acc_after_memorization",
@@ -32,6 +31,7 @@ __all__ = [
     "population_claims",
     "rebound",
     "row_at_or_after",
+    "run_summary",
     "unstable_step",
     "write_run_summary",
 ]

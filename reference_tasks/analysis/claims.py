@@ -21,14 +21,23 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from reference_tasks.analysis.summary import fit_r2
+from reference_tasks.runfolder.run_summary import RunSummary
+
 
 # What the paper states per task: the generalization step of addition mod 31 (its
 # Appendix B, Figure 4) and the two LMN values at the XOR rebound's turning points.
+@dataclass(frozen=True)
+class PaperStatement:
+    """What the paper states for a task (``None``: nothing)."""
+
+    memorization_step: int | None = None
+    generalization_step: int | None = None
+    rebound_turning_points: tuple[float, float] | None = None
+
+
 PAPER = {
-    "modadd": {"memorization_step": 200, "generalization_step": 7600},
-    "s4": {},
-    "xor": {"rebound_turning_points": (15.0, 20.0)},
+    "modadd": PaperStatement(memorization_step=200, generalization_step=7600),
+    "xor": PaperStatement(rebound_turning_points=(15.0, 20.0)),
 }
 # A rebound counts when the LMN rises by at least this fraction of its trough.
 REBOUND_MIN_RISE = 0.05
@@ -120,22 +129,22 @@ def paired_difference(first: Sequence[float], second: Sequence[float], *, seed: 
     )
 
 
-def _ratios(summaries: Sequence[Mapping[str, Any]], top: str, bottom: str) -> list[float]:
-    pairs = [(summary.get(top), summary.get(bottom)) for summary in summaries]
-    return [a / b for a, b in pairs if a is not None and b is not None and b != 0]
+def _ratios(summaries: Sequence[RunSummary], top: str, bottom: str) -> list[float]:
+    ratios = (summary.lmn_ratio(top, bottom) for summary in summaries)
+    return [ratio for ratio in ratios if ratio is not None]
 
 
-def _rebounds(summaries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def _rebounds(summaries: Sequence[RunSummary]) -> list[dict[str, Any]]:
     """The seeds whose LMN rises by at least ``REBOUND_MIN_RISE`` of its trough after generalizing."""
     found = []
     for summary in summaries:
-        low, high = summary.get("lmn_hidden1_rebound_min"), summary.get("lmn_hidden1_rebound_max")
+        low, high = summary.rebound["min"], summary.rebound["max"]
         if low is None or high is None or high - low < REBOUND_MIN_RISE * low:
             continue
-        steps = summary["lmn_hidden1_rebound_steps"]
+        steps = summary.rebound_steps
         found.append(
             {
-                "seed": summary["seed"],
+                "seed": summary.seed,
                 "min_step": steps["min"],
                 "min": low,
                 "max_step": steps["max"],
@@ -145,21 +154,17 @@ def _rebounds(summaries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return found
 
 
-def _blow_ups(summaries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def _blow_ups(summaries: Sequence[RunSummary]) -> list[dict[str, Any]]:
     """The seeds whose train accuracy fell below ``STABLE_TRAIN_ACC`` after memorization."""
     return [
-        {
-            "seed": s["seed"],
-            "step": s.get("unstable_step"),
-            "min_train_acc": s["train_acc_min_after_memorization"],
-        }
+        {"seed": s.seed, "step": s.unstable_step, "min_train_acc": s.train_acc_min_after_memorization}
         for s in summaries
-        if s.get("train_acc_min_after_memorization") is not None
-        and s["train_acc_min_after_memorization"] < STABLE_TRAIN_ACC
+        if s.train_acc_min_after_memorization is not None
+        and s.train_acc_min_after_memorization < STABLE_TRAIN_ACC
     ]
 
 
-def population_claims(summaries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def population_claims(summaries: Sequence[RunSummary]) -> dict[str, Any]:
     """Every claim of the paper for one task, over the seeds whose ``summaries`` are given.
 
     The R² of LMN and L2 are compared over the seeds that generalized (their generalizing
@@ -167,43 +172,33 @@ def population_claims(summaries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """
     if not summaries:
         raise ValueError("population_claims needs the summary of at least one run")
-    task = summaries[0]["task"]
-    steps = [s["generalization_step"] for s in summaries if s.get("generalization_step") is not None]
+    task = summaries[0].task
+    steps = [s.generalization_step for s in summaries if s.grokked]
     fitted = [
-        s
-        for s in summaries
-        if s.get("generalization_step") is not None
-        and fit_r2(s, "lmn") is not None
-        and fit_r2(s, "l2") is not None
+        s for s in summaries if s.grokked and s.fit_r2("lmn") is not None and s.fit_r2("l2") is not None
     ]
-    r2_lmn = [fit_r2(s, "lmn") for s in fitted]
-    r2_l2 = [fit_r2(s, "l2") for s in fitted]
+    r2_lmn = [s.fit_r2("lmn") for s in fitted]
+    r2_l2 = [s.fit_r2("l2") for s in fitted]
     return {
         "task": task,
         "n_runs": len(summaries),
-        "seeds": [s["seed"] for s in summaries],
-        "lmn_n_samples": sorted(
-            {s["lmn_n_samples"] for s in summaries if s.get("lmn_n_samples") is not None}
-        ),
-        "paper": PAPER.get(task, {}),
+        "seeds": [s.seed for s in summaries],
+        "lmn_n_samples": sorted({s.lmn_n_samples for s in summaries if s.lmn_n_samples is not None}),
+        "paper": asdict(PAPER.get(task, PaperStatement())),
         "grokked": len(steps),
-        "generalization_step": {
+        "generalization_steps": {
             "median": statistics.median(steps) if steps else None,
             "min": min(steps, default=None),
             "max": max(steps, default=None),
         },
-        "memorization_step": aggregate_values(
-            [s["memorization_step"] for s in summaries if s.get("memorization_step")]
+        "memorization_steps": aggregate_values(
+            [s.memorization_step for s in summaries if s.memorization_step]
         ),
-        "lmn_rise_memorizing": aggregate_values(
-            _ratios(summaries, "lmn_hidden1_memorization", "lmn_hidden1_init")
-        ),
-        "lmn_fall_generalizing": aggregate_values(
-            _ratios(summaries, "lmn_hidden1_memorization", "lmn_hidden1_generalization")
-        ),
+        "lmn_rise_memorizing": aggregate_values(_ratios(summaries, "memorization", "init")),
+        "lmn_fall_generalizing": aggregate_values(_ratios(summaries, "memorization", "generalization")),
         "r2_lmn": r2_lmn,
         "r2_l2": r2_l2,
-        "r2_seeds": [s["seed"] for s in fitted],
+        "r2_seeds": [s.seed for s in fitted],
         "r2_difference": asdict(paired_difference(r2_lmn, r2_l2)),
         "rebounds": _rebounds(summaries),
         "blow_ups": _blow_ups(summaries),

@@ -8,30 +8,31 @@ against zero, as the paper's claims do (:func:`~reference_tasks.analysis.claims.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
 from reference_tasks.analysis.claims import paired_difference
-from reference_tasks.analysis.regions import REGIONS_KEY, SPANS
+from reference_tasks.analysis.regions import SPANS, span_checkpoints, span_correlation
 from reference_tasks.model.spec import PROBES
+from reference_tasks.runfolder.run_summary import RunSummary
 from reference_tasks.runfolder.schema import REGION_QUANTITIES
 
 # A correlation needs this many checkpoints in its span (fewer: the seed has none to give).
 MIN_CHECKPOINTS = 3
 
 
-def seed_correlations(summaries: Sequence[Mapping[str, Any]], probe: str, span: str, quantity: str) -> list:
+def seed_correlations(summaries: Sequence[RunSummary], probe: str, span: str, quantity: str) -> list:
     """``(seed, r)`` of every run with at least ``MIN_CHECKPOINTS`` in the span (``r`` may be ``None``)."""
     found = []
     for summary in summaries:
-        entry = (summary.get(REGIONS_KEY) or {}).get(probe)
-        if entry is not None and entry[f"n_{span}"] >= MIN_CHECKPOINTS:
-            found.append((summary["seed"], entry[f"pearson_{span}"][quantity]))
+        entry = (summary.regions or {}).get(probe)
+        if entry is not None and span_checkpoints(entry, span) >= MIN_CHECKPOINTS:
+            found.append((summary.seed, span_correlation(entry, span, quantity)))
     return found
 
 
-def region_claims(summaries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def region_claims(summaries: Sequence[RunSummary]) -> dict[str, Any]:
     """Over the seeds of one task: the correlation of LMN with each region quantity, per probe and span.
 
     ``{probe: {span: {quantity: {"seeds", "r", "undefined_seeds", "mean", "low", "high",
@@ -44,7 +45,7 @@ def region_claims(summaries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     for probe in PROBES:
         spans: dict[str, Any] = {}
         for span in SPANS:
-            chosen = [s for s in summaries if span == "training" or s.get("generalization_step") is not None]
+            chosen = [s for s in summaries if span == "training" or s.grokked]
             entries = {}
             for quantity in REGION_QUANTITIES:
                 pairs = seed_correlations(chosen, probe, span, quantity)

@@ -10,7 +10,7 @@ the phase points (``reference_tasks.analysis.region_claims`` takes them over see
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from reference_tasks.analysis.fits import pearson
@@ -18,7 +18,6 @@ from reference_tasks.analysis.phases import generalizing_rows, measured, phases,
 from reference_tasks.model.spec import PROBES
 from reference_tasks.runfolder.schema import REGION_QUANTITIES, Row, lmn_column, region_column
 
-REGIONS_KEY = "regions"
 # The spans of training a correlation is taken over.
 SPANS = ("training", "generalizing")
 
@@ -66,8 +65,23 @@ def _values(row: Row, probe: str) -> dict[str, Any]:
     }
 
 
+def span_checkpoints(entry: Mapping[str, Any], span: str) -> int:
+    """How many checkpoints one probe's correlations over ``span`` are taken over."""
+    return entry[f"n_{span}"]
+
+
+def span_correlation(entry: Mapping[str, Any], span: str, quantity: str) -> float | None:
+    """One probe's Pearson r of the LMN with a region quantity over ``span`` (``None``: no spread)."""
+    return entry[f"pearson_{span}"][quantity]
+
+
+def value_at(entry: Mapping[str, Any], point: str) -> Mapping[str, Any] | None:
+    """One probe's step, LMN and region quantities at a phase point (``None`` where never measured)."""
+    return entry["at"].get(point)
+
+
 def region_summary(rows: Sequence[Row]) -> dict[str, Any]:
-    """``{"regions": {probe: ...}}`` for a run with region columns, ``{}`` for any other.
+    """``{probe: ...}`` for a run with region columns, ``{}`` for any other.
 
     Per probe measured: ``pearson_training`` and ``pearson_generalizing`` (the Pearson r
     of the LMN with each region quantity, ``None`` where either has no spread),
@@ -78,4 +92,4 @@ def region_summary(rows: Sequence[Row]) -> dict[str, Any]:
     if not rows or region_column("pieces_mean", PROBES[0]) not in rows[0]:
         return {}
     probes = {probe: _probe_summary(rows, probe) for probe in PROBES}
-    return {REGIONS_KEY: {probe: summary for probe, summary in probes.items() if summary is not None}}
+    return {probe: summary for probe, summary in probes.items() if summary is not None}

@@ -17,7 +17,7 @@ and writes into ``out_dir`` (``RUNS_DIR/report`` by default), for each framework
 
 and ``summary.md`` and ``summary.json``: per framework and task, the paper's claims over
 its seeds (``reference_tasks.analysis.population_claims``), and each quantity of
-:data:`reference_tasks.report.tables.QUANTITIES` as mean ± sample standard deviation over
+:data:`reference_tasks.runfolder.run_summary.TABLE_QUANTITIES` as mean ± sample standard deviation over
 seeds with the number of seeds that have it, and for piecewise-linear runs the LMN against
 their exact linear regions (``reference_tasks.report.region_tables``). It needs NumPy,
 matplotlib and ``lmn_core``; no deep-learning framework.
@@ -172,9 +172,7 @@ def build_report(
         [
             (framework, task, task_runs)
             for framework in sorted(groups)
-            for task, task_runs in sorted(
-                groups[framework].items(), key=lambda item: figures.task_order(item[0])
-            )
+            for task, task_runs in sorted(groups[framework].items(), key=lambda item: task_order(item[0]))
         ]
     )
     summary_md = out_dir / "summary.md"
@@ -186,7 +184,7 @@ def build_report(
             "runs_dir": str(runs_dir),
             "std": "sample standard deviation over seeds (ddof=1); null with fewer than 2 values",
             "tables": tables,
-            "runs": [run.summary | {"path": str(run.path)} for run in runs],
+            "runs": [run.summary.to_json() | {"path": str(run.path)} for run in runs],
             "skipped": [str(path) for path in skipped],
             "connectivity_checks": checks,
             "regions": region_entries,

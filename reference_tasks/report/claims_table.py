@@ -12,9 +12,11 @@ from typing import Any
 from reference_tasks.analysis import claim_sentence
 from reference_tasks.analysis.claims import (
     BOOTSTRAP_RESAMPLES,
+    PAPER,
     REBOUND_MIN_RISE,
     SIGNIFICANCE,
     STABLE_TRAIN_ACC,
+    PaperStatement,
     mean_std_text,
 )
 from reference_tasks.tasks import task_title
@@ -36,9 +38,9 @@ PREAMBLE = (
 
 
 def _steps(claims: Mapping[str, Any]) -> str:
-    steps = claims["generalization_step"]
+    steps = claims["generalization_steps"]
     text = "–" if steps["median"] is None else f"{steps['median']:.0f} [{steps['min']}, {steps['max']}]"
-    paper = claims["paper"].get("generalization_step")
+    paper = PAPER.get(claims["task"], PaperStatement()).generalization_step
     return text + ("" if paper is None else f" (paper: {paper})")
 
 
@@ -65,7 +67,7 @@ def _rebounds(claims: Mapping[str, Any]) -> str:
         f"seed {r['seed']}: {r['min']:.1f} → {r['max']:.1f} ({r['min_step']} → {r['max_step']})"
         for r in found
     )
-    paper = claims["paper"].get("rebound_turning_points")
+    paper = PAPER.get(claims["task"], PaperStatement()).rebound_turning_points
     if paper is not None:
         details += ("; " if details else "") + f"paper: {paper[0]:g} → {paper[1]:g}"
     return text + (f" ({details})" if details else "")

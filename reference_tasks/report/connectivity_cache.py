@@ -22,15 +22,15 @@ import numpy as np
 import lmn_core
 from reference_tasks.report.clustering import Clustering, by_size, figure4_clustering
 from reference_tasks.report.run_data import RunData, checkpoint_lmn, load_run
+from reference_tasks.runfolder.run_summary import PHASE_POINTS
 from reference_tasks.runfolder.snapshots import snapshot_path
 
 logger = logging.getLogger(__name__)
 
 CACHE_DIR = "report-cache"
-PHASE_POINTS = (
-    ("init", "initialization"),
-    ("memorization", "memorization"),
-    ("generalization", "generalization"),
+#: The phase points Figure 4 draws (the first three of ``PHASE_POINTS``) and how it names them.
+FIGURE4_POINTS = dict(
+    zip(PHASE_POINTS[:3], ("initialization", "memorization", "generalization"), strict=True)
 )
 
 
@@ -97,12 +97,12 @@ def cached_checkpoint_lmn(run: RunData, step: int) -> tuple[lmn_core.LMNResult, 
 def figure4_steps(run: RunData) -> list[tuple[str, str, int]]:
     """``(point, label, step)`` of the Figure 4 rows that have a snapshot (warns about the rest)."""
     available = run.snapshot_steps
-    steps = run.summary["lmn_hidden1_steps"]
+    steps = run.summary.lmn_steps
     chosen = []
-    for point, label in PHASE_POINTS:
+    for point, label in FIGURE4_POINTS.items():
         step = steps.get(point)
         if step is None and point == "generalization":
-            generalized = run.summary["generalization_step"]
+            generalized = run.summary.generalization_step
             label = (
                 "never generalized: last checkpoint"
                 if generalized is None

@@ -127,8 +127,8 @@ def shade_phases(ax: Axes, runs: Sequence[RunData], *, label: bool = False, shif
     Returns a note on how the phases were found (for a title), empty for one run that
     reached both phase points.
     """
-    memorization = _mean_step([run.summary["memorization_step"] for run in runs])
-    generalizations = [run.summary["generalization_step"] for run in runs]
+    memorization = _mean_step([run.summary.memorization_step for run in runs])
+    generalizations = [run.summary.generalization_step for run in runs]
     generalization = _mean_step(generalizations)
     end = max(int(run.rows[-1]["step"]) for run in runs)
     bounds = [0.0, memorization, generalization, float(end)]
@@ -174,7 +174,7 @@ def _seeds_note(runs: Sequence[RunData]) -> str:
 
 
 def n_note(runs: Sequence[RunData]) -> str:
-    sizes = sorted({run.summary.get("lmn_n_samples") for run in runs} - {None})
+    sizes = sorted({run.summary.lmn_n_samples for run in runs} - {None})
     return "N = " + "/".join(str(n) for n in sizes) if sizes else "N unknown"
 
 

@@ -21,7 +21,6 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from reference_tasks.analysis import generalizing_rows, measured, pearson
-from reference_tasks.analysis.regions import REGIONS_KEY
 from reference_tasks.report.figures import (
     PROBE_COLORS,
     STEP_LABEL,
@@ -40,9 +39,7 @@ REGION_PROBES = ("hidden1", "embedding")
 
 def region_runs(runs_by_task: Mapping[str, Sequence[RunData]]) -> dict[str, list[RunData]]:
     """The runs that recorded linear regions, by task (tasks without any left out)."""
-    found = {
-        task: [run for run in runs if run.summary.get(REGIONS_KEY)] for task, runs in runs_by_task.items()
-    }
+    found = {task: [run for run in runs if run.summary.regions] for task, runs in runs_by_task.items()}
     return {task: runs for task, runs in found.items() if runs}
 
 

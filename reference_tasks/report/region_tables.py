@@ -11,9 +11,10 @@ from typing import Any
 
 from reference_tasks.analysis.claims import BOOTSTRAP_RESAMPLES, aggregate_values, population_claims
 from reference_tasks.analysis.region_claims import region_claims
-from reference_tasks.analysis.regions import REGIONS_KEY
+from reference_tasks.analysis.regions import value_at
 from reference_tasks.report.figures import task_title
 from reference_tasks.report.run_data import RunData
+from reference_tasks.runfolder.run_summary import PHASE_POINTS
 
 PREAMBLE = (
     "Piecewise-linear runs only. *r*: Pearson correlation over training of the LMN with a region "
@@ -35,7 +36,6 @@ QUANTITY_NAMES = {
     "regions": "occupied regions",
     "pieces_median": "median pieces",
 }
-PHASE_POINTS = ("init", "memorization", "generalization", "end")
 
 
 def _cell(entry: Mapping[str, Any] | None) -> str:
@@ -61,7 +61,7 @@ def _phase_values(runs: Sequence[RunData], probe: str, quantity: str) -> str:
     """Mean over seeds of a quantity at each phase point, ``init → memorization → generalization → end``."""
     values = []
     for point in PHASE_POINTS:
-        at = [run.summary[REGIONS_KEY].get(probe, {}).get("at", {}).get(point) for run in runs]
+        at = [value_at(run.summary.regions[probe], point) for run in runs if probe in run.summary.regions]
         mean = aggregate_values([entry[quantity] for entry in at if entry is not None])["mean"]
         values.append("–" if mean is None else f"{mean:.1f}")
     return " → ".join(values)
@@ -72,7 +72,7 @@ def region_section(
 ) -> tuple[list[str], list[dict]]:
     """The Markdown lines and the JSON entries for every framework and task with region runs."""
     groups = [
-        (framework, task, [run for run in runs if run.summary.get(REGIONS_KEY)])
+        (framework, task, [run for run in runs if run.summary.regions])
         for framework, task, runs in runs_by_group
     ]
     groups = [(framework, task, runs) for framework, task, runs in groups if runs]
@@ -88,7 +88,7 @@ def region_section(
     for framework, task, runs in groups:
         summaries = [run.summary for run in runs]
         claims, population = region_claims(summaries), population_claims(summaries)
-        steps = population["generalization_step"]
+        steps = population["generalization_steps"]
         step = "–" if steps["median"] is None else f"{steps['median']:.0f} [{steps['min']}, {steps['max']}]"
         for probe, spans in claims.items():
             for span, by_quantity in spans.items():
@@ -110,7 +110,7 @@ def region_section(
     lines += ["| --- | --- | --- | --- | --- | --- | --- |"]
     for framework, task, runs in groups:
         for probe in ("hidden1", "embedding"):
-            if any(probe in run.summary[REGIONS_KEY] for run in runs):
+            if any(probe in run.summary.regions for run in runs):
                 cells = " | ".join(
                     _phase_values(runs, probe, quantity)
                     for quantity in ("lmn", "pieces_mean", "regions", "region_perplexity")

@@ -1,10 +1,9 @@
 """Finished run folders read back for the report: config, metrics, summary, snapshots.
 
 Runs live at ``RUNS_DIR/{framework}/{task}-seed{seed}/``. A run is *finished* when its
-``summary.json`` exists; unfinished runs are skipped with a warning. The summary used
-by the report is rebuilt from ``metrics.csv`` with ``reference_tasks.analysis`` (so
-analyses added since the run was trained apply to it too), keeping the saved
-summary's other entries (sizes, timings).
+``summary.json`` exists; unfinished runs are skipped with a warning. Its summary is
+:func:`reference_tasks.analysis.run_summary`'s: computed from ``metrics.csv`` (so analyses
+added since the run was trained apply to it too), with the saved facts (sizes, timings).
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from typing import Any
 import numpy as np
 
 import lmn_core
-from reference_tasks.analysis import build_summary
+from reference_tasks.analysis import run_summary
 from reference_tasks.model.numpy_model import NumpyGrokMLP
 from reference_tasks.runfolder import (
     CONFIG_FILE,
@@ -30,6 +29,7 @@ from reference_tasks.runfolder import (
     read_json,
     read_metrics,
 )
+from reference_tasks.runfolder.run_summary import RunSummary
 from reference_tasks.runfolder.snapshots import load_snapshot, snapshot_steps
 from reference_tasks.tasks import make_task
 from reference_tasks.training.recipe import TrainConfig, lmn_sample_indices
@@ -51,15 +51,15 @@ class RunData:
         The run's config, rebuilt from ``config.json``.
     rows : list of dict
         ``metrics.csv`` rows.
-    summary : dict
-        The saved ``summary.json`` updated with a summary rebuilt from ``rows``.
+    summary : RunSummary
+        The run's summary (:func:`reference_tasks.analysis.run_summary`).
     """
 
     path: Path
     framework: str
     config: TrainConfig
     rows: list[Row]
-    summary: dict[str, Any]
+    summary: RunSummary
 
     @property
     def task(self) -> str:
@@ -117,12 +117,7 @@ def load_run(run_dir: str | Path) -> RunData | None:
     rows = read_metrics(run_dir / METRICS_FILE)
     if not rows:
         raise ValueError(f"{run_dir / METRICS_FILE} has no rows")
-    saved = read_json(run_dir / SUMMARY_FILE)
-    summary = {
-        **saved,
-        **build_summary(rows, task=config.task, framework=framework, seed=config.seed, steps=config.steps),
-    }
-    return RunData(run_dir, framework, config, rows, summary)
+    return RunData(run_dir, framework, config, rows, run_summary(run_dir))
 
 
 def find_runs(runs_dir: str | Path) -> tuple[list[RunData], list[Path]]:

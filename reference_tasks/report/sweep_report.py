@@ -14,9 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reference_tasks.analysis import run_summary
 from reference_tasks.report.build import build_report
 from reference_tasks.report.phase_diagram import figure_phase_diagram
-from reference_tasks.runfolder import SUMMARY_FILE, is_finished, read_json
+from reference_tasks.runfolder import is_finished
 from reference_tasks.sweep.aggregate import (
     config_statistics,
     group_configs,
@@ -41,7 +42,7 @@ class SweepReport:
 def outcomes_on_disk(sweep: Sweep, out: Path) -> list[Outcome]:
     """Each run of ``sweep`` as its folder holds it: finished with its summary, or not finished."""
     return [
-        Outcome(run, summary=read_json(run.out_dir / SUMMARY_FILE))
+        Outcome(run, summary=run_summary(run.out_dir))
         if is_finished(run.out_dir)
         else Outcome(run, error="not finished")
         for run in sweep.runs(out)

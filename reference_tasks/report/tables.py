@@ -1,69 +1,21 @@
 """The summary table of the reference runs: each quantity over seeds, as JSON and Markdown.
 
-:data:`QUANTITIES` names what is read off each run's ``summary.json``;
-:func:`summary_table` aggregates one framework and task over its seeds (mean, sample
+:data:`reference_tasks.runfolder.run_summary.TABLE_QUANTITIES` names what is read off each
+run's summary; :func:`summary_table` aggregates one framework and task over its seeds (mean, sample
 standard deviation, count) and :func:`report_summary_markdown` writes ``summary.md``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from reference_tasks.analysis import fit_r2, population_claims
+from reference_tasks.analysis import population_claims
 from reference_tasks.analysis.claims import aggregate_values, mean_std_text
 from reference_tasks.report.claims_table import claims_markdown
 from reference_tasks.report.run_data import RunData
+from reference_tasks.runfolder.run_summary import TABLE_QUANTITIES
 from reference_tasks.tasks import task_order, task_title
-
-
-def _fit_r2(name: str) -> Callable[[dict[str, Any]], Any]:
-    return lambda summary: fit_r2(summary, name)
-
-
-def _entry(key: str, inner: str | None = None) -> Callable[[dict[str, Any]], Any]:
-    def getter(summary: dict[str, Any]) -> Any:
-        value = summary.get(key)
-        return value.get(inner) if inner is not None and isinstance(value, dict) else value
-
-    return getter
-
-
-# (key in summary.json's tables, description, how to read it off a run summary, format)
-QUANTITIES: tuple[tuple[str, str, Callable[[dict[str, Any]], Any], str], ...] = (
-    ("memorization_step", "memorization step (train acc 100%)", _entry("memorization_step"), ".0f"),
-    ("generalization_step", "generalization step (test acc 100%)", _entry("generalization_step"), ".0f"),
-    ("max_test_acc", "max test accuracy", _entry("max_test_acc"), ".4f"),
-    ("lmn_n_samples", "N of the LMN", _entry("lmn_n_samples"), ".0f"),
-    ("lmn_hidden1_init", "LMN hidden1 at initialization", _entry("lmn_hidden1_init"), ".2f"),
-    ("lmn_hidden1_memorization", "LMN hidden1 at memorization", _entry("lmn_hidden1_memorization"), ".2f"),
-    (
-        "lmn_hidden1_generalization",
-        "LMN hidden1 at generalization",
-        _entry("lmn_hidden1_generalization"),
-        ".2f",
-    ),
-    ("lmn_hidden1_end", "LMN hidden1 at the last step", _entry("lmn_hidden1_end"), ".2f"),
-    ("pearson_n_points", "checkpoints in the generalizing phase", _entry("pearson_n_points"), ".0f"),
-    ("pearson_lmn_test_loss", "Pearson r, LMN vs test loss", _entry("pearson_lmn_test_loss"), ".3f"),
-    ("r2_lmn_test_loss", "linear-fit R², LMN vs test loss", _fit_r2("lmn"), ".3f"),
-    ("pearson_l2_test_loss", "Pearson r, L2 norm vs test loss", _entry("pearson_l2_test_loss"), ".3f"),
-    ("r2_l2_test_loss", "linear-fit R², L2 norm vs test loss", _fit_r2("l2"), ".3f"),
-    (
-        "rebound_min_step",
-        "LMN rebound: step of the minimum",
-        _entry("lmn_hidden1_rebound_steps", "min"),
-        ".0f",
-    ),
-    ("rebound_min", "LMN rebound: minimum", _entry("lmn_hidden1_rebound_min"), ".2f"),
-    (
-        "rebound_max_step",
-        "LMN rebound: step of the maximum",
-        _entry("lmn_hidden1_rebound_steps", "max"),
-        ".0f",
-    ),
-    ("rebound_max", "LMN rebound: maximum", _entry("lmn_hidden1_rebound_max"), ".2f"),
-)
 
 
 def group_runs(runs: Sequence[RunData]) -> dict[str, dict[str, list[RunData]]]:
@@ -85,7 +37,8 @@ def summary_table(runs: Sequence[RunData]) -> dict[str, Any]:
         "seeds": [run.seed for run in runs],
         "n_runs": len(runs),
         "quantities": {
-            key: aggregate_values(getter(run.summary) for run in runs) for key, _, getter, _ in QUANTITIES
+            quantity.key: aggregate_values(quantity.read(run.summary) for run in runs)
+            for quantity in TABLE_QUANTITIES
         },
         "claims": population_claims([run.summary for run in runs]),
     }
@@ -123,7 +76,7 @@ def report_summary_markdown(tables: Sequence[dict[str, Any]], checks: Sequence[d
         "first step after memorization where train accuracy falls below 100% (a float32 blow-up).",
         "",
     ]
-    specs = {key: (description, spec) for key, description, _, spec in QUANTITIES}
+    specs = {quantity.key: (quantity.description, quantity.spec) for quantity in TABLE_QUANTITIES}
     ordered = sorted(tables, key=lambda table: (table["framework"] != "torch", task_order(table["task"])))
     lines += claims_markdown([(table["framework"], table["claims"]) for table in ordered])
     lines += _overview(tables, specs)

@@ -1,4 +1,4 @@
-"""The run folder's schema, written once: file names, metrics columns, summary keys.
+"""The run folder's schema, written once: file names and metrics columns (summary keys: run_summary.py).
 
 A run folder holds ``config.json`` (written first), ``metrics.csv`` (one row per
 evaluated step, appended and flushed as training goes, so an interrupted run keeps

@@ -14,21 +14,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from reference_tasks.analysis import fit_r2
 from reference_tasks.analysis.claims import aggregate_values, mean_std_text
-from reference_tasks.runfolder.schema import HEADLINE_COLUMN
+from reference_tasks.runfolder.run_summary import CSV_COLUMNS, FITTED
 from reference_tasks.sweep.cluster import Outcome
 from reference_tasks.sweep.plan import format_value
-
-PHASE_POINTS = ("init", "memorization", "generalization", "end")
-RESULT_COLUMNS = (
-    "memorization_step",
-    "generalization_step",
-    "max_test_acc",
-    *(f"{HEADLINE_COLUMN}_{point}" for point in PHASE_POINTS),
-    "r2_lmn_test_loss",
-    "r2_l2_test_loss",
-)
 
 
 def summary_row(outcome: Outcome, fields: Sequence[str], out: Path | None = None) -> dict[str, Any]:
@@ -36,12 +25,11 @@ def summary_row(outcome: Outcome, fields: Sequence[str], out: Path | None = None
 
     ``run_dir`` is relative to the sweep's ``out`` folder when given (the table moves with it).
     """
-    run, summary = outcome.run, outcome.summary or {}
+    run, summary = outcome.run, outcome.summary
     row: dict[str, Any] = {"framework": run.framework, "task": run.config.task, "seed": run.config.seed}
     row.update({field: getattr(run.config, field) for field in fields})
     row["status"] = "failed" if outcome.error is not None else "finished"
-    row.update({column: summary.get(column) for column in RESULT_COLUMNS[:-2]})
-    row["r2_lmn_test_loss"], row["r2_l2_test_loss"] = fit_r2(summary, "lmn"), fit_r2(summary, "l2")
+    row.update(dict.fromkeys(CSV_COLUMNS) if summary is None else summary.csv_row())
     row["error"] = outcome.error
     row["run_dir"] = str(run.out_dir if out is None else Path(os.path.relpath(run.out_dir, out)))
     return row
@@ -50,7 +38,7 @@ def summary_row(outcome: Outcome, fields: Sequence[str], out: Path | None = None
 def write_summary_csv(path: Path, outcomes: Sequence[Outcome], fields: Sequence[str]) -> Path:
     """Write one row per run (empty cells for values a run does not have) to ``OUT/sweep/summary.csv``."""
     rows = [summary_row(outcome, fields, path.parent.parent) for outcome in outcomes]
-    columns = ["framework", "task", "seed", *fields, "status", *RESULT_COLUMNS, "error", "run_dir"]
+    columns = ["framework", "task", "seed", *fields, "status", *CSV_COLUMNS, "error", "run_dir"]
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as handle:
         writer = csv.DictWriter(handle, columns)
@@ -73,7 +61,7 @@ def group_configs(outcomes: Sequence[Outcome], fields: Sequence[str]) -> dict[tu
 def config_statistics(outcomes: Sequence[Outcome]) -> dict[str, Any]:
     """Over one config's seeds: runs, failures, grokked fraction, generalization steps, R²."""
     finished = [outcome.summary for outcome in outcomes if outcome.summary is not None]
-    steps = [s["generalization_step"] for s in finished if s.get("generalization_step") is not None]
+    steps = [s.generalization_step for s in finished if s.grokked]
     stats: dict[str, Any] = {
         "n_runs": len(outcomes),
         "n_failed": len(outcomes) - len(finished),
@@ -81,8 +69,8 @@ def config_statistics(outcomes: Sequence[Outcome]) -> dict[str, Any]:
         "generalization_median": statistics.median(steps) if steps else None,
         "generalization_range": (min(steps), max(steps)) if steps else None,
     }
-    for name in ("lmn", "l2"):
-        values = [r2 for r2 in (fit_r2(s, name) for s in finished) if r2 is not None]
+    for name in FITTED:
+        values = [r2 for r2 in (s.fit_r2(name) for s in finished) if r2 is not None]
         stats[f"r2_{name}"] = values
     return stats
 

@@ -21,8 +21,10 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from lmn_core.memory import keep_freed_memory
-from reference_tasks.runfolder import CONFIG_FILE, SUMMARY_FILE, config_differences, is_finished, read_json
+from lmn_core import keep_freed_memory
+from reference_tasks.analysis import run_summary
+from reference_tasks.runfolder import CONFIG_FILE, config_differences, is_finished, read_json
+from reference_tasks.runfolder.run_summary import RunSummary
 from reference_tasks.sweep.plan import Run, estimated_cost
 from reference_tasks.training.loop import engine_class, train
 from reference_tasks.training.recipe import RunOptions
@@ -45,7 +47,7 @@ class Outcome:
     """How one run of a sweep ended: its summary, or the error that stopped it."""
 
     run: Run
-    summary: dict[str, Any] | None = None
+    summary: RunSummary | None = None
     error: str | None = None
 
 
@@ -84,7 +86,7 @@ def worker_device(options: RunOptions, devices: Sequence[str] | None) -> RunOpti
 
 def train_run(
     run: Run, options: RunOptions, threads: int | None = 1, devices: Sequence[str] | None = None
-) -> dict[str, Any]:
+) -> RunSummary:
     """Train ``run`` (resuming it, or nothing if it is finished) and return its summary.
 
     This is the Dask task. ``threads`` sets the framework's thread count first; with ``devices``
@@ -106,7 +108,7 @@ def train_run(
                 raise ValueError(
                     f"{run.out_dir} holds a finished run of another config ({'; '.join(differences)})"
                 )
-            return read_json(run.out_dir / SUMMARY_FILE)
+            return run_summary(run.out_dir)
         options = worker_device(options, devices)
         return train(run.config, run.out_dir, framework=run.framework, options=options, resume=True).summary
 

@@ -33,6 +33,7 @@ from reference_tasks.model.spec import is_piecewise_linear
 from reference_tasks.runfolder import checkpoints
 from reference_tasks.runfolder.folder import check_resumable, rewind_run, start_run
 from reference_tasks.runfolder.metrics import MetricsWriter
+from reference_tasks.runfolder.run_summary import RunFacts, RunSummary
 from reference_tasks.runfolder.schema import (
     CHECKPOINT_FILE,
     METRICS_FILE,
@@ -56,7 +57,7 @@ class RunResult:
     """What training leaves behind: the folder, the summary and the trained model."""
 
     out_dir: Path
-    summary: dict[str, Any]
+    summary: RunSummary
     model: Any
 
 
@@ -334,18 +335,23 @@ class _Training:
     def _finish(self, k: int, seconds: float) -> RunResult:
         out_dir, config = self.out_dirs[k], self.configs[k]
         model = self.engine.save(k, out_dir)
+        facts = RunFacts(
+            task_options=dict(config.task_options),
+            dtype=config.dtype,
+            n_train=int(self.engine.data.train_labels.shape[1]),
+            n_test=int(self.engine.data.test_labels.shape[1]),
+            lmn_checkpoints=len(self.probes_at),
+            seconds_total=self.seconds_before[k] + seconds,
+            seconds_lmn=self.seconds_lmn[k],
+            batched_runs=len(self.configs),
+        )
         summary = write_run_summary(
             out_dir,
-            config=config,
+            task=config.task,
             framework=self.engine.framework,
-            extra={
-                "n_train": int(self.engine.data.train_labels.shape[1]),
-                "n_test": int(self.engine.data.test_labels.shape[1]),
-                "lmn_checkpoints": len(self.probes_at),
-                "seconds_total": self.seconds_before[k] + seconds,
-                "seconds_lmn": self.seconds_lmn[k],
-                "batched_runs": len(self.configs),
-            },
+            seed=config.seed,
+            steps=config.steps,
+            facts=facts,
         )
         (out_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
         return RunResult(out_dir, summary, model)

@@ -9,8 +9,8 @@ import quiet_training
 from run_folder_checks import check_run_folder
 
 import lmn_core
+from adapters.keras import split
 from adapters.keras_regions import LayerRegions, layer_regions, piecewise_linear_head
-from adapters.keras_split import split
 from reference_tasks.model.keras_model import build_model, snapshot_arrays
 from reference_tasks.model.numpy_model import NumpyGrokMLP
 from reference_tasks.model.spec import LEAKY_RELU_SLOPE
@@ -99,4 +99,4 @@ def test_a_relu_run_records_region_columns(tmp_path):
     counted = [row for row in rows if row["pieces_mean_hidden1"] is not None]
     assert [row["step"] for row in counted] == [0, 1, 30]
     assert all(1 <= row["regions_hidden1"] <= 20 and row["pieces_mean_hidden1"] >= 1 for row in counted)
-    assert set(result.summary["regions"]) == {"hidden1"}
+    assert set(result.summary.regions) == {"hidden1"}

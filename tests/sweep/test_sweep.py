@@ -143,7 +143,7 @@ def test_a_killed_worker_loses_nothing(tmp_path):
         (holder,) = [worker for worker, keys in client.processing().items() if "the-run" in keys]
         os.kill(pids[holder], signal.SIGKILL)
         summary = future.result(timeout=300)  # another worker resumes it from step PAUSE, and goes on
-    assert summary["memorization_step"] is not None and is_finished(run.out_dir)
+    assert summary.memorization_step is not None and is_finished(run.out_dir)
     assert (run.out_dir / "metrics.csv").read_bytes() == uninterrupted(LONG, tmp_path / "here")
 
 

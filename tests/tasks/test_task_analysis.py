@@ -8,7 +8,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from run_folder_checks import REQUIRED_SUMMARY_KEYS
 
 from reference_tasks.analysis import (
     build_summary,
@@ -21,6 +20,7 @@ from reference_tasks.analysis import (
     unstable_step,
 )
 from reference_tasks.runfolder import METRIC_COLUMNS, read_metrics
+from reference_tasks.runfolder.run_summary import RunFacts, RunSummary
 
 
 def row(step, train_acc, test_acc, test_loss, l2, lmn=None):
@@ -70,27 +70,25 @@ def test_summary():
     summary = build_summary(
         synthetic_run(generalizes=False), task="modadd", framework="torch", seed=3, steps=100
     )
-    assert set(summary) >= REQUIRED_SUMMARY_KEYS
-    assert (summary["memorization_step"], summary["generalization_step"]) == (30, None)
-    assert summary["max_test_acc"] == 0.9
-    assert summary["lmn_hidden1_init"] == 10.0
-    assert summary["lmn_hidden1_memorization"] == 14.0
-    assert summary["lmn_hidden1_generalization"] is None
-    assert summary["lmn_hidden1_end"] == 20.0
-    assert summary["lmn_hidden1_steps"] == {"init": 0, "memorization": 40, "generalization": None, "end": 100}
+    assert (summary.memorization_step, summary.generalization_step) == (30, None)
+    assert summary.max_test_acc == 0.9
+    assert summary.lmn == {"init": 10.0, "memorization": 14.0, "generalization": None, "end": 20.0}
+    assert summary.lmn_steps == {"init": 0, "memorization": 40, "generalization": None, "end": 100}
     # LMN is linear in test loss over steps 40..100; the L2 norm is not
-    assert summary["pearson_n_points"] == 4
-    assert np.isclose(summary["pearson_lmn_test_loss"], -1.0)
-    assert abs(summary["pearson_l2_test_loss"]) < 0.9
-    assert summary["lmn_n_samples"] == 50
-    json.dumps(summary, allow_nan=False)
+    assert summary.pearson_n_points == 4
+    assert np.isclose(summary.pearson["lmn"], -1.0)
+    assert abs(summary.pearson["l2"]) < 0.9
+    assert summary.lmn_n_samples == 50
+    record = json.loads(json.dumps(summary.to_json(), allow_nan=False))
+    assert RunSummary.from_json(record) == summary  # summary.json is its serialization
 
 
 def test_summary_of_a_generalizing_run_has_too_few_points_for_pearson():
-    summary = build_summary(synthetic_run(), task="xor", framework="keras", seed=0, steps=100, extra={"x": 1})
-    assert summary["lmn_hidden1_generalization"] == 18.0
-    assert summary["pearson_lmn_test_loss"] is None and summary["pearson_n_points"] == 2
-    assert summary["x"] == 1
+    facts = RunFacts(n_train=80, seconds_total=1.5)
+    summary = build_summary(synthetic_run(), task="xor", framework="keras", seed=0, steps=100, facts=facts)
+    assert summary.lmn["generalization"] == 18.0
+    assert summary.pearson["lmn"] is None and summary.pearson_n_points == 2
+    assert RunSummary.from_json(summary.to_json()).facts == facts
 
 
 @given(
@@ -112,19 +110,19 @@ def test_pearson_needs_three_points():
 def test_summary_linear_fits_over_the_generalizing_window():
     summary = build_summary(synthetic_run(generalizes=False), task="s4", framework="torch", seed=0, steps=100)
     # window steps 40..100: test loss 5 - step/25, LMN 10 + step/10 = 22.5 - 2.5 * test loss
-    fit = summary["linear_fit_lmn_test_loss"]
-    assert fit["slope"] == pytest.approx(-2.5) and fit["intercept"] == pytest.approx(22.5)
-    assert fit["r2"] == pytest.approx(1.0)
+    fit = summary.fits["lmn"]
+    assert fit.slope == pytest.approx(-2.5) and fit.intercept == pytest.approx(22.5)
+    assert fit.r2 == pytest.approx(1.0) and summary.fit_r2("lmn") == fit.r2
     steps = np.array([40.0, 60.0, 80.0, 100.0])
     l2 = 40.0 + ((steps - 70) / 10) ** 2
     expected = np.corrcoef(5.0 - steps / 25, l2)[0, 1] ** 2
-    assert summary["linear_fit_l2_test_loss"]["r2"] == pytest.approx(expected, abs=1e-12)
-    assert summary["linear_fit_l2_test_loss"]["r2"] == pytest.approx(summary["pearson_l2_test_loss"] ** 2)
+    assert summary.fit_r2("l2") == pytest.approx(expected, abs=1e-12)
+    assert summary.fit_r2("l2") == pytest.approx(summary.pearson["l2"] ** 2)
 
 
 def test_summary_fits_need_three_points():
     summary = build_summary(synthetic_run(), task="xor", framework="torch", seed=0, steps=100)
-    assert summary["linear_fit_lmn_test_loss"] is None and summary["linear_fit_l2_test_loss"] is None
+    assert summary.fits == {"lmn": None, "l2": None}
 
 
 def test_linear_fit():
@@ -175,8 +173,8 @@ def test_rebound_is_the_largest_rise_after_generalization():
     assert (turn.min_step, turn.min_value, turn.max_step, turn.max_value) == (40, 20.3, 60, 21.1)
     assert turn.rise == pytest.approx(0.8)
     summary = build_summary(run_with_lmn(values), task="xor", framework="torch", seed=0, steps=90)
-    assert summary["lmn_hidden1_rebound_min"] == 20.3 and summary["lmn_hidden1_rebound_max"] == 21.1
-    assert summary["lmn_hidden1_rebound_steps"] == {"min": 40, "max": 60}
+    assert summary.rebound == {"min": 20.3, "max": 21.1}
+    assert summary.rebound_steps == {"min": 40, "max": 60}
 
 
 def test_rebound_leaves_out_the_recovery_from_a_blow_up():
@@ -199,8 +197,8 @@ def test_no_rebound_without_generalization_or_rise():
     assert rebound(run_with_lmn([1.0, 2.0, 3.0, 4.0], generalization_step=None)) is None
     assert rebound(run_with_lmn([9.0, 8.0, 7.0, 7.0, 6.0])) is None
     summary = build_summary(run_with_lmn([9.0, 8.0, 7.0]), task="xor", framework="torch", seed=0, steps=20)
-    assert summary["lmn_hidden1_rebound_min"] is None and summary["lmn_hidden1_rebound_max"] is None
-    assert summary["lmn_hidden1_rebound_steps"] == {"min": None, "max": None}
+    assert summary.rebound == {"min": None, "max": None}
+    assert summary.rebound_steps == {"min": None, "max": None}
 
 
 def test_rebound_of_a_committed_xor_run_is_its_double_descent():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import example, given, settings
@@ -15,29 +17,25 @@ from reference_tasks.analysis import (
     paired_difference,
     population_claims,
 )
+from reference_tasks.runfolder.run_summary import LineFit, RunSummary
 
 
-def _summary(seed: int, *, r2_lmn: float | None, r2_l2: float | None, **values: object) -> dict[str, object]:
-    summary: dict[str, object] = {
-        "task": "xor",
-        "seed": seed,
-        "memorization_step": 100,
-        "generalization_step": 3000 + 100 * seed,
-        "lmn_hidden1_init": 30.0,
-        "lmn_hidden1_memorization": 60.0,
-        "lmn_hidden1_generalization": 20.0,
-        "linear_fit_lmn_test_loss": None
-        if r2_lmn is None
-        else {"slope": 1.0, "intercept": 0.0, "r2": r2_lmn},
-        "linear_fit_l2_test_loss": None if r2_l2 is None else {"slope": 1.0, "intercept": 0.0, "r2": r2_l2},
-        "lmn_hidden1_rebound_min": None,
-        "lmn_hidden1_rebound_max": None,
-        "lmn_hidden1_rebound_steps": {"min": None, "max": None},
-        "train_acc_min_after_memorization": 1.0,
-        "unstable_step": None,
+def _summary(seed: int, *, r2_lmn: float | None, r2_l2: float | None, **values: object) -> RunSummary:
+    fits = {
+        name: None if r2 is None else LineFit(1.0, 0.0, r2) for name, r2 in (("lmn", r2_lmn), ("l2", r2_l2))
     }
-    summary.update(values)
-    return summary
+    summary = RunSummary(
+        task="xor",
+        framework="torch",
+        seed=seed,
+        steps=20000,
+        memorization_step=100,
+        generalization_step=3000 + 100 * seed,
+        lmn={"init": 30.0, "memorization": 60.0, "generalization": 20.0, "end": 20.0},
+        fits=fits,
+        train_acc_min_after_memorization=1.0,
+    )
+    return dataclasses.replace(summary, **values)
 
 
 def test_paired_difference_matches_scipy_and_numpy() -> None:
@@ -67,25 +65,22 @@ def test_paired_difference_refuses_unpaired_values() -> None:
 
 def test_population_claims_counts_grokking_ratios_rebounds_and_blow_ups() -> None:
     summaries = [_summary(seed, r2_lmn=0.95 + 0.005 * seed, r2_l2=0.5 + 0.01 * seed) for seed in range(4)]
-    summaries[1].update(
-        lmn_hidden1_rebound_min=18.0,
-        lmn_hidden1_rebound_max=19.8,  # a 10% rise: counts
-        lmn_hidden1_rebound_steps={"min": 5000, "max": 9000},
-    )
-    summaries[2].update(
-        lmn_hidden1_rebound_min=18.0,
-        lmn_hidden1_rebound_max=18.5,  # under 5%: does not
-        lmn_hidden1_rebound_steps={"min": 5000, "max": 5400},
-    )
-    summaries[3].update(
+    summaries[1] = dataclasses.replace(
+        summaries[1], rebound={"min": 18.0, "max": 19.8}, rebound_steps={"min": 5000, "max": 9000}
+    )  # a 10% rise: counts
+    summaries[2] = dataclasses.replace(
+        summaries[2], rebound={"min": 18.0, "max": 18.5}, rebound_steps={"min": 5000, "max": 5400}
+    )  # under 5%: does not
+    summaries[3] = dataclasses.replace(
+        summaries[3],
         generalization_step=None,
-        linear_fit_lmn_test_loss=None,
+        fits={"lmn": None, "l2": summaries[3].fits["l2"]},
         train_acc_min_after_memorization=0.4,
         unstable_step=17000,
     )
     claims = population_claims(summaries)
     assert claims["grokked"] == 3
-    assert claims["generalization_step"] == {"median": 3100, "min": 3000, "max": 3200}
+    assert claims["generalization_steps"] == {"median": 3100, "min": 3000, "max": 3200}
     assert claims["lmn_rise_memorizing"]["mean"] == pytest.approx(2.0)
     assert claims["lmn_fall_generalizing"]["mean"] == pytest.approx(3.0)
     assert claims["r2_seeds"] == [0, 1, 2]
@@ -117,6 +112,6 @@ def test_summary_records_a_blow_up_after_memorization() -> None:
     ]
     assert lowest_train_acc_after_memorization(rows) == 0.97
     summary = build_summary(rows, task="xor", framework="torch", seed=0, steps=40)
-    assert summary["unstable_step"] == 30
-    assert summary["train_acc_min_after_memorization"] == 0.97
+    assert summary.unstable_step == 30
+    assert summary.train_acc_min_after_memorization == 0.97
     assert lowest_train_acc_after_memorization(rows[:1]) is None

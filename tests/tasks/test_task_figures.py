@@ -22,6 +22,7 @@ from reference_tasks.report.figures import (
 )
 from reference_tasks.report.run_data import RunData
 from reference_tasks.runfolder import METRIC_COLUMNS
+from reference_tasks.runfolder.run_summary import RunSummary
 from reference_tasks.training.recipe import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,7 +90,15 @@ def fake_run(seed, steps=(0, 10, 20, 30), lmn_shift=0.0, memorization=10, genera
             lmn_n_samples=40,
         )
         rows.append(row)
-    summary = {"memorization_step": memorization, "generalization_step": generalization, "lmn_n_samples": 40}
+    summary = RunSummary(
+        task="modadd",
+        framework="torch",
+        seed=seed,
+        steps=steps[-1],
+        memorization_step=memorization,
+        generalization_step=generalization,
+        lmn_n_samples=40,
+    )
     return RunData(Path(f"runs/torch/modadd-seed{seed}"), "torch", TrainConfig(seed=seed), rows, summary)
 
 

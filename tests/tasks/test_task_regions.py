@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from test_task_report import assert_png
 
+from reference_tasks.analysis import build_summary
 from reference_tasks.analysis.region_claims import region_claims
 from reference_tasks.analysis.regions import region_summary
 from reference_tasks.report.build import build_report
@@ -79,7 +80,7 @@ def test_region_columns_are_written_and_read_back_and_refused_where_absent(tmp_p
 
 
 def test_region_summary_correlates_the_lmn_with_each_quantity():
-    summary = region_summary(relu_rows(0))["regions"]
+    summary = region_summary(relu_rows(0))
     hidden1 = summary["hidden1"]
     assert hidden1["n_generalizing"] == 5 and hidden1["n_training"] == 11  # steps 20..60; 0..100
     for span in ("training", "generalizing"):
@@ -103,9 +104,15 @@ def test_region_summary_correlates_the_lmn_with_each_quantity():
 
 
 def test_region_claims_take_the_correlations_over_seeds():
-    claims = region_claims(
-        [{"seed": seed, "generalization_step": 60, **region_summary(relu_rows(seed))} for seed in range(6)]
+    summaries = [
+        build_summary(relu_rows(seed), task="modadd", framework="torch", seed=seed, steps=100)
+        for seed in range(6)
+    ]
+    assert all(
+        summary.grokked and summary.regions == region_summary(relu_rows(summary.seed))
+        for summary in summaries
     )
+    claims = region_claims(summaries)
     mean_pieces = claims["hidden1"]["generalizing"]["pieces_mean"]
     assert mean_pieces["n"] == 6 and mean_pieces["mean"] == pytest.approx(1.0)
     assert mean_pieces["p_value"] == pytest.approx(0.03125)  # six positive r: 2 / 2**6

@@ -17,6 +17,7 @@ from reference_tasks.report.build import _progress, build_report
 from reference_tasks.report.run_data import train_config_from_json
 from reference_tasks.report.tables import aggregate_values
 from reference_tasks.runfolder import MetricsWriter, write_json
+from reference_tasks.runfolder.run_summary import RunFacts, RunSummary
 from reference_tasks.runfolder.snapshots import save_snapshot
 from reference_tasks.tasks import make_task
 from reference_tasks.training.recipe import TrainConfig, lmn_sample_indices
@@ -120,7 +121,8 @@ def make_run(
                 row.update(lmn_embedding=50.0, lmn_hidden1=lmn, lmn_hidden2=1.0, lmn_n_samples=N_LMN)
             writer.write(row)
     if finished:
-        write_json(folder / "summary.json", {"seconds_total": 1.0, "memorization_step": -1})
+        stale = RunSummary(task, framework, seed, STEPS, memorization_step=-1)  # rebuilt from metrics.csv
+        write_json(folder / "summary.json", stale.with_facts(RunFacts(seconds_total=1.0)).to_json())
     return folder
 
 
@@ -231,10 +233,10 @@ def test_fits_pearson_and_lmn_at_phase_points(report):
     # parabola symmetric about the middle of it, so it has no linear trend at all
     assert modadd["r2_lmn_test_loss"]["mean"] == pytest.approx(1.0)
     assert modadd["r2_lmn_test_loss"]["n"] == 2
-    modadd_runs = [r for r in summary["runs"] if "modadd" in r["path"]]
-    assert [abs(r["pearson_lmn_test_loss"]) for r in modadd_runs] == [pytest.approx(1.0)] * 2
+    modadd_runs = [RunSummary.from_json(r) for r in summary["runs"] if "modadd" in r["path"]]
+    assert [abs(r.pearson["lmn"]) for r in modadd_runs] == [pytest.approx(1.0)] * 2
     assert modadd["pearson_lmn_test_loss"]["mean"] == pytest.approx(
-        np.mean([r["pearson_lmn_test_loss"] for r in modadd_runs])
+        np.mean([r.pearson["lmn"] for r in modadd_runs])
     )
     assert modadd["r2_l2_test_loss"]["mean"] == pytest.approx(0.0, abs=1e-12)
     assert modadd["pearson_l2_test_loss"]["mean"] == pytest.approx(0.0, abs=1e-6)
@@ -245,9 +247,9 @@ def test_fits_pearson_and_lmn_at_phase_points(report):
     ]
     assert modadd["lmn_hidden1_memorization"]["mean"] == pytest.approx(np.mean(expected), rel=1e-9)
     assert modadd["lmn_hidden1_memorization"]["std"] == pytest.approx(np.std(expected, ddof=1), rel=1e-6)
-    run = next(r for r in summary["runs"] if r["path"].endswith("torch/modadd-seed0"))
-    assert run["lmn_hidden1_steps"] == {"init": 0, "memorization": 30, "generalization": 70, "end": 100}
-    assert run["seconds_total"] == 1.0 and run["memorization_step"] == 30  # rebuilt from metrics.csv
+    run = RunSummary.from_json(next(r for r in summary["runs"] if r["path"].endswith("torch/modadd-seed0")))
+    assert run.lmn_steps == {"init": 0, "memorization": 30, "generalization": 70, "end": 100}
+    assert run.facts.seconds_total == 1.0 and run.memorization_step == 30  # rebuilt from metrics.csv
 
 
 def test_xor_rebound(report):

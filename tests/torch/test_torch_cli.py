@@ -8,13 +8,13 @@ import sys
 import time
 
 import pytest
+from run_folder_checks import without_timings
 
 from reference_tasks.runfolder import CHECKPOINT_FILE, checkpoints, is_finished, read_metrics
+from reference_tasks.runfolder.run_summary import RunSummary
 from reference_tasks.runfolder.snapshots import snapshot_steps
 
 pytestmark = pytest.mark.slow
-
-TIMING_KEYS = {"seconds_total", "seconds_lmn"}
 
 
 def _reproduce(out, *extra):
@@ -28,8 +28,7 @@ def _environment():
 
 
 def _summary(run_dir):
-    summary = json.loads((run_dir / "summary.json").read_text())
-    return {key: value for key, value in summary.items() if key not in TIMING_KEYS}
+    return without_timings(RunSummary.from_json(json.loads((run_dir / "summary.json").read_text())))
 
 
 def test_a_killed_reproduce_finishes_as_if_never_killed(tmp_path):

@@ -113,7 +113,7 @@ def test_batched_training_on_cuda(tmp_path):
     folders = [tmp_path / f"seed{seed}" for seed in range(3)]
     results = train_batched(configs, folders, options=RunOptions(device="cuda", progress=False))
     alone = train(configs[2], tmp_path / "alone", options=RunOptions(device="cuda", progress=False))
-    assert all(result.summary["batched_runs"] == 3 for result in results)
+    assert all(result.summary.facts.batched_runs == 3 for result in results)
     batched_rows, alone_rows = (
         read_metrics(results[2].out_dir / METRICS_FILE),
         read_metrics(alone.out_dir / METRICS_FILE),

@@ -143,7 +143,7 @@ def test_a_relu_run_records_the_regions_of_its_snapshots(tmp_path):
         assert row["pieces_mean_hidden1"] == pytest.approx(expected.pieces_mean, abs=0.05)
         assert row["region_perplexity_hidden1"] == pytest.approx(expected.region_perplexity, rel=1e-9)
         assert (row["regions_embedding"] is None) == (row["lmn_embedding"] is None)
-    assert set(result.summary["regions"]) == {"embedding", "hidden1"}
+    assert set(result.summary.regions) == {"embedding", "hidden1"}
     silu = train(TrainConfig(task="xor", steps=5, lmn_samples=6, n_checkpoints=2), tmp_path / "silu")
     assert "regions_hidden1" not in read_metrics(silu.out_dir / "metrics.csv")[0]
-    assert "regions" not in silu.summary
+    assert silu.summary.regions is None

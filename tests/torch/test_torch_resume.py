@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from quiet_training import train, train_batched
+from run_folder_checks import without_timings
 from torch_threads import one_thread  # noqa: F401 (an autouse fixture)
 
 from reference_tasks import training
@@ -18,7 +19,6 @@ from reference_tasks.training.torch_engine import TorchEngine
 # LMN checkpoints at steps 0, 1, 7, 45, 150 and 300.
 CONFIG = TrainConfig(steps=300, lmn_samples=8, n_checkpoints=6, probes=("hidden1",))
 INTERRUPT_AT = 200
-TIMINGS = {"seconds_total", "seconds_lmn"}
 
 
 def interrupt_at(monkeypatch, step):
@@ -46,10 +46,6 @@ def assert_rows_close(path, expected_path, rtol=1e-4):
         for key, value in row.items():
             if value is not None:
                 assert value == pytest.approx(other[key], rel=rtol, abs=1e-12), (row["step"], key)
-
-
-def without_timings(summary):
-    return {key: value for key, value in summary.items() if key not in TIMINGS}
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +77,7 @@ def test_resumed_run_equals_the_uninterrupted_one(tmp_path, monkeypatch, uninter
     whole = uninterrupted.out_dir
     assert (tmp_path / "metrics.csv").read_bytes() == (whole / "metrics.csv").read_bytes()
     assert without_timings(resumed.summary) == without_timings(uninterrupted.summary)
-    assert resumed.summary["seconds_total"] > 0
+    assert resumed.summary.facts.seconds_total > 0
     assert snapshot_steps(tmp_path) == snapshot_steps(whole) == [0, 1, 7, 45, 150, 300]
     for step in (45, 300):
         assert all(
@@ -126,7 +122,7 @@ def test_a_piecewise_linear_run_resumes_with_its_region_columns(tmp_path, monkey
     resumed = train(relu, tmp_path / "resumed", resume=True)
     assert (tmp_path / "resumed" / "metrics.csv").read_bytes() == (whole.out_dir / "metrics.csv").read_bytes()
     assert without_timings(resumed.summary) == without_timings(whole.summary)
-    assert set(resumed.summary["regions"]) == {"embedding", "hidden1"}
+    assert set(resumed.summary.regions) == {"embedding", "hidden1"}
 
 
 def test_resume_refuses_another_config_and_leaves_the_folder_alone(tmp_path, monkeypatch):
@@ -187,7 +183,7 @@ def test_batched_run_resumed_batched_equals_the_uninterrupted_one(tmp_path, monk
     for k in (0, 1):
         assert (folders[k] / "metrics.csv").read_bytes() == (whole[k].out_dir / "metrics.csv").read_bytes()
         assert without_timings(resumed[k].summary) == without_timings(whole[k].summary)
-        assert resumed[k].summary["batched_runs"] == 2
+        assert resumed[k].summary.facts.batched_runs == 2
 
 
 def test_batched_run_resumes_alone_and_beside_a_fresh_run(tmp_path, monkeypatch, batched_whole):
@@ -198,7 +194,7 @@ def test_batched_run_resumes_alone_and_beside_a_fresh_run(tmp_path, monkeypatch,
     # Seed 0 from step 150 and a fresh seed 2 from step 0: two stacks of one run each.
     seed_2 = TrainConfig(**{**CONFIG.__dict__, "seed": 2})
     resumed = train_batched([configs[0], seed_2], [folders[0], tmp_path / "seed-2"], resume=True)
-    assert [result.summary["batched_runs"] for result in resumed] == [1, 1]
+    assert [result.summary.facts.batched_runs for result in resumed] == [1, 1]
     # Stacks of another size may round the batched products differently.
     for k in (0, 1):
         assert_rows_close(folders[k] / "metrics.csv", whole[k].out_dir / "metrics.csv")

@@ -22,8 +22,8 @@ def short_run(tmp_path_factory):
 
 def test_short_run_memorizes_addition_mod_31(short_run):
     _, result = short_run
-    assert result.summary["memorization_step"] is not None and result.summary["memorization_step"] <= 300
-    assert result.summary["final_train_acc"] == 1.0
+    assert result.summary.memorization_step is not None and result.summary.memorization_step <= 300
+    assert result.summary.final_train_acc == 1.0
 
 
 def test_run_folder_has_the_schema(short_run):
@@ -64,7 +64,7 @@ def test_other_tasks_dtypes_and_embeddings(tmp_path, task, options):
     assert all(row["lmn_embedding"] is None for row in rows)
     parameter = next(result.model.parameters())
     assert parameter.dtype == (torch.float64 if config.dtype == "float64" else torch.float32)
-    assert result.summary["task"] == task
+    assert result.summary.task == task
     assert np.isfinite(rows[-1]["train_loss"])
 
 
