@@ -27,10 +27,6 @@ from adapters.torch_graph import acts_as_linear
 
 MODULES = "nn.Linear, nn.ReLU, nn.LeakyReLU, nn.PReLU or nn.Identity"
 RELU_FUNCTIONS = (torch.relu, functional.relu)
-# The extracted head must give the module's outputs on the samples to this tolerance
-# (relative to the outputs' largest magnitude): the float32 rounding of a small head.
-CHECK_RTOL = 1e-4
-CHECK_ROWS = 64
 
 
 def _numpy(tensor: torch.Tensor) -> np.ndarray:
@@ -158,10 +154,7 @@ class LayerRegions:
         """Regions and pieces of the head on ``X = body(inputs)`` (see :func:`lmn_core.linear_regions`)."""
         samples = self.body(inputs)
         extracted = piecewise_linear_head(self.head.module)
-        rows = samples[:CHECK_ROWS]
-        expected, got = self.head(rows), extracted(rows)
-        scale = max(float(np.abs(expected).max(initial=0.0)), 1.0)
-        if got.shape != expected.shape or np.abs(got - expected).max(initial=0.0) > CHECK_RTOL * scale:
+        if not extracted.agrees_with(self.head, samples):
             raise ValueError(
                 f"the head after {self.layer!r} does not compute what its modules say (a hook, or work "
                 "outside them): its linear regions cannot be read from its weights"

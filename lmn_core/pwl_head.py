@@ -10,10 +10,15 @@ from a PyTorch or Keras model cut at a layer (``adapters.torch_regions``,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+#: How closely an extracted head must give the model's outputs (relative to their largest
+#: magnitude: the float32 rounding of a small head), checked on its first rows.
+AGREEMENT_RTOL = 1e-4
+AGREEMENT_ROWS = 64
 
 
 def _float_array(value: object, what: str) -> np.ndarray:
@@ -169,6 +174,19 @@ class PiecewiseLinearHead:
         for layer in self.layers:
             y = layer(y)
         return y
+
+    def agrees_with(self, head: Callable[[np.ndarray], np.ndarray], samples: np.ndarray) -> bool:
+        """Whether this head gives ``head``'s outputs on the first rows of ``samples``.
+
+        An extracted head that does not (a branch, a layer used twice, work outside the
+        layers read) cannot be counted from its weights.
+        """
+        rows = samples[:AGREEMENT_ROWS]
+        expected, got = np.asarray(head(rows), dtype=np.float64), self(rows)
+        scale = max(float(np.abs(expected).max(initial=0.0)), 1.0)
+        return (
+            got.shape == expected.shape and np.abs(got - expected).max(initial=0.0) <= AGREEMENT_RTOL * scale
+        )
 
     def stages(self, width: int) -> tuple[Stage, ...]:
         """The hinge layers that bend the head, each with the affine map composed in front of it.

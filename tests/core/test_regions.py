@@ -259,3 +259,15 @@ def test_bad_heads_and_arguments_are_refused_by_name() -> None:
         segment_pieces(head, np.zeros((4, 2)), method="dense")
     with pytest.raises(ValueError, match=r"sample 1 of X is not finite"):
         segment_pieces(head, np.array([[0.0, 0.0], [np.inf, 0.0]]))
+
+
+def test_an_extracted_head_agrees_only_with_what_it_computes():
+    rng = np.random.default_rng(3)
+    head = PiecewiseLinearHead([Affine(rng.normal(size=(5, 3)), rng.normal(size=5)), Hinge(0.0)])
+    samples = rng.normal(size=(100, 3))
+    assert head.agrees_with(head, samples)
+    assert head.agrees_with(lambda x: head(x).astype(np.float32), samples)
+    assert not head.agrees_with(lambda x: head(x) + 1e-3, samples)
+    assert not head.agrees_with(lambda x: head(x)[:, :4], samples)
+    # Only the first rows are compared: a model that differs past them goes unnoticed by design.
+    assert head.agrees_with(lambda x: head(x) + (np.arange(len(x)) >= 64)[:, None], samples)
