@@ -24,6 +24,7 @@ from reference_tasks.runfolder.schema import (
     CONFIG_FILE,
     HEADLINE_COLUMN,
     METRICS_FILE,
+    N_SAMPLES_COLUMN,
     SUMMARY_FILE,
     Row,
 )
@@ -70,7 +71,7 @@ def build_summary(
         max_test_acc=max((row["test_acc"] for row in measured(rows, "test_acc")), default=None),
         final_train_acc=rows[-1]["train_acc"] if rows else None,
         final_test_acc=rows[-1]["test_acc"] if rows else None,
-        lmn_n_samples=lmn_rows[-1]["lmn_n_samples"] if lmn_rows else None,
+        lmn_n_samples=lmn_rows[-1][N_SAMPLES_COLUMN] if lmn_rows else None,
         train_acc_min_after_memorization=lowest_train_acc_after_memorization(rows),
         unstable_step=unstable_step(rows),
         lmn={name: None if row is None else row[HEADLINE_COLUMN] for name, row in points.items()},

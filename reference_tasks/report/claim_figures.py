@@ -17,8 +17,10 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from reference_tasks.analysis import generalizing_rows, linear_fit, population_claims
+from reference_tasks.model.spec import HEADLINE_PROBE
 from reference_tasks.report.figures import n_note, ordered_tasks, save_figure
 from reference_tasks.report.run_data import RunData
+from reference_tasks.runfolder.schema import HEADLINE_COLUMN
 from reference_tasks.tasks import task_title
 
 
@@ -36,7 +38,7 @@ def figure_claim(runs_by_task: Mapping[str, Sequence[RunData]], path: str | Path
     colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     for column, (task, runs) in enumerate(items):
         for row, (name, quantity) in enumerate(
-            (("lmn_hidden1", "LMN (hidden1 → logits)"), ("l2_norm", "L2 norm"))
+            ((HEADLINE_COLUMN, f"LMN ({HEADLINE_PROBE} → logits)"), ("l2_norm", "L2 norm"))
         ):
             ax = axes[row, column]
             for index, run in enumerate(runs):

@@ -171,7 +171,7 @@ class RunSummary:
         """The results of a sweep's ``summary.csv`` row (:data:`CSV_COLUMNS`)."""
         row: dict[str, Any] = {name: getattr(self, name) for name in _CSV_PLAIN}
         row.update({_lmn_key(point): self.lmn.get(point) for point in PHASE_POINTS})
-        row.update({f"r2_{name}_test_loss": self.fit_r2(name) for name in FITTED})
+        row.update({_r2_key(name): self.fit_r2(name) for name in FITTED})
         return row
 
 
@@ -201,6 +201,10 @@ def _pearson_key(name: str) -> str:
     return f"pearson_{name}_test_loss"
 
 
+def _r2_key(name: str) -> str:
+    return f"r2_{name}_test_loss"
+
+
 def _fit_key(name: str) -> str:
     return f"linear_fit_{name}_test_loss"
 
@@ -213,7 +217,7 @@ def _points(values: Mapping[str, Any] | None, names: tuple[str, ...]) -> dict[st
 CSV_COLUMNS = (
     *_CSV_PLAIN,
     *(_lmn_key(point) for point in PHASE_POINTS),
-    *(f"r2_{name}_test_loss" for name in FITTED),
+    *(_r2_key(name) for name in FITTED),
 )
 
 
@@ -257,9 +261,9 @@ TABLE_QUANTITIES = (
     ),
     _plain("pearson_n_points", "checkpoints in the generalizing phase", ".0f"),
     Quantity(_pearson_key("lmn"), "Pearson r, LMN vs test loss", lambda s: s.pearson["lmn"], ".3f"),
-    Quantity("r2_lmn_test_loss", "linear-fit R², LMN vs test loss", lambda s: s.fit_r2("lmn"), ".3f"),
+    Quantity(_r2_key("lmn"), "linear-fit R², LMN vs test loss", lambda s: s.fit_r2("lmn"), ".3f"),
     Quantity(_pearson_key("l2"), "Pearson r, L2 norm vs test loss", lambda s: s.pearson["l2"], ".3f"),
-    Quantity("r2_l2_test_loss", "linear-fit R², L2 norm vs test loss", lambda s: s.fit_r2("l2"), ".3f"),
+    Quantity(_r2_key("l2"), "linear-fit R², L2 norm vs test loss", lambda s: s.fit_r2("l2"), ".3f"),
     Quantity("rebound_min_step", "LMN rebound: step of the minimum", lambda s: s.rebound_steps["min"], ".0f"),
     Quantity("rebound_min", "LMN rebound: minimum", lambda s: s.rebound["min"], ".2f"),
     Quantity("rebound_max_step", "LMN rebound: step of the maximum", lambda s: s.rebound_steps["max"], ".0f"),

@@ -17,10 +17,12 @@ import torch
 from distributed import Client, LocalCluster, get_task_stream
 
 from reference_tasks import cli
+from reference_tasks.analysis.summary import run_summary
 from reference_tasks.report import build
 from reference_tasks.report.connectivity_cache import CACHE_DIR, figure4_steps, prepare_figure4
 from reference_tasks.report.run_data import load_run
 from reference_tasks.runfolder import CHECKPOINT_FILE, checkpoints, is_finished
+from reference_tasks.runfolder.run_summary import CSV_COLUMNS
 from reference_tasks.sweep.cluster import (
     RUN_KEY,
     check_workers_can_write,
@@ -68,7 +70,12 @@ def test_a_grid_on_a_local_cluster(tmp_path, caplog):
     ]
     assert {row["status"] for row in rows} == {"finished"}
     assert rows[0]["run_dir"] == "torch/xor-weight_decay0.1-init_scale1.0-seed0"  # relative to OUT
-    assert all(float(row["lmn_hidden1_init"]) > 1 for row in rows)
+    for row in rows:
+        summary = run_summary(tmp_path / row["run_dir"])
+        assert summary.lmn["init"] > 1
+        assert {key: row[key] for key in CSV_COLUMNS} == {
+            key: "" if value is None else str(value) for key, value in summary.csv_row().items()
+        }
     assert (tmp_path / "sweep" / "phase_diagram_torch.png").stat().st_size > 10_000
     markdown = (tmp_path / "sweep" / "summary.md").read_text()
     assert markdown.count("| torch | xor |") == 4

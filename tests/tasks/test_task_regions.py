@@ -11,7 +11,8 @@ from reference_tasks.analysis.region_claims import region_claims
 from reference_tasks.analysis.regions import region_summary
 from reference_tasks.report.build import build_report
 from reference_tasks.runfolder import MetricsWriter, read_metrics, write_json
-from reference_tasks.runfolder.schema import METRIC_COLUMNS, REGION_COLUMNS, metric_columns
+from reference_tasks.runfolder.run_summary import RunFacts, RunSummary
+from reference_tasks.runfolder.schema import METRIC_COLUMNS, REGION_COLUMNS, SUMMARY_FILE, metric_columns
 from reference_tasks.training.recipe import TrainConfig
 
 N = 40
@@ -59,7 +60,8 @@ def write_run(runs_dir: Path, seed: int) -> Path:
     with MetricsWriter(folder / "metrics.csv", columns=metric_columns(regions=True)) as writer:
         for row in relu_rows(seed):
             writer.write(row)
-    write_json(folder / "summary.json", {"seconds_total": 1.0})
+    summary = RunSummary("xor", "torch", seed, STEPS, facts=RunFacts(seconds_total=1.0))
+    write_json(folder / SUMMARY_FILE, summary.to_json())
     return folder
 
 

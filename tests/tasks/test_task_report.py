@@ -17,7 +17,7 @@ from reference_tasks.report.build import _progress, build_report
 from reference_tasks.report.run_data import train_config_from_json
 from reference_tasks.report.tables import aggregate_values
 from reference_tasks.runfolder import MetricsWriter, write_json
-from reference_tasks.runfolder.run_summary import RunFacts, RunSummary
+from reference_tasks.runfolder.run_summary import TABLE_QUANTITIES, RunFacts, RunSummary
 from reference_tasks.runfolder.snapshots import save_snapshot
 from reference_tasks.tasks import make_task
 from reference_tasks.training.recipe import TrainConfig, lmn_sample_indices
@@ -170,12 +170,6 @@ def report(tmp_path_factory):
     return runs_dir, result, summary, [record.getMessage() for record in records]
 
 
-def table(summary, framework, task):
-    return next(t for t in summary["tables"] if (t["framework"], t["task"]) == (framework, task))[
-        "quantities"
-    ]
-
-
 def test_files_and_paths(report):
     runs_dir, result, summary, _ = report
     assert result.out_dir == runs_dir / "report"
@@ -211,54 +205,63 @@ def test_warnings(report):
     assert len(mismatches) == 1 and "keras/xor-seed0 step 0" in mismatches[0]
 
 
-def test_phase_steps_mean_and_std_over_seeds(report):
+def runs_of(summary, framework, task):
+    """The summaries of a table's runs, by seed."""
+    runs = [RunSummary.from_json(record) for record in summary["runs"]]
+    return sorted((r for r in runs if (r.framework, r.task) == (framework, task)), key=lambda r: r.seed)
+
+
+def test_each_table_quantity_is_its_mean_and_std_over_seeds(report):
     _, _, summary, _ = report
-    modadd = table(summary, "torch", "modadd")
-    assert modadd["memorization_step"] == {
-        "mean": 35.0,
-        "std": pytest.approx(np.std([30, 40], ddof=1)),
-        "n": 2,
-    }
-    assert modadd["generalization_step"]["mean"] == 75.0 and modadd["generalization_step"]["n"] == 2
-    assert modadd["lmn_n_samples"] == {"mean": 40.0, "std": 0.0, "n": 2}
-    s4 = table(summary, "keras", "s4")
-    assert s4["generalization_step"] == {"mean": None, "std": None, "n": 0}
-    assert s4["memorization_step"] == {"mean": 30.0, "std": None, "n": 1}
+    for entry in summary["tables"]:
+        runs = runs_of(summary, entry["framework"], entry["task"])
+        assert [run.seed for run in runs] == entry["seeds"]
+        assert [quantity.key for quantity in TABLE_QUANTITIES] == list(entry["quantities"])
+        for quantity in TABLE_QUANTITIES:
+            values = [quantity.read(run) for run in runs if quantity.read(run) is not None]
+            assert entry["quantities"][quantity.key] == {
+                "mean": pytest.approx(np.mean(values)) if values else None,
+                "std": pytest.approx(np.std(values, ddof=1)) if len(values) > 1 else None,
+                "n": len(values),
+            }
+
+
+def test_phase_steps_rebuilt_from_metrics(report):
+    _, _, summary, _ = report
+    modadd = runs_of(summary, "torch", "modadd")
+    assert [run.memorization_step for run in modadd] == [30, 40]
+    assert [run.generalization_step for run in modadd] == [70, 80]
+    assert [run.lmn_n_samples for run in modadd] == [40, 40]
+    (s4,) = runs_of(summary, "keras", "s4")
+    assert (s4.memorization_step, s4.generalization_step) == (30, None)
+    assert modadd[0].lmn_steps == {"init": 0, "memorization": 30, "generalization": 70, "end": 100}
+    assert modadd[0].facts.seconds_total == 1.0  # the facts of summary.json, the rest from metrics.csv
 
 
 def test_fits_pearson_and_lmn_at_phase_points(report):
     _, _, summary, _ = report
-    modadd = table(summary, "torch", "modadd")
+    modadd = runs_of(summary, "torch", "modadd")
     # LMN is exactly linear in test loss over the generalizing phase; the L2 norm is a
     # parabola symmetric about the middle of it, so it has no linear trend at all
-    assert modadd["r2_lmn_test_loss"]["mean"] == pytest.approx(1.0)
-    assert modadd["r2_lmn_test_loss"]["n"] == 2
-    modadd_runs = [RunSummary.from_json(r) for r in summary["runs"] if "modadd" in r["path"]]
-    assert [abs(r.pearson["lmn"]) for r in modadd_runs] == [pytest.approx(1.0)] * 2
-    assert modadd["pearson_lmn_test_loss"]["mean"] == pytest.approx(
-        np.mean([r.pearson["lmn"] for r in modadd_runs])
-    )
-    assert modadd["r2_l2_test_loss"]["mean"] == pytest.approx(0.0, abs=1e-12)
-    assert modadd["pearson_l2_test_loss"]["mean"] == pytest.approx(0.0, abs=1e-6)
-    assert modadd["pearson_n_points"]["mean"] == 5.0
+    assert [run.fit_r2("lmn") for run in modadd] == [pytest.approx(1.0)] * 2
+    assert [abs(run.pearson["lmn"]) for run in modadd] == [pytest.approx(1.0)] * 2
+    assert [run.fit_r2("l2") for run in modadd] == [pytest.approx(0.0, abs=1e-12)] * 2
+    assert [run.pearson["l2"] for run in modadd] == [pytest.approx(0.0, abs=1e-6)] * 2
+    assert [run.pearson_n_points for run in modadd] == [5, 5]
     expected = [
         true_lmn(config_for("modadd", seed), random_snapshot("modadd", seed, step))
         for seed, step in ((0, 30), (1, 40))
     ]
-    assert modadd["lmn_hidden1_memorization"]["mean"] == pytest.approx(np.mean(expected), rel=1e-9)
-    assert modadd["lmn_hidden1_memorization"]["std"] == pytest.approx(np.std(expected, ddof=1), rel=1e-6)
-    run = RunSummary.from_json(next(r for r in summary["runs"] if r["path"].endswith("torch/modadd-seed0")))
-    assert run.lmn_steps == {"init": 0, "memorization": 30, "generalization": 70, "end": 100}
-    assert run.facts.seconds_total == 1.0 and run.memorization_step == 30  # rebuilt from metrics.csv
+    assert [run.lmn["memorization"] for run in modadd] == pytest.approx(expected, rel=1e-9)
 
 
 def test_xor_rebound(report):
     _, _, summary, _ = report
-    xor = table(summary, "torch", "xor")
+    (xor,) = runs_of(summary, "torch", "xor")
     # after generalization at 60: ..., 8.0 @70, 9.5 @80, 7.0 @90, 7.5 @100
-    assert xor["rebound_min_step"]["mean"] == 70 and xor["rebound_max_step"]["mean"] == 80
-    assert xor["rebound_min"]["mean"] == 8.0 and xor["rebound_max"]["mean"] == 9.5
-    assert table(summary, "torch", "modadd")["rebound_min"]["n"] == 0
+    assert xor.rebound_steps == {"min": 70, "max": 80}
+    assert xor.rebound == {"min": 8.0, "max": 9.5}
+    assert all(run.rebound == {"min": None, "max": None} for run in runs_of(summary, "torch", "modadd"))
 
 
 def test_connectivity_checks(report):
