@@ -59,16 +59,26 @@ def device_block_budget(free_memory: int) -> int:
     return max(1, min(int(free_memory * DEVICE_MEMORY_SHARE), DEVICE_BLOCK_CAP))
 
 
+def _pair_bytes(sample_bytes: int, n_outputs: int, n_points: int) -> int:
+    """The bytes the core keeps on the device for one pair (``f``'s own intermediates not counted)."""
+    return (n_points - 2) * (_POINT_COPIES * sample_bytes + _OUTPUT_BYTES * n_outputs)
+
+
 def device_pairs_per_block(sample_bytes: int, n_outputs: int, n_points: int, budget: int) -> int:
     """How many pairs one block on the device may hold within ``budget`` bytes (at least 1)."""
-    pair_bytes = (n_points - 2) * (_POINT_COPIES * sample_bytes + _OUTPUT_BYTES * n_outputs)
-    return max(1, budget // pair_bytes)
+    return max(1, budget // _pair_bytes(sample_bytes, n_outputs, n_points))
 
 
 def _row_offsets(xp: Any, n_samples: int, device: Any) -> Any:
     """``offset[i]``: how many pairs ``(a, b)``, ``a < b``, come before row ``i`` (int64)."""
     rows = xp.arange(n_samples, dtype=xp.int64, device=device)
     return rows * (2 * n_samples - rows - 1) // 2
+
+
+def _pairs_at(xp: Any, offsets: Any, index: Any) -> tuple[Any, Any]:
+    """The pairs ``(i, j)``, ``i < j``, at the linear ``index`` of the row-major order."""
+    pair_i = xp.searchsorted(offsets, index, side="right") - 1
+    return pair_i, index - xp.take(offsets, pair_i) + pair_i + 1
 
 
 class DeviceMeasurement:
@@ -93,14 +103,16 @@ class DeviceMeasurement:
         self.sample_shape = tuple(self.samples.shape[1:])
         self.flat_samples = self.xp.reshape(self.samples, (self.n_samples, -1))
 
-    def block_pairs(self, memory_budget: int | None, block_pairs: int | None, n_outputs: int) -> int:
-        """Pairs per block: ``block_pairs``, else from ``memory_budget`` or the device's free memory."""
+    @property
+    def sample_bytes(self) -> int:
+        """The bytes of one sample on the device."""
+        return math.prod(self.sample_shape) * self.samples.dtype.itemsize
+
+    def block_pairs(self, memory_budget: int, block_pairs: int | None, n_outputs: int) -> int:
+        """Pairs per block: ``block_pairs``, else as many as ``memory_budget`` holds."""
         if block_pairs is not None:
             return block_pairs
-        if memory_budget is None:
-            memory_budget = device_block_budget(self.plan.free_memory or 0)
-        sample_bytes = math.prod(self.sample_shape) * self.samples.dtype.itemsize
-        return device_pairs_per_block(sample_bytes, n_outputs, self.n_points, memory_budget)
+        return device_pairs_per_block(self.sample_bytes, n_outputs, self.n_points, memory_budget)
 
     def endpoint_outputs(self, rows_per_call: int) -> Any:
         """``f(X)`` on the device as float64 ``(N, d2)``, checked; also sets the output dtype."""
@@ -166,10 +178,15 @@ class DeviceMeasurement:
         constants: RuleConstants,
         block_pairs: int,
         on_pairs_done: Callable[[int], None],
-    ) -> tuple[Any, int | None]:
-        """Every pair's ``L_ij`` in row-major order ``(N(N-1)/2,)`` float64, and the first non-finite one."""
+    ) -> tuple[Any, tuple[int, int] | None]:
+        """Every pair's ``L_ij`` in row-major order ``(N(N-1)/2,)`` float64, and the first non-finite pair."""
         blocks = _Blocks(self, endpoints, constants)
-        return blocks.run(block_pairs, on_pairs_done)
+        values, bad_index = blocks.run(block_pairs, on_pairs_done)
+        if bad_index is None:
+            return values, None
+        offsets = _row_offsets(np, self.n_samples, None)
+        pair_i, pair_j = _pairs_at(np, offsets, np.asarray(bad_index))
+        return values, (int(pair_i), int(pair_j))
 
     def matrix(self, values: Any, row_budget: int) -> Any:
         """The symmetric ``(N, N)`` ``L`` from the pairs' values, assembled on the device by rows."""
@@ -234,9 +251,7 @@ class _Blocks:
 
     def _halved(self, size: int, error: BaseException) -> int:
         if size == 1:
-            pair_bytes = (self.m.n_points - 2) * (
-                self.m.flat_samples.shape[1] * self.m.samples.dtype.itemsize + _OUTPUT_BYTES * self.n_outputs
-            )
+            pair_bytes = _pair_bytes(self.m.sample_bytes, self.n_outputs, self.m.n_points)
             raise MemoryError(
                 f"the device ran out of memory on a block of one pair (the core's own share about "
                 f"{pair_bytes} bytes, plus what f needs for {self.m.n_points - 2} rows): {error}"
@@ -249,8 +264,7 @@ class _Blocks:
         xp, m = self.xp, self.m
         index = xp.arange(first, first + size, dtype=xp.int64, device=m.device)
         index = xp.minimum(index, xp.asarray(self.n_pairs - 1, dtype=xp.int64, device=m.device))
-        pair_i = xp.searchsorted(self.offsets, index, side="right") - 1
-        pair_j = index - xp.take(self.offsets, pair_i) + pair_i + 1
+        pair_i, pair_j = _pairs_at(xp, self.offsets, index)
         start, end = xp.take(m.flat_samples, pair_i, axis=0), xp.take(m.flat_samples, pair_j, axis=0)
         points = start + self.weights * (end - start)  # (T - 2, P, D), λ first
         rows = points.shape[0] * size

@@ -301,16 +301,8 @@ def _measure_on_device(
         values, bad_pair = measurement.pair_values(endpoints, constants, block_pairs, on_pairs_done)
     if bad_pair is not None:
         task = measurement.host_task(endpoints, samples, const_rtol, options.const_atol)
-        i, j = _pair_at(samples.shape[0], bad_pair)
-        ConnectivityStream(task, 1).explain_non_finite(f, i, j)
+        ConnectivityStream(task, 1).explain_non_finite(f, *bad_pair)
     return measurement.matrix(values, budget), n_outputs
-
-
-def _pair_at(n_samples: int, index: int) -> tuple[int, int]:
-    """The pair ``(i, j)``, ``i < j``, at linear ``index`` of the row-major order."""
-    offsets = np.arange(n_samples) * (2 * n_samples - np.arange(n_samples) - 1) // 2
-    i = int(np.searchsorted(offsets, index, side="right") - 1)
-    return i, int(index - offsets[i] + i + 1)
 
 
 def _link_point_segments(connectivity: np.ndarray, samples: np.ndarray) -> None:
