@@ -137,10 +137,7 @@ class KerasFunction:
         try:
             return self.model.predict_on_batch(batch)
         except Exception as error:
-            raise lmn_core.FunctionError(
-                f"{self.name} raised {type(error).__name__} on an input of shape {batch.shape} "
-                f"and dtype {batch.dtype}: {error}"
-            ) from error
+            raise lmn_core.FunctionError.raised_by(self.name, batch, error) from error
 
     def const_rtol(self, samples: np.ndarray) -> float | None:
         """The constant tolerance of a half-precision output dtype, else ``None`` (``lmn_core``'s default).

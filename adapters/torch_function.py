@@ -278,10 +278,7 @@ class TorchFunction:
         except (torch.OutOfMemoryError, lmn_core.FunctionError, NotOneTensorError, OutputChoiceError):
             raise  # the core shrinks its blocks on the first; the others name their part already
         except Exception as error:
-            raise lmn_core.FunctionError(
-                f"{self.name} raised {type(error).__name__} on an input of shape {tuple(batch.shape)} "
-                f"and dtype {batch.dtype}: {error}"
-            ) from error
+            raise lmn_core.FunctionError.raised_by(self.name, batch, error) from error
         if not isinstance(outputs[0], torch.Tensor):
             what = _describe(outputs[0])
             raise NotOneTensorError(f"{type(self.module).__name__} returns {what}, not one tensor")

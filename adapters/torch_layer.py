@@ -101,12 +101,7 @@ class LayerLMN:
         example_inputs: Any = None,
         **option_keywords: Any,
     ) -> None:
-        unknown = set(option_keywords) - set(LayerOptions.names())
-        if unknown:
-            raise TypeError(
-                f"LayerLMN got unknown options {sorted(unknown)}; it takes {list(LayerOptions.names())}"
-            )
-        options = dataclasses.replace(options or LayerOptions(), **option_keywords)
+        options = LayerOptions.with_keywords(options, option_keywords, "LayerLMN")
         self.layer, self.options = layer, options
         body, head = split(
             model,

@@ -29,7 +29,7 @@ from array_api_compat import device as device_of
 
 from lmn_core.protocol import DevicePlan, ReductionTask, default_const_rtol, segment_lambdas
 from lmn_core.rule import RuleConstants, pair_connectivity
-from lmn_core.validation import FunctionError, describe_input
+from lmn_core.validation import FunctionError
 
 logger = logging.getLogger(__name__)
 
@@ -141,8 +141,7 @@ class DeviceMeasurement:
         except Exception as error:
             if self.plan.is_out_of_memory(error) or isinstance(error, FunctionError):
                 raise
-            message = f"f raised {type(error).__name__} on {where} ({describe_input(batch)}): {error}"
-            raise FunctionError(message) from error
+            raise FunctionError.raised_by("f", batch, error, where) from error
         if not hasattr(outputs, "shape") or len(outputs.shape) == 0 or outputs.shape[0] != batch.shape[0]:
             got = getattr(outputs, "shape", type(outputs).__name__)
             raise ValueError(f"f returned {got} for a batch of {batch.shape[0]} rows ({where})")

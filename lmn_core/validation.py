@@ -15,6 +15,18 @@ import numpy as np
 class FunctionError(RuntimeError):
     """The measured function raised: the message says which part, on which input; the cause is chained."""
 
+    @classmethod
+    def raised_by(
+        cls, what: str, batch: Any, error: BaseException, where: str | None = None
+    ) -> FunctionError:
+        """The error for ``error``, raised by ``what`` (``"f"``, ``"the head of the cut at ..."``)
+        on ``batch`` (an array or tensor), which is ``where`` when given (``"samples 0..9"``).
+
+        Raise it ``from error`` so that the original is chained.
+        """
+        on = f"an {describe_input(batch)}" if where is None else f"{where} ({describe_input(batch)})"
+        return cls(f"{what} raised {type(error).__name__} on {on}: {error}")
+
 
 def describe_input(batch: Any) -> str:
     """``input of shape (M, ...) and dtype D`` of an array or tensor, for error messages."""
@@ -32,9 +44,7 @@ def call_function(f: Callable[[Any], Any], batch: Any, what: str) -> Any:
     except FunctionError:
         raise
     except Exception as error:
-        raise FunctionError(
-            f"f raised {type(error).__name__} on {what} ({describe_input(batch)}): {error}"
-        ) from error
+        raise FunctionError.raised_by("f", batch, error, what) from error
 
 
 def checked_samples(samples: Any) -> np.ndarray:
