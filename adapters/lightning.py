@@ -11,7 +11,8 @@ parameters' ``requires_grad`` flags and ``.grad`` tensors are as they were.
 Distributed training (DDP and the other strategies that keep a whole replica of the
 module on every process): only global rank 0 cuts and measures, on its own replica, which
 holds the same weights as the others after every optimizer step; the other ranks do
-nothing, and wait for rank 0 at the next collective operation. Lightning's loggers
+nothing, and wait for rank 0 at the next collective operation and at the end of training
+(so that no process leaves the group while rank 0 still measures). Lightning's loggers
 write on rank 0 only, so the values appear once.
 """
 
@@ -116,6 +117,10 @@ class LMNCallback(pl.Callback):
         due = self.epochs is not None and self.epochs.is_due(trainer.current_epoch + 1)
         if trainer.is_global_zero and due:
             self._measure(trainer, pl_module)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Every rank waits for rank 0 to finish its last measurement before training ends."""
+        trainer.strategy.barrier("lmn_callback_train_end")
 
     def _measure(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         step = trainer.global_step
