@@ -79,20 +79,18 @@ def _cast(array: np.ndarray, dtype: str | None) -> np.ndarray:
 def _torch_plan(model: keras.Model, dtype: str | None) -> lmn_core.DevicePlan:
     import torch
 
+    from adapters.torch_function import free_memory, is_out_of_memory
+
     device = torch.device(keras.ops.zeros(()).device)
 
     def run(inputs: Any) -> Any:
         return model(inputs, training=False)
 
-    free = None
-    if device.type == "cuda":
-        available, _ = torch.cuda.mem_get_info(device)
-        free = available + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
     return lmn_core.DevicePlan(
         to_device=lambda array: torch.from_numpy(np.ascontiguousarray(_cast(array, dtype))).to(device),
         run=run,
-        free_memory=free,
-        is_out_of_memory=lambda error: isinstance(error, torch.OutOfMemoryError),
+        free_memory=free_memory(device),
+        is_out_of_memory=is_out_of_memory,
         session=torch.no_grad,
     )
 

@@ -94,7 +94,8 @@ def free_memory(device: torch.device) -> int | None:
     return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
 
 
-def _is_out_of_memory(error: BaseException) -> bool:
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` is PyTorch running out of device memory."""
     return isinstance(error, torch.OutOfMemoryError)
 
 
@@ -311,7 +312,7 @@ class TorchFunction:
             to_device=self.tensor,
             run=self.run,
             free_memory=free_memory(self.device),
-            is_out_of_memory=_is_out_of_memory,
+            is_out_of_memory=is_out_of_memory,
             session=self._session,
         )
 

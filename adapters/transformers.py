@@ -19,6 +19,7 @@ W&B, ...).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection
 from typing import Any
 
@@ -31,6 +32,7 @@ import torch
 from torch import nn
 
 import lmn_core
+from adapters.options import Options
 from adapters.schedule import Schedule, layer_names, logger_key, measure_layers, measured_values
 from adapters.torch import LayerLMN, OutputChoice
 from adapters.torch_function import as_tensor, eval_mode, floating_dtype, module_device, select_output
@@ -41,16 +43,35 @@ DEFAULT_OUTPUT = "logits"
 DEFAULT_INPUT = "input_ids"
 
 
+@dataclasses.dataclass(frozen=True)
+class CutOptions(Options):
+    """How a Hugging Face model is cut at a layer and measured: the options of every entry point here.
+
+    Attributes
+    ----------
+    output : int, str or callable
+        What to measure from what the model returns (``"logits"`` of a ``ModelOutput``).
+    input : str
+        The ``forward`` argument the samples go to.
+    fixed_inputs : dict, optional
+        Other ``forward`` arguments, one value for every call.
+    batch_size, reduction
+        Passed to :class:`adapters.torch.LayerLMN`.
+    """
+
+    output: OutputChoice = DEFAULT_OUTPUT
+    input: str = DEFAULT_INPUT
+    fixed_inputs: dict[str, Any] | None = None
+    batch_size: int | None = None
+    reduction: str = "auto"
+
+
 def layer_measure(
     model: nn.Module,
     layer: str,
     example_inputs: Any,
-    *,
-    output: OutputChoice = DEFAULT_OUTPUT,
-    input: str = DEFAULT_INPUT,
-    fixed_inputs: dict[str, Any] | None = None,
-    batch_size: int | None = None,
-    reduction: str = "auto",
+    options: CutOptions | None = None,
+    **option_keywords: Any,
 ) -> LayerLMN:
     """A :class:`adapters.torch.LayerLMN` of ``model`` at ``layer``, cut with forward hooks.
 
@@ -63,32 +84,40 @@ def layer_measure(
         and a cut (see :mod:`adapters.torch_hooks`); :func:`cut_points` lists them.
     example_inputs : array_like or torch.Tensor
         Token ids ``(N, L)`` (or what ``input`` takes) the cut is checked on.
-    output : int, str or callable
-        What to measure from what the model returns (``"logits"`` of a ``ModelOutput``).
-    input : str
-        The ``forward`` argument the samples go to.
-    fixed_inputs : dict, optional
-        Other ``forward`` arguments, one value for every call.
-    batch_size, reduction
-        Passed to :class:`adapters.torch.LayerLMN`.
+    options : CutOptions, optional
+        How to cut and measure (the defaults of :class:`CutOptions` otherwise).
+    **option_keywords
+        Any :class:`CutOptions` field (``output=``, ``input=``, ...), over ``options``.
     """
+    options = CutOptions.with_keywords(options, option_keywords, "layer_measure")
     with training_state_kept(model):
         body, head = hook_split(
-            model, layer, example_inputs, input=input, fixed_inputs=fixed_inputs, output=output
+            model,
+            layer,
+            example_inputs,
+            input=options.input,
+            fixed_inputs=options.fixed_inputs,
+            output=options.output,
         )
     chain = nn.Sequential(body, head)
-    return LayerLMN(chain, "0", output=output, batch_size=batch_size, reduction=reduction, fold=False)
+    return LayerLMN(
+        chain,
+        "0",
+        output=options.output,
+        batch_size=options.batch_size,
+        reduction=options.reduction,
+        fold=False,
+    )
 
 
-def layer_lmn(model: nn.Module, inputs: Any, layer: str, **options: Any) -> lmn_core.LMNResult:
+def layer_lmn(model: nn.Module, inputs: Any, layer: str, **keywords: Any) -> lmn_core.LMNResult:
     """LMN "between ``layer`` and the output" of a Hugging Face model on token ids ``inputs``.
 
-    ``options`` go to :func:`layer_measure` (``output``, ``input``, ``fixed_inputs``,
-    ``batch_size``, ``reduction``), the rest to :func:`lmn_core.lmn`.
+    Any :class:`CutOptions` field among ``keywords`` goes to :func:`layer_measure`, the
+    rest to :func:`lmn_core.lmn`.
     """
-    names = ("output", "input", "fixed_inputs", "batch_size", "reduction")
-    cut = {key: options.pop(key) for key in names if key in options}
-    return layer_measure(model, layer, inputs, **cut)(inputs, **options)
+    options, lmn_kwargs = CutOptions.taken_from(keywords)
+    return layer_measure(model, layer, inputs, options)(inputs, **lmn_kwargs)
 
 
 def cut_points(
@@ -140,13 +169,12 @@ class LMNCallback(transformers.TrainerCallback):
         Layers after the embedding (see :func:`cut_points`).
     every_n_steps : int or collection of int
         Measure at ``global_step`` ``0, k, 2k, ...`` or at exactly the steps given.
-    output, input, fixed_inputs, batch_size, reduction
-        Passed to :func:`layer_measure`.
     trainer : transformers.Trainer, optional
         Log through ``trainer.log`` (log history and every reporter). Without it the
         values are appended to ``state.log_history`` only.
-    **lmn_kwargs
-        Passed to :func:`lmn_core.lmn`.
+    **keywords
+        Any :class:`CutOptions` field (``output``, ``input``, ``fixed_inputs``,
+        ``batch_size``, ``reduction``), and any keyword of :func:`lmn_core.lmn`.
 
     Attributes
     ----------
@@ -162,20 +190,14 @@ class LMNCallback(transformers.TrainerCallback):
         layers: str | Collection[str],
         *,
         every_n_steps: int | Collection[int] = 100,
-        output: OutputChoice = DEFAULT_OUTPUT,
-        input: str = DEFAULT_INPUT,
-        fixed_inputs: dict[str, Any] | None = None,
-        batch_size: int | None = None,
-        reduction: str = "auto",
         trainer: Any = None,
-        **lmn_kwargs: Any,
+        **keywords: Any,
     ) -> None:
         self.inputs = inputs
         self.layers = layer_names(layers, "LMNCallback")
         self.schedule = Schedule(every_n_steps, name="every_n_steps")
-        self.options = {"output": output, "input": input, "fixed_inputs": fixed_inputs}
-        self.options |= {"batch_size": batch_size, "reduction": reduction}
-        self.trainer, self.lmn_kwargs = trainer, lmn_kwargs
+        self.options, self.lmn_kwargs = CutOptions.taken_from(keywords)
+        self.trainer = trainer
         self.last_results: dict[str, lmn_core.LMNResult] = {}
         self.measurements: list[dict[str, Any]] = []
         self._measures: dict[str, LayerLMN] = {}
@@ -185,7 +207,7 @@ class LMNCallback(transformers.TrainerCallback):
         if not state.is_world_process_zero:
             return
         self._measures = {
-            layer: layer_measure(model, layer, self.inputs, **self.options) for layer in self.layers
+            layer: layer_measure(model, layer, self.inputs, self.options) for layer in self.layers
         }
         if self.schedule.take(state.global_step):
             self._measure(state, model)
