@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import keras
 
-from adapters.keras_split import NotACutError, split_at
+from adapters.keras_split import split_at
+from adapters.refusals import NotACutError, nearest_cut_points
 
 
 def _candidates(model: keras.Model) -> list[str]:
@@ -52,19 +53,6 @@ def cut_points(model: keras.Model) -> list[str]:
     return [name for name in _candidates(model) if _is_cut(model, name)]
 
 
-def nearest_cut_points(model: keras.Model, layer: str) -> str:
-    """A sentence naming the nearest cut points before and after ``layer``."""
-    order = _candidates(model)
-    spelled = layer.replace(".", "/") if layer not in order else layer
-    position = order.index(spelled) if spelled in order else len(order)
-    before = next((name for name in reversed(order[:position]) if _is_cut(model, name)), None)
-    after = next((name for name in order[position + 1 :] if _is_cut(model, name)), None)
-    sides = ((before, "before"), (after, "after"))
-    named = [f"{name!r} {where} it" for name, where in sides if name is not None]
-    nearest = " and ".join(named) if named else "none"
-    return f"The nearest cut points: {nearest} (adapters.keras.cut_points lists them all)"
-
-
 def split(model: keras.Model, layer: str, *, fold: bool = False) -> tuple[keras.Model, keras.Model]:
     """Cut ``model`` after ``layer`` into ``(body, head)`` with ``head(body(x)) == model(x)``.
 
@@ -97,4 +85,9 @@ def split(model: keras.Model, layer: str, *, fold: bool = False) -> tuple[keras.
     try:
         return split_at(model, layer, fold=fold)
     except NotACutError as error:
-        raise NotACutError(f"{error}. {nearest_cut_points(model, layer)}") from None
+        order = _candidates(model)
+        spelled = layer.replace(".", "/") if layer not in order else layer
+        nearest = nearest_cut_points(
+            order, spelled, lambda name: _is_cut(model, name), "adapters.keras.cut_points"
+        )
+        raise NotACutError(f"{error}. {nearest}") from None

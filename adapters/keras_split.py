@@ -28,9 +28,7 @@ from typing import Any
 
 import keras
 
-
-class NotACutError(ValueError):
-    """A layer that exists but is not a cut: the refusal that names the nearest cut points."""
+from adapters.refusals import NotACutError
 
 
 def defined_inputs(model: keras.Model) -> list[Any] | None:
@@ -240,7 +238,7 @@ def _split_nested(model: keras.Model, outer: str, inner: str, fold: bool) -> tup
 
 
 def split_at(model: keras.Model, layer: str, *, fold: bool = False) -> tuple[keras.Model, keras.Model]:
-    """:func:`split` without the nearest cut points in its refusal (a :class:`NotACutError`)."""
+    """:func:`split` without the nearest cut points in its refusal (a ``NotACutError``)."""
     path = nested_path(model, layer) if layer not in {item.name for item in model.layers} else None
     if path is not None:
         return _split_nested(model, *path, fold=fold)

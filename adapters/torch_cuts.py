@@ -17,6 +17,7 @@ from typing import Any
 from torch import fx, nn
 
 from adapters import torch_graph as graphs
+from adapters.refusals import NotACutError, nearest_cut_points
 from adapters.torch_function import eval_mode
 from adapters.torch_split import split_at
 
@@ -91,20 +92,6 @@ def cut_points(
     return [name for name in graph_order(model, inputs) if _is_cut(model, name, example_inputs, inputs)]
 
 
-def nearest_cut_points(model: nn.Module, layer: str, example_inputs: Any, inputs: graphs.Inputs) -> str:
-    """A sentence naming the nearest cut points before and after ``layer`` in graph order."""
-    order = graph_order(model, inputs)
-    position = order.index(layer) if layer in order else len(order)
-    cuts = (name for name in reversed(order[:position]) if _is_cut(model, name, example_inputs, inputs))
-    before = next(cuts, None)
-    cuts = (name for name in order[position + 1 :] if _is_cut(model, name, example_inputs, inputs))
-    after = next(cuts, None)
-    sides = ((before, "before"), (after, "after"))
-    named = [f"{name!r} {where} it" for name, where in sides if name is not None]
-    nearest = " and ".join(named) if named else "none"
-    return f"The nearest cut points: {nearest} (adapters.torch.cut_points lists them all)"
-
-
 def split(
     model: nn.Module,
     layer: str,
@@ -156,7 +143,12 @@ def split(
         return split_at(
             model, layer, example_inputs=example_inputs, fold=fold, input=input, fixed_inputs=fixed_inputs
         )
-    except graphs.NotACutError as error:
+    except NotACutError as error:
         inputs = graphs.plan_inputs(model, input, fixed_inputs)
-        nearest = nearest_cut_points(model, layer, example_inputs, inputs)
-        raise graphs.NotACutError(f"{error}. {nearest}") from None
+        nearest = nearest_cut_points(
+            graph_order(model, inputs),
+            layer,
+            lambda name: _is_cut(model, name, example_inputs, inputs),
+            "adapters.torch.cut_points",
+        )
+        raise NotACutError(f"{error}. {nearest}") from None

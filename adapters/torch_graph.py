@@ -31,6 +31,7 @@ import torch
 from torch import fx, nn
 from torch.nn import functional
 
+from adapters.refusals import NotACutError
 from adapters.torch_function import eval_mode
 
 IN_PLACE_FUNCTIONS = {
@@ -49,10 +50,6 @@ IN_PLACE_FUNCTIONS = {
     operator.imatmul,
     operator.setitem,
 }
-
-
-class NotACutError(ValueError):
-    """A layer that exists but is not a cut: the refusal that names the nearest cut points."""
 
 
 class _CutTracer(fx.Tracer):

@@ -34,6 +34,7 @@ import torch
 from torch import fx, nn
 
 from adapters import torch_graph as graphs
+from adapters.refusals import NotACutError
 from adapters.torch_function import as_tensor, eval_mode, floating_dtype, module_device
 
 N_EXAMPLE_ROWS = 8
@@ -151,7 +152,7 @@ def _check_on_examples(
         expected = model(**{inputs.sample: rows}, **inputs.fixed)
         cut = head(body(rows))
     if not same_outputs(cut, expected):
-        raise graphs.NotACutError(
+        raise NotACutError(
             f"layer {layer!r} is not a cut of {type(model).__name__}: head(body(x)) differs from model(x) on "
             "the example inputs (work in forward that tracing does not capture: in-place changes, "
             "Python state, randomness)"
@@ -167,7 +168,7 @@ def split_at(
     input: str | None = None,
     fixed_inputs: dict[str, Any] | None = None,
 ) -> tuple[nn.Module, nn.Module]:
-    """:func:`split` without the nearest cut points in its refusal (a ``graphs.NotACutError``)."""
+    """:func:`split` without the nearest cut points in its refusal (a ``NotACutError``)."""
     _checked_layer(model, layer)
     if _is_chain(model, layer) and not fixed_inputs and input in (None, "input"):
         return _chain_cut(model, layer, fold)
