@@ -9,9 +9,13 @@ and at the next multiples of 8 and 16 on the rows a block of pairs will have, an
 wider one is faster by :data:`MIN_GAIN` or more, runs it at that width
 (:class:`WidenedLinear`: zero rows added to the weight and bias once per measurement,
 inside :func:`padded_once`, or else at every call, so it follows training; the extra
-outputs cut off). The timing depends on the machine's load, but the choice does not reach
-the results: the outputs are the layer's own bit for bit (a single row is computed at the
-layer's own width), which ``tests/torch/test_torch_width.py`` checks.
+outputs cut off). Whether a wider product gives the layer's own bits depends on the CPU's
+kernels too (on an AMD EPYC, 31 columns widened to 32 gave other bits on 2, 3 and 5 rows,
+and 10 columns widened to 16 on every row count), so only the widths that give the layer's
+own outputs bit for bit on the rows of a block are timed, and a :class:`WidenedLinear`
+runs wide on exactly those rows (any other row count, the last chunk of a measurement say,
+at the layer's own width). The timing depends on the machine's load, but the choice does
+not reach the results, which ``tests/torch/test_torch_width.py`` checks.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ logger = logging.getLogger(__name__)
 #: A wider product is used only when it takes at most this fraction of the own width's time.
 MIN_GAIN = 0.8
 _REPEATS = 7
+#: Outputs a wider product must give bit for bit before it is timed.
+_CHECKED_VALUES = 2**16
 
 
 class WidenedLinear(nn.Module):
@@ -45,14 +51,17 @@ class WidenedLinear(nn.Module):
         inside :meth:`padded_once`, so the module follows training.
     width : int
         Output columns of the product, at least ``linear.out_features``.
+    rows : int
+        The row count the product runs wide on (the one its bits were checked on); inputs
+        of any other row count go through ``linear`` itself.
     """
 
-    def __init__(self, linear: nn.Linear, width: int) -> None:
+    def __init__(self, linear: nn.Linear, width: int, rows: int) -> None:
         super().__init__()
         if width < linear.out_features:
             raise ValueError(f"width {width} is narrower than the layer's {linear.out_features} outputs")
         self.linear = linear
-        self.width = width
+        self.width, self.rows = width, rows
         self._padded: tuple[torch.Tensor, torch.Tensor | None] | None = None
 
     def _pad(self) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -72,14 +81,8 @@ class WidenedLinear(nn.Module):
             self._padded = None
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        """``linear(inputs)``, computed at ``width`` output columns (one row at its own width).
-
-        A product of several rows gives the same bits at either width (the extra columns only
-        add work after each output's own sum); a single row goes through a matrix-vector
-        product whose sums run in another order, so it is computed at the layer's own width,
-        and the width changes the time of a measurement, never its bits.
-        """
-        if inputs.numel() == inputs.shape[-1]:
+        """``linear(inputs)``: on ``rows`` rows computed at ``width`` output columns, else as it is."""
+        if inputs.numel() != self.rows * inputs.shape[-1]:
             return self.linear(inputs)
         weight, bias = self._padded if self._padded is not None else self._pad()
         return functional.linear(inputs, weight, bias)[..., : self.linear.out_features]
@@ -117,22 +120,37 @@ def _fastest_seconds(layers: dict[int, nn.Module], inputs: torch.Tensor) -> dict
     return seconds
 
 
+def _gives_own_bits(linear: nn.Linear, widened: WidenedLinear, rows: int) -> bool:
+    """Whether ``widened`` gives ``linear``'s bits on random batches of ``rows`` rows, at least
+    :data:`_CHECKED_VALUES` outputs in all (a few outputs of another summation order may
+    still agree: one row of 10 outputs did, on the machine that found it)."""
+    draws = -(-_CHECKED_VALUES // (rows * linear.out_features))
+    for _ in range(draws):
+        inputs = torch.randn(rows, linear.in_features, dtype=linear.weight.dtype)
+        if not torch.equal(widened(inputs), linear(inputs)):
+            return False
+    return True
+
+
 @functools.cache
 def fastest_width(in_features: int, out_features: int, dtype: torch.dtype, rows: int) -> int:
     """The output width at which a CPU ``linear`` of this shape runs fastest on ``rows`` rows.
 
-    Its own width unless a wider one takes at most :data:`MIN_GAIN` of its time; measured
-    once per process and shape, on random weights and inputs.
+    Its own width unless a wider one that gives the layer's own bits on ``rows`` rows takes
+    at most :data:`MIN_GAIN` of its time; checked and measured once per process and shape,
+    on random weights and inputs.
     """
-    with torch.random.fork_rng(devices=[]):  # the caller's random state stays as it was
+    with torch.random.fork_rng(devices=[]), torch.no_grad():  # the caller's random state stays
         torch.manual_seed(0)
         linear = nn.Linear(in_features, out_features, dtype=dtype)
-        inputs = torch.randn(rows, in_features, dtype=dtype)
-    layers = {width: WidenedLinear(linear, width) for width in candidate_widths(out_features)}
-    with torch.no_grad():
-        for layer in layers.values():
-            layer(inputs)  # warm-up
-        seconds = _fastest_seconds(layers, inputs)
+        layers: dict[int, nn.Module] = {out_features: linear}
+        for width in candidate_widths(out_features)[1:]:
+            widened = WidenedLinear(linear, width, rows)
+            if _gives_own_bits(linear, widened, rows):
+                layers[width] = widened
+        if len(layers) == 1:
+            return out_features
+        seconds = _fastest_seconds(layers, torch.randn(rows, in_features, dtype=dtype))
     fastest = min(seconds, key=seconds.__getitem__)
     width = fastest if seconds[fastest] <= MIN_GAIN * seconds[out_features] else out_features
     logger.debug(
@@ -161,4 +179,4 @@ def widen_last_linear(head: nn.Module, rows: int) -> nn.Module:
     width = fastest_width(last.in_features, last.out_features, last.weight.dtype, rows)
     if width == last.out_features:
         return head
-    return nn.Sequential(*list(head)[:-1], WidenedLinear(last, width))
+    return nn.Sequential(*list(head)[:-1], WidenedLinear(last, width, rows))

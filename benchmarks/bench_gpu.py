@@ -70,7 +70,7 @@ def reference_model(device: str) -> Any:
     import torch
 
     from reference_tasks.model.torch_model import GrokMLP
-    from reference_tasks.runfolder.snapshots import load_snapshot
+    from reference_tasks.runfolder.weights import load_snapshot
 
     model = GrokMLP(31, 31)
     weights = load_snapshot(SNAPSHOT, SNAPSHOT_STEP)
@@ -229,7 +229,7 @@ def keras_child(backend: str, device: str, repeats: int, n: int) -> dict[str, An
 
     from adapters.keras import LayerLMN, layer_lmn
     from reference_tasks.model import keras_model
-    from reference_tasks.runfolder.snapshots import load_snapshot
+    from reference_tasks.runfolder.weights import load_snapshot
 
     model = keras_model.build_model(31, 31)
     keras_model.load_arrays(model, load_snapshot(SNAPSHOT, SNAPSHOT_STEP))

@@ -208,7 +208,7 @@ def exit_status(outcomes: Sequence[Outcome]) -> int:
 
 def _train(runs: Sequence[Run], execution: Execution, figure4: bool) -> list[Outcome]:
     """:func:`train_runs`, Figure 4's matrices computed once their run has trained; refusals exit."""
-    from reference_tasks.report.connectivity_cache import prepare_figure4
+    from reference_tasks.report.figure4 import prepare_figure4
 
     try:
         return train_runs(runs, execution, figure4=prepare_figure4 if figure4 else None)
@@ -225,7 +225,7 @@ def reproduce(args: argparse.Namespace) -> int:
     outcomes = _train(plan_runs(args), execution, figure4=not args.no_report)
     status = exit_status(outcomes)
     if not args.no_report:
-        report_command(args.out, None, quiet=args.quiet)
+        _write_report(args.out, None, quiet=args.quiet)
     return status
 
 
@@ -245,8 +245,8 @@ def sweep_command(args: argparse.Namespace) -> int:
     if refused is not None:
         raise SystemExit(f"lmn sweep: cannot write to {args.out}: {refused}")
     sweep.save(args.out)
-    # a sweep over seeds alone draws Figure 4 (write_sweep_report)
-    outcomes = _train(runs, _execution(args), figure4=not sweep.grid)
+    # a sweep without axes (seeds alone, or fields of one value) draws Figure 4 (write_sweep_report)
+    outcomes = _train(runs, _execution(args), figure4=not sweep.axes)
     report = write_sweep_report(sweep, args.out, known=outcomes, progress=not args.quiet)
     logger.info("sweep summary written to %s", report.summary_csv.parent)
     return exit_status(outcomes)
@@ -254,7 +254,6 @@ def sweep_command(args: argparse.Namespace) -> int:
 
 def report_command(runs_dir: Path, out: Path | None, *, quiet: bool) -> int:
     """``lmn report``: the figures and tables of every finished run under ``runs_dir``."""
-    from reference_tasks.report.build import build_report
     from reference_tasks.report.sweep_report import write_sweep_report
 
     if not runs_dir.is_dir():
@@ -266,9 +265,19 @@ def report_command(runs_dir: Path, out: Path | None, *, quiet: bool) -> int:
         report = write_sweep_report(Sweep.load(runs_dir), runs_dir, progress=not quiet)
         logger.info("sweep summary written to %s", report.summary_csv.parent)
         return 0
-    result = build_report(runs_dir, out, progress=not quiet)
-    logger.info("report written to %s", result.out_dir)
+    _write_report(runs_dir, out, quiet=quiet)
     return 0
+
+
+def _write_report(runs_dir: Path, out: Path | None, *, quiet: bool) -> None:
+    """The figures and tables of the reproduction's runs under ``runs_dir``."""
+    from reference_tasks.report.build import build_report
+
+    try:
+        result = build_report(runs_dir, out, progress=not quiet)
+    except ValueError as error:  # no finished run under runs_dir
+        raise SystemExit(f"lmn: {error}") from None
+    logger.info("report written to %s", result.out_dir)
 
 
 def plot_command(source: Path, out: Path | None, *, log_steps: bool) -> int:

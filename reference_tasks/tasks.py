@@ -152,3 +152,12 @@ def train_test_split(
         raise ValueError(f"train_fraction {train_fraction} of {n_samples} samples leaves train or test empty")
     order = np.random.default_rng(seed).permutation(n_samples)
     return np.sort(order[:n_train]), np.sort(order[n_train:])
+
+
+def lmn_sample_indices(n_samples: int, *, size: int | None, seed: int) -> np.ndarray:
+    """Indices of the samples the LMN is measured on: all (``size`` ``None`` or at least
+    ``n_samples``), or ``size`` of them, seeded by the run's ``seed`` and sorted."""
+    if size is None or size >= n_samples:
+        return np.arange(n_samples)
+    rng = np.random.default_rng([seed, 1])
+    return np.sort(rng.choice(n_samples, size=size, replace=False))

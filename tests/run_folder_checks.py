@@ -10,7 +10,7 @@ from reference_tasks.model.spec import is_piecewise_linear
 from reference_tasks.runfolder import METRIC_COLUMNS, read_metrics
 from reference_tasks.runfolder.run_summary import RunSummary
 from reference_tasks.runfolder.schema import metric_columns
-from reference_tasks.runfolder.snapshots import load_snapshot, snapshot_steps
+from reference_tasks.runfolder.weights import load_snapshot, snapshot_steps
 from reference_tasks.training.recipe import TrainConfig, eval_steps, lmn_checkpoints, probes_at
 
 # The weights of a snapshot of the shared-embedding reference model, by PyTorch name.

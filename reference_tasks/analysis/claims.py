@@ -7,7 +7,9 @@ memorizing and falls while generalizing, whether LMN is more linear in test loss
 the L2 norm (the paired difference of their R² over seeds, with a bootstrap interval
 and a Wilcoxon signed-rank test, :func:`paired_difference`), how many seeds show the XOR
 rebound, and how many blow up after memorization. :func:`claim_sentence` says in one
-plain sentence whether the R² claim holds.
+plain sentence whether the R² claim holds. For piecewise-linear runs, :func:`region_claims`
+takes each seed's correlation over training of the LMN with its exact region counts
+(``reference_tasks.analysis.regions``) over the seeds in the same way.
 """
 
 from __future__ import annotations
@@ -21,7 +23,10 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from reference_tasks.analysis.regions import SPANS, span_checkpoints, span_correlation
+from reference_tasks.model.spec import PROBES
 from reference_tasks.runfolder.run_summary import RunSummary
+from reference_tasks.runfolder.schema import REGION_QUANTITIES
 
 
 # What the paper states per task: the generalization step of addition mod 31 (its
@@ -224,3 +229,49 @@ def claim_sentence(claims: Mapping[str, Any]) -> str:
     if difference["low"] > 0:
         return f"holds ({interval}, Wilcoxon p = {p_value:.2g})."
     return f"is reversed: the L2 norm is the more linear ({interval}, Wilcoxon p = {p_value:.2g})."
+
+
+# A correlation needs this many checkpoints in its span (fewer: the seed has none to give).
+MIN_CHECKPOINTS = 3
+
+
+def seed_correlations(summaries: Sequence[RunSummary], probe: str, span: str, quantity: str) -> list:
+    """``(seed, r)`` of every run with at least ``MIN_CHECKPOINTS`` in the span (``r`` may be ``None``)."""
+    found = []
+    for summary in summaries:
+        entry = (summary.regions or {}).get(probe)
+        if entry is not None and span_checkpoints(entry, span) >= MIN_CHECKPOINTS:
+            found.append((summary.seed, span_correlation(entry, span, quantity)))
+    return found
+
+
+def region_claims(summaries: Sequence[RunSummary]) -> dict[str, Any]:
+    """Over the seeds of one task: the correlation of LMN with each region quantity, per probe and span.
+
+    ``{probe: {span: {quantity: {"seeds", "r", "undefined_seeds", "mean", "low", "high",
+    "p_value", "n"}}}}``: the seeds' r (those whose quantity or LMN had no spread are
+    listed apart), their mean with its 95% bootstrap interval and the Wilcoxon p-value
+    of r against zero. The generalizing span counts only the seeds that generalized, and
+    a seed counts only with ``MIN_CHECKPOINTS`` or more in the span.
+    """
+    claims: dict[str, Any] = {}
+    for probe in PROBES:
+        spans: dict[str, Any] = {}
+        for span in SPANS:
+            chosen = [s for s in summaries if span == "training" or s.grokked]
+            entries = {}
+            for quantity in REGION_QUANTITIES:
+                pairs = seed_correlations(chosen, probe, span, quantity)
+                defined = [(seed, r) for seed, r in pairs if r is not None]
+                difference = asdict(paired_difference([r for _, r in defined], [0.0] * len(defined)))
+                entries[quantity] = {
+                    "seeds": [seed for seed, _ in defined],
+                    "r": [r for _, r in defined],
+                    "undefined_seeds": [seed for seed, r in pairs if r is None],
+                    **{key: difference[key] for key in ("n", "mean", "low", "high", "p_value")},
+                }
+            if any(entry["n"] or entry["undefined_seeds"] for entry in entries.values()):
+                spans[span] = entries
+        if spans:
+            claims[probe] = spans
+    return claims

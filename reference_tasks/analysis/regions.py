@@ -5,7 +5,7 @@ samples occupy, their occupancy perplexity and the mean and median linear pieces
 segment (the region columns of ``metrics.csv``). :func:`region_summary` gives, per probe,
 the Pearson correlation over training of the LMN with each of them (over every
 checkpoint that measured both, and over the generalizing phase alone) and their values at
-the phase points (``reference_tasks.analysis.region_claims`` takes them over seeds).
+the phase points (``reference_tasks.analysis.claims.region_claims`` takes them over seeds).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The reference MLP's forward pass in NumPy, from a weight snapshot.
 
-A snapshot (``reference_tasks.runfolder.snapshots``) holds the weights of
+A snapshot (``reference_tasks.runfolder.weights``) holds the weights of
 ``reference_tasks.model.torch_model.GrokMLP`` by PyTorch parameter name, whatever framework
 trained them. :class:`NumpyGrokMLP` runs the same network in the snapshot's dtype::
 

@@ -13,19 +13,19 @@ and writes into ``out_dir`` (``RUNS_DIR/report`` by default), for each framework
   run folder holds weight snapshots: the ``hidden1`` connectivity matrix recomputed
   with NumPy from the snapshots at initialization, memorization and generalization
   (the last checkpoint if the run never generalized). The recomputed LMN is checked
-  against ``metrics.csv``; a relative difference over ``LMN_RTOL`` is logged as a warning;
+  against ``metrics.csv`` (see ``reference_tasks.report.figure4``);
 
 and ``summary.md`` and ``summary.json``: per framework and task, the paper's claims over
 its seeds (``reference_tasks.analysis.population_claims``), and each quantity of
 :data:`reference_tasks.runfolder.run_summary.TABLE_QUANTITIES` as mean ± sample standard deviation over
 seeds with the number of seeds that have it, and for piecewise-linear runs the LMN against
-their exact linear regions (``reference_tasks.report.region_tables``). It needs NumPy,
+their exact linear regions (``reference_tasks.report.tables.region_section``). It needs NumPy,
 matplotlib and ``lmn_core``; no deep-learning framework.
 """
 
 from __future__ import annotations
 
-import logging
+import functools
 import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -35,16 +35,12 @@ from pathlib import Path
 from typing import Any
 
 from reference_tasks.report import claim_figures, figures, region_figures
-from reference_tasks.report.connectivity_cache import cached_checkpoint_lmn, figure4_steps
-from reference_tasks.report.region_tables import region_section
-from reference_tasks.report.run_data import RunData, find_runs, recorded_lmn
-from reference_tasks.report.tables import group_runs, report_summary_markdown, summary_table
+from reference_tasks.report.figure4 import figure4_drawing
+from reference_tasks.report.run_data import RunData, find_runs
+from reference_tasks.report.tables import group_runs, region_section, report_summary_markdown, summary_table
 from reference_tasks.runfolder import write_json
-from reference_tasks.tasks import task_order, task_title
+from reference_tasks.tasks import task_order
 
-logger = logging.getLogger(__name__)
-
-LMN_RTOL = 1e-4
 REPORT_DIR = "report"
 
 
@@ -72,46 +68,6 @@ class ReportResult:
     summary_json: Path
     runs: list[Path]
     skipped: list[Path]
-
-
-def _connectivity_panels(
-    run: RunData, bar: Callable[[Iterable[Any]], Iterable[Any]]
-) -> tuple[list[figures.ConnectivityPanel], list[dict[str, Any]]]:
-    panels, checks = [], []
-    for point, label, step in bar(figure4_steps(run)):
-        result, clustering = cached_checkpoint_lmn(run, step)
-        recorded = recorded_lmn(run, step)
-        difference = None if recorded is None else abs(result.lmn - recorded) / abs(recorded)
-        if difference is None or difference > LMN_RTOL:
-            logger.warning(
-                "%s step %d: the LMN recomputed from the snapshot is %.6g but metrics.csv records %s "
-                "(relative tolerance %g)",
-                run.path,
-                step,
-                result.lmn,
-                recorded,
-                LMN_RTOL,
-            )
-        panels.append(
-            figures.ConnectivityPanel(
-                label, step, result.connectivity, result.eigenvalues, result.lmn, recorded, clustering
-            )
-        )
-        checks.append(
-            {
-                "framework": run.framework,
-                "task": run.task,
-                "seed": run.seed,
-                "point": point,
-                "step": step,
-                "lmn": result.lmn,
-                "recorded_lmn": recorded,
-                "relative_difference": difference,
-                "n_samples": result.n_samples,
-                "negative_mass": result.negative_mass,
-            }
-        )
-    return panels, checks
 
 
 def _progress(enabled: bool, desc: str) -> Callable[[Iterable[Any]], Iterable[Any]]:
@@ -153,7 +109,7 @@ def build_report(
     if not runs:
         raise _no_runs_error(runs_dir, skipped)
     out_dir.mkdir(parents=True, exist_ok=True)
-    drawings: list[Drawing] = []
+    drawings: list[Callable[[], Path]] = []
     tables: list[dict[str, Any]] = []
     checks: list[dict[str, Any]] = []
     groups = group_runs(runs)
@@ -162,7 +118,7 @@ def build_report(
         drawings += _framework_figures(by_task, out_dir, framework)
         for task, task_runs in sorted(by_task.items(), key=lambda item: task_order(item[0])):
             tables.append(summary_table(task_runs))
-            figure, run_checks = _figure4(
+            figure, run_checks = figure4_drawing(
                 task_runs, out_dir, _progress(progress, f"Figure 4 {framework} {task}")
             )
             checks += run_checks
@@ -206,21 +162,10 @@ def _no_runs_error(runs_dir: Path, skipped: Sequence[Path]) -> ValueError:
     )
 
 
-@dataclass(frozen=True)
-class Drawing:
-    """One figure to draw: ``function(*args, **kwargs)`` writes it and returns its path."""
-
-    function: Callable[..., Path]
-    args: tuple[Any, ...]
-    kwargs: Mapping[str, Any]
-
-    def __call__(self) -> Path:
-        return self.function(*self.args, **self.kwargs)
-
-
-def draw(drawings: Sequence[Drawing]) -> list[Path]:
-    """Draw every figure and return their paths in order: in a process per CPU when there
-    are several (matplotlib holds the GIL; the reproduction's report ran 22 s on one)."""
+def draw(drawings: Sequence[Callable[[], Path]]) -> list[Path]:
+    """Draw every figure (each a call that writes it and returns its path, picklable) and return
+    their paths in order: in a process per CPU when there are several (matplotlib holds the
+    GIL; the reproduction's report ran 22 s on one)."""
     n_processes = min(len(drawings), (os.cpu_count() or 1))
     if n_processes < 2:
         return [drawing() for drawing in drawings]
@@ -248,37 +193,11 @@ REGION_FIGURES = (
 
 def _framework_figures(
     by_task: Mapping[str, Sequence[RunData]], out_dir: Path, framework: str
-) -> list[Drawing]:
+) -> list[Callable[[], Path]]:
     """The :data:`FRAMEWORK_FIGURES` of one framework, to draw."""
-    kinds = FRAMEWORK_FIGURES + (REGION_FIGURES if region_figures.region_runs(by_task) else ())
+    recorded_regions = any(run.summary.regions for runs in by_task.values() for run in runs)
+    kinds = FRAMEWORK_FIGURES + (REGION_FIGURES if recorded_regions else ())
     return [
-        Drawing(function, (by_task, out_dir / name.format(framework)), {"framework": framework, **extra})
+        functools.partial(function, by_task, out_dir / name.format(framework), framework=framework, **extra)
         for function, name, extra in kinds
     ]
-
-
-def _figure4(
-    task_runs: Sequence[RunData], out_dir: Path, bar: Callable[[Iterable[Any]], Iterable[Any]]
-) -> tuple[Drawing | None, list[dict[str, Any]]]:
-    """Figure 4 of one framework and task from its lowest seed with snapshots, and its LMN checks."""
-    framework, task = task_runs[0].framework, task_runs[0].task
-    with_snapshots = [run for run in task_runs if run.snapshot_steps]
-    if not with_snapshots:
-        logger.warning(
-            "Figure 4 of %s %s is skipped: no run folder has weight snapshots (%s)",
-            framework,
-            task,
-            ", ".join(str(run.path) for run in task_runs),
-        )
-        return None, []
-    run = with_snapshots[0]
-    panels, checks = _connectivity_panels(run, bar)
-    if not panels:
-        logger.warning("Figure 4 of %s %s is skipped: no snapshot at any phase point", framework, task)
-        return None, checks
-    title = (
-        f"Figure 4: {task_title(task)} ({framework}, seed {run.seed}): hidden1 connectivity "
-        "matrix and its eigenvalues"
-    )
-    path = out_dir / f"fig4_connectivity_{framework}_{task}.png"
-    return Drawing(figures.figure_connectivity, (panels, path), {"title": title, "seed": run.seed}), checks

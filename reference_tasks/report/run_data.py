@@ -15,11 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-import lmn_core
 from reference_tasks.analysis import run_summary
-from reference_tasks.model.numpy_model import NumpyGrokMLP
 from reference_tasks.runfolder import (
     CONFIG_FILE,
     LEGACY_CONFIG_VALUES,
@@ -30,9 +26,8 @@ from reference_tasks.runfolder import (
     read_metrics,
 )
 from reference_tasks.runfolder.run_summary import RunSummary
-from reference_tasks.runfolder.snapshots import load_snapshot, snapshot_steps
-from reference_tasks.tasks import make_task
-from reference_tasks.training.recipe import TrainConfig, lmn_sample_indices
+from reference_tasks.runfolder.weights import snapshot_steps
+from reference_tasks.training.recipe import TrainConfig
 
 logger = logging.getLogger(__name__)
 
@@ -143,31 +138,3 @@ def find_runs(runs_dir: str | Path) -> tuple[list[RunData], list[Path]]:
             runs.append(run)
     runs.sort(key=lambda run: (run.framework, run.task, run.seed, str(run.path)))
     return runs, skipped
-
-
-def checkpoint_lmn(run: RunData, step: int, probe: str = "hidden1", **lmn_kwargs: Any) -> lmn_core.LMNResult:
-    """The LMN at ``probe`` recomputed from the run's weight snapshot at ``step``.
-
-    Measured as the trainers do: on the run's LMN samples
-    (``recipe.lmn_sample_indices``), with the config's ``lmn_points``, through the
-    NumPy forward pass of the snapshot in the run's dtype, with the head's leading
-    affine layer folded into the samples (exact: identity 3 of docs/design.md).
-
-    Raises
-    ------
-    FileNotFoundError
-        If the run has no snapshot at ``step``.
-    """
-    task = make_task(run.config.task, **run.config.task_options)
-    pairs = task.pairs[lmn_sample_indices(task.n_samples, run.config)]
-    model = NumpyGrokMLP.from_snapshot(load_snapshot(run.path, step), run.config.activation)
-    prefix, rest = model.folded_head(probe)
-    samples = prefix(model.activations(pairs, probe))
-    return lmn_core.lmn(rest, samples, n_points=run.config.lmn_points, **lmn_kwargs)
-
-
-def recorded_lmn(run: RunData, step: int, probe: str = "hidden1") -> float | None:
-    """The LMN at ``probe`` that ``metrics.csv`` records at ``step`` (``None`` if not measured)."""
-    column = f"lmn_{probe}"
-    value = next((row[column] for row in run.rows if row["step"] == step), None)
-    return None if value is None or not np.isfinite(value) else float(value)

@@ -2,7 +2,8 @@
 
 Written into ``OUT/sweep/``: ``summary.csv`` and ``summary.md``
 (:mod:`reference_tasks.sweep.aggregate`); with one or two swept fields,
-``phase_diagram_{framework}.png``; with seeds alone (no grid), the report of
+``phase_diagram_{framework}.png`` over the fields swept over several values (a field given
+one value is a setting of every run); with seeds alone (no such field), the report of
 :func:`reference_tasks.report.build.build_report`, whose Figure 2 shows the mean over
 seeds and its band, into ``OUT/report/``.
 """
@@ -65,22 +66,26 @@ def write_sweep_report(
         folder / "summary.md",
     )
     report.summary_md.write_text(sweep_summary_markdown(outcomes, sweep.fields))
-    if len(sweep.fields) in (1, 2):
+    if len(sweep.axes) in (1, 2):
         report.figures.append(_phase_diagram(sweep, outcomes, folder))
-    elif not sweep.fields and any(outcome.summary is not None for outcome in outcomes):
+    elif not sweep.axes and any(outcome.summary is not None for outcome in outcomes):
         report.figures.extend(build_report(out, progress=progress).figures)
     else:
-        logger.info("a phase diagram needs one or two swept fields; %s has %d", out, len(sweep.fields))
+        logger.info(
+            "a phase diagram needs one or two fields swept over several values; %s has %d",
+            out,
+            len(sweep.axes),
+        )
     return report
 
 
 def _phase_diagram(sweep: Sweep, outcomes: Sequence[Outcome], folder: Path) -> Path:
-    """Heatmaps over the swept fields (one field: a single row, its seeds pooled per value)."""
+    """Heatmaps over the sweep's axes (one axis: a single row, its seeds pooled per value)."""
     cells: dict[str, dict[tuple, dict]] = {}
-    for (_, task, *values), members in group_configs(outcomes, sweep.fields).items():
+    for (_, task, *values), members in group_configs(outcomes, sweep.axes).items():
         cells.setdefault(task, {})[(values[0], values[1] if len(values) > 1 else "")] = config_statistics(
             members
         )
-    fields = (sweep.fields[0], sweep.fields[1] if len(sweep.fields) > 1 else "")
+    fields = (sweep.axes[0], sweep.axes[1] if len(sweep.axes) > 1 else "")
     path = folder / f"phase_diagram_{sweep.framework}.png"
     return figure_phase_diagram(cells, fields, path, framework=sweep.framework)

@@ -27,7 +27,14 @@ from reference_tasks.runfolder.schema import (
     Row,
     lmn_column,
 )
-from reference_tasks.runfolder.snapshots import load_snapshot, save_snapshot, snapshot_steps
+from reference_tasks.runfolder.weights import (
+    Checkpoint,
+    load_checkpoint,
+    load_snapshot,
+    save_checkpoint,
+    save_snapshot,
+    snapshot_steps,
+)
 
 __all__ = [
     "CHECKPOINT_FILE",
@@ -39,6 +46,7 @@ __all__ = [
     "METRIC_COLUMNS",
     "N_SAMPLES_COLUMN",
     "SUMMARY_FILE",
+    "Checkpoint",
     "MetricsWriter",
     "Row",
     "check_resumable",
@@ -46,10 +54,12 @@ __all__ = [
     "forget_progress",
     "is_finished",
     "lmn_column",
+    "load_checkpoint",
     "load_snapshot",
     "read_json",
     "read_metrics",
     "rewind_run",
+    "save_checkpoint",
     "save_snapshot",
     "snapshot_steps",
     "start_run",

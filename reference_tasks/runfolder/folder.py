@@ -26,7 +26,7 @@ from reference_tasks.runfolder.schema import (
     VOLATILE_CONFIG_KEYS,
     WEIGHTS_STEM,
 )
-from reference_tasks.runfolder.snapshots import remove_snapshots_from
+from reference_tasks.runfolder.weights import remove_snapshots_from
 
 
 def _json_safe(value: Any) -> Any:

@@ -191,6 +191,12 @@ class Sweep:
         """The swept fields, in the order given."""
         return tuple(self.grid)
 
+    @property
+    def axes(self) -> tuple[str, ...]:
+        """The swept fields that take more than one value: the axes of a phase diagram (a field
+        given one value is a setting of every run, not a dimension)."""
+        return tuple(field for field, values in self.grid.items() if len(values) > 1)
+
     def runs(self, out: Path) -> list[Run]:
         """Every run of the sweep under ``out`` (see :func:`plan_sweep`)."""
         return plan_sweep(

@@ -15,8 +15,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from reference_tasks.tasks import make_task, train_test_split
-from reference_tasks.training.recipe import TrainConfig, lmn_sample_indices
+from reference_tasks.tasks import lmn_sample_indices, make_task, train_test_split
+from reference_tasks.training.recipe import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,9 @@ class TrainingData:
             train_labels=np.stack([labels[train] for train, _ in splits]),
             test_pairs=np.stack([pairs[test] for _, test in splits]),
             test_labels=np.stack([labels[test] for _, test in splits]),
-            lmn_pairs=tuple(pairs[lmn_sample_indices(task.n_samples, c)] for c in configs),
+            lmn_pairs=tuple(
+                pairs[lmn_sample_indices(task.n_samples, size=c.lmn_samples, seed=c.seed)] for c in configs
+            ),
             n_tokens=task.n_tokens,
             n_classes=task.n_classes,
         )

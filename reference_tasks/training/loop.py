@@ -30,7 +30,6 @@ import numpy as np
 
 from reference_tasks.analysis.summary import write_run_summary
 from reference_tasks.model.spec import is_piecewise_linear
-from reference_tasks.runfolder import checkpoints
 from reference_tasks.runfolder.folder import check_resumable, rewind_run, start_run
 from reference_tasks.runfolder.metrics import MetricsWriter
 from reference_tasks.runfolder.run_summary import RunFacts, RunSummary
@@ -43,7 +42,7 @@ from reference_tasks.runfolder.schema import (
     metric_columns,
     region_column,
 )
-from reference_tasks.runfolder.snapshots import save_snapshot
+from reference_tasks.runfolder.weights import Checkpoint, load_checkpoint, save_checkpoint, save_snapshot
 from reference_tasks.training.engine import Engine, Evaluation, TrainingData
 from reference_tasks.training.recipe import RunOptions, TrainConfig, eval_steps, probes_at
 
@@ -193,7 +192,7 @@ def _prepare(out_dirs: Sequence[Path], records: Sequence[dict[str, Any]], resume
     starts = []
     for out_dir, record in zip(out_dirs, records, strict=True):
         if start_run(out_dir, record, resume=resume):
-            saved = checkpoints.load(out_dir)
+            saved = load_checkpoint(out_dir)
             rewind_run(out_dir, saved.step)
             starts.append(_Start(saved.step, saved.state, saved.seconds_total, saved.seconds_lmn))
             logger.info("%s: resuming from step %d", out_dir, saved.step)
@@ -302,11 +301,9 @@ class _Training:
         """Each run's snapshot, then its resume checkpoint: the state that begins ``step``."""
         for k, out_dir in enumerate(self.out_dirs):
             save_snapshot(out_dir, step, self.engine.weights(k))
-            checkpoints.save(
+            save_checkpoint(
                 out_dir,
-                checkpoints.Checkpoint(
-                    step, self.engine.state(k), self.seconds_before[k] + seconds, self.seconds_lmn[k]
-                ),
+                Checkpoint(step, self.engine.state(k), self.seconds_before[k] + seconds, self.seconds_lmn[k]),
             )
 
     def _measure_lmn(self, probes: tuple[str, ...]) -> list[Row]:

@@ -238,11 +238,3 @@ def eval_steps(config: TrainConfig) -> np.ndarray:
     return np.unique(np.concatenate([dense, regular, [config.steps], lmn_checkpoints(config)])).astype(
         np.int64
     )
-
-
-def lmn_sample_indices(n_samples: int, config: TrainConfig) -> np.ndarray:
-    """Indices of the pairs the LMN is measured on: all, or a seeded sorted subset."""
-    if config.lmn_samples is None or config.lmn_samples >= n_samples:
-        return np.arange(n_samples)
-    rng = np.random.default_rng([config.seed, 1])
-    return np.sort(rng.choice(n_samples, size=config.lmn_samples, replace=False))

@@ -10,7 +10,7 @@ import quiet_training
 from run_folder_checks import check_run_folder, without_timings
 
 from reference_tasks.runfolder import read_metrics
-from reference_tasks.runfolder.snapshots import load_snapshot, snapshot_steps
+from reference_tasks.runfolder.weights import load_snapshot, snapshot_steps
 from reference_tasks.training import keras_engine, loop
 from reference_tasks.training.recipe import TrainConfig
 

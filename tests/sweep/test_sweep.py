@@ -19,9 +19,9 @@ from distributed import Client, LocalCluster, get_task_stream
 from reference_tasks import cli
 from reference_tasks.analysis.summary import run_summary
 from reference_tasks.report import build
-from reference_tasks.report.connectivity_cache import CACHE_DIR, figure4_steps, prepare_figure4
+from reference_tasks.report.figure4 import CACHE_DIR, figure4_steps, prepare_figure4
 from reference_tasks.report.run_data import load_run
-from reference_tasks.runfolder import CHECKPOINT_FILE, checkpoints, is_finished
+from reference_tasks.runfolder import CHECKPOINT_FILE, is_finished, load_checkpoint
 from reference_tasks.runfolder.run_summary import CSV_COLUMNS
 from reference_tasks.sweep.cluster import (
     RUN_KEY,
@@ -134,7 +134,7 @@ PAUSE = min(
 
 def paused(run_dir: Path) -> bool:
     """Whether a run waits at step :data:`PAUSE` (its checkpoint there is written, then it waits)."""
-    return (run_dir / CHECKPOINT_FILE).exists() and checkpoints.load(run_dir).step == PAUSE
+    return (run_dir / CHECKPOINT_FILE).exists() and load_checkpoint(run_dir).step == PAUSE
 
 
 def test_a_killed_worker_loses_nothing(tmp_path):

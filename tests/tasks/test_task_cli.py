@@ -49,6 +49,8 @@ def test_bad_arguments_are_refused(tmp_path, capsys):
         cli.main(["reproduce", "--threads", "0", "--out", str(tmp_path)])
     with pytest.raises(SystemExit, match="is not a folder of runs"):
         cli.main(["report", str(tmp_path / "nothing")])
+    with pytest.raises(SystemExit, match=r"^lmn: no finished runs under .*0 unfinished"):
+        cli.main(["report", str(tmp_path)])
 
 
 def test_a_finished_run_of_another_config_is_not_overwritten(tmp_path):

@@ -7,7 +7,7 @@ import pytest
 from test_task_report import assert_png
 
 from reference_tasks.analysis import build_summary
-from reference_tasks.analysis.region_claims import region_claims
+from reference_tasks.analysis.claims import region_claims
 from reference_tasks.analysis.regions import region_summary
 from reference_tasks.report.build import build_report
 from reference_tasks.runfolder import MetricsWriter, read_metrics, write_json

@@ -18,9 +18,9 @@ from reference_tasks.report.run_data import train_config_from_json
 from reference_tasks.report.tables import aggregate_values
 from reference_tasks.runfolder import MetricsWriter, write_json
 from reference_tasks.runfolder.run_summary import TABLE_QUANTITIES, RunFacts, RunSummary
-from reference_tasks.runfolder.snapshots import save_snapshot
-from reference_tasks.tasks import make_task
-from reference_tasks.training.recipe import TrainConfig, lmn_sample_indices
+from reference_tasks.runfolder.weights import save_snapshot
+from reference_tasks.tasks import lmn_sample_indices, make_task
+from reference_tasks.training.recipe import TrainConfig
 
 EMBEDDING, HIDDEN, STEPS, N_LMN = 4, 6, 100, 40
 CHECKPOINTS = list(range(0, STEPS + 1, 10))
@@ -66,7 +66,7 @@ def true_lmn(config, snapshot):
     """The LMN of a snapshot, computed here without the report's code path."""
     data = TASKS[config.task]
     model = NumpyGrokMLP.from_snapshot(snapshot)
-    pairs = data.pairs[lmn_sample_indices(data.n_samples, config)]
+    pairs = data.pairs[lmn_sample_indices(data.n_samples, size=config.lmn_samples, seed=config.seed)]
     return lmn_core.lmn(model.head("hidden1"), model.activations(pairs, "hidden1")).lmn
 
 

@@ -20,7 +20,7 @@ from reference_tasks.runfolder import (
     start_run,
     write_json,
 )
-from reference_tasks.runfolder.snapshots import save_snapshot, snapshot_steps
+from reference_tasks.runfolder.weights import save_snapshot, snapshot_steps
 
 REQUIRED = (
     "step, train_loss, test_loss, train_acc, test_acc, l2_norm, lmn_embedding, lmn_hidden1, lmn_hidden2"

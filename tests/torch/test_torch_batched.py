@@ -7,7 +7,7 @@ from run_folder_checks import check_run_folder, without_timings
 from torch_threads import one_thread  # noqa: F401 (an autouse fixture)
 
 from reference_tasks.runfolder import METRIC_COLUMNS, read_metrics
-from reference_tasks.runfolder.snapshots import load_snapshot, snapshot_steps
+from reference_tasks.runfolder.weights import load_snapshot, snapshot_steps
 from reference_tasks.training.recipe import TrainConfig
 
 CONFIG = TrainConfig(steps=200, lmn_samples=12, n_checkpoints=4)

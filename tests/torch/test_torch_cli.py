@@ -10,9 +10,9 @@ import time
 import pytest
 from run_folder_checks import without_timings
 
-from reference_tasks.runfolder import CHECKPOINT_FILE, checkpoints, is_finished, read_metrics
+from reference_tasks.runfolder import CHECKPOINT_FILE, is_finished, load_checkpoint, read_metrics
 from reference_tasks.runfolder.run_summary import RunSummary
-from reference_tasks.runfolder.snapshots import snapshot_steps
+from reference_tasks.runfolder.weights import snapshot_steps
 
 pytestmark = pytest.mark.slow
 
@@ -40,7 +40,7 @@ def test_a_killed_reproduce_finishes_as_if_never_killed(tmp_path):
     paused = _reproduce(tmp_path / "killed", "--pause-at-step", str(pause))
     process = subprocess.Popen(paused, env=_environment(), start_new_session=True)
     deadline = time.monotonic() + 300
-    while not ((killed / CHECKPOINT_FILE).exists() and checkpoints.load(killed).step == pause):
+    while not ((killed / CHECKPOINT_FILE).exists() and load_checkpoint(killed).step == pause):
         assert process.poll() is None and time.monotonic() < deadline, "the run did not reach its pause"
         time.sleep(0.05)
     os.killpg(process.pid, signal.SIGKILL)  # the command and its local cluster's workers

@@ -15,9 +15,9 @@ from adapters.torch_regions import LayerRegions, layer_regions, piecewise_linear
 from reference_tasks.model.numpy_model import NumpyGrokMLP
 from reference_tasks.model.torch_model import build_model
 from reference_tasks.runfolder import read_metrics
-from reference_tasks.runfolder.snapshots import load_snapshot
-from reference_tasks.tasks import make_task
-from reference_tasks.training.recipe import TrainConfig, lmn_sample_indices
+from reference_tasks.runfolder.weights import load_snapshot
+from reference_tasks.tasks import lmn_sample_indices, make_task
+from reference_tasks.training.recipe import TrainConfig
 
 
 def numpy_head(
@@ -132,7 +132,7 @@ def test_a_relu_run_records_the_regions_of_its_snapshots(tmp_path):
     result = train(config, tmp_path)
     rows = check_run_folder(config, result, "torch", "model.pt")
     task = make_task("xor")
-    pairs = task.pairs[lmn_sample_indices(task.n_samples, config)]
+    pairs = task.pairs[lmn_sample_indices(task.n_samples, size=config.lmn_samples, seed=config.seed)]
     measured = [row for row in rows if row["regions_hidden1"] is not None]
     assert [row["step"] for row in measured] == [0, 1, 8, 60]
     for row in measured:

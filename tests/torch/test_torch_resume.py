@@ -10,8 +10,8 @@ from run_folder_checks import without_timings
 from torch_threads import one_thread  # noqa: F401 (an autouse fixture)
 
 from reference_tasks import training
-from reference_tasks.runfolder import CHECKPOINT_FILE, checkpoints, read_metrics
-from reference_tasks.runfolder.snapshots import load_snapshot, snapshot_steps
+from reference_tasks.runfolder import CHECKPOINT_FILE, load_checkpoint, read_metrics
+from reference_tasks.runfolder.weights import load_snapshot, snapshot_steps
 from reference_tasks.training import RunOptions
 from reference_tasks.training.recipe import TrainConfig, lmn_checkpoints
 from reference_tasks.training.torch_engine import TorchEngine
@@ -57,7 +57,7 @@ def test_interrupted_run_keeps_its_last_checkpoint(tmp_path, monkeypatch):
     interrupt_at(monkeypatch, INTERRUPT_AT)
     with pytest.raises(KeyboardInterrupt):
         train(CONFIG, tmp_path)
-    checkpoint = checkpoints.load(tmp_path)
+    checkpoint = load_checkpoint(tmp_path)
     assert checkpoint.step == 150
     assert snapshot_steps(tmp_path) == [0, 1, 7, 45, 150]
     assert read_metrics(tmp_path / "metrics.csv")[-1]["step"] == 190  # rows every 10 steps after 100
@@ -172,7 +172,7 @@ def interrupted_batch(monkeypatch, configs, folders):
         interrupt_at(patch, INTERRUPT_AT)
         with pytest.raises(KeyboardInterrupt):
             train_batched(configs, folders)
-    assert [checkpoints.load(f).step for f in folders] == [150, 150]
+    assert [load_checkpoint(f).step for f in folders] == [150, 150]
 
 
 def test_batched_run_resumed_batched_equals_the_uninterrupted_one(tmp_path, monkeypatch, batched_whole):

@@ -1,4 +1,4 @@
-"""The head's last ``nn.Linear`` run wider: the same outputs, chosen only when measured faster."""
+"""The head's last ``nn.Linear`` run wider: the same bits, chosen only when checked so and measured faster."""
 
 import numpy as np
 import pytest
@@ -25,7 +25,7 @@ def test_candidate_widths_are_the_own_then_the_next_multiples_of_8_and_16(out_fe
 def test_a_widened_linear_gives_the_layers_outputs_and_follows_its_training(bias):
     torch.manual_seed(0)
     linear = nn.Linear(100, 31, bias=bias)
-    widened = WidenedLinear(linear, 48)
+    widened = WidenedLinear(linear, 48, rows=300)
     inputs = torch.randn(300, 100)
     with torch.no_grad():
         torch.testing.assert_close(widened(inputs), linear(inputs), rtol=1e-6, atol=1e-6)
@@ -36,12 +36,12 @@ def test_a_widened_linear_gives_the_layers_outputs_and_follows_its_training(bias
             inside = widened(inputs)
         torch.testing.assert_close(inside, linear(inputs), rtol=1e-6, atol=1e-6)
     with pytest.raises(ValueError, match="width 30 is narrower than the layer's 31 outputs"):
-        WidenedLinear(linear, 30)
+        WidenedLinear(linear, 30, rows=300)
 
 
 def test_padded_once_pads_at_entry_and_forgets_at_exit():
     linear = nn.Linear(4, 3)
-    widened = WidenedLinear(linear, 8)
+    widened = WidenedLinear(linear, 8, rows=2)
     inputs = torch.ones(2, 4)
     with torch.no_grad(), padded_once(nn.Sequential(nn.SiLU(), widened)):
         before = widened(inputs)
@@ -78,29 +78,59 @@ def test_only_a_sequential_ending_in_a_plain_linear_is_widened(monkeypatch):
         assert widen_last_linear(other, rows=64) is other
 
 
+def favour_the_widest(monkeypatch):
+    """Time every width checked equal as faster the wider it is (the choice is then the widest)."""
+
+    def fastest_seconds(layers, inputs):
+        return {width: 1.0 / width**2 for width in layers}
+
+    monkeypatch.setattr(torch_width, "_fastest_seconds", fastest_seconds)
+    torch_width.fastest_width.cache_clear()
+
+
 def test_the_lmn_is_the_same_with_and_without_widening(monkeypatch):
-    monkeypatch.setattr(torch_width, "fastest_width", lambda in_features, out_features, *rest: 48)
+    favour_the_widest(monkeypatch)
     model = build_model(31, 31, seed=3)
     pairs = np.stack(np.meshgrid(np.arange(31), np.arange(31)), axis=-1).reshape(-1, 2)[::7]
     assert len(LayerLMN(model, "hidden2").head.module.module) == 0  # all folded: nothing to widen
     for probe in ("embedding", "hidden1"):
-        measure = LayerLMN(model, probe)
-        assert isinstance(measure.head.module.module[-1], WidenedLinear)
+        measure = LayerLMN(model, probe, batch_size=64)
+        chosen = torch_width.fastest_width(100, 31, torch.float32, 64)
+        assert isinstance(measure.head.module.module[-1], WidenedLinear) == (chosen != 31)
         widened = measure(pairs)
-        own = layer_lmn(model, pairs, probe, widen_output=False)
+        own = layer_lmn(model, pairs, probe, widen_output=False, batch_size=64)
         np.testing.assert_array_equal(widened.connectivity, own.connectivity)  # the same bits
         assert widened.lmn == own.lmn
+    torch_width.fastest_width.cache_clear()
 
 
 @pytest.mark.parametrize(("in_features", "out_features"), [(100, 31), (100, 10), (64, 47), (100, 24)])
-def test_a_wider_product_gives_the_layers_own_bits_for_any_number_of_rows(in_features, out_features):
+@pytest.mark.parametrize("rows", [1, 2, 3, 5, 19, 100, 4096])
+def test_the_chosen_width_gives_the_layers_own_bits_on_new_inputs(
+    monkeypatch, in_features, out_features, rows
+):
+    favour_the_widest(monkeypatch)
+    width = torch_width.fastest_width(in_features, out_features, torch.float32, rows)
     torch.manual_seed(out_features)
     linear = nn.Linear(in_features, out_features)
-    for width in [*candidate_widths(out_features)[1:], out_features + 16]:
-        widened = WidenedLinear(linear, width)
-        for rows in (1, 2, 3, 19, 100, 4096, 4097):
-            inputs = torch.randn(rows, in_features)
-            with torch.no_grad():
-                assert torch.equal(widened(inputs), linear(inputs)), (width, rows)
-            with torch.no_grad(), widened.padded_once():
-                assert torch.equal(widened(inputs[0]), linear(inputs[0]))  # one row, no batch axis
+    widened = WidenedLinear(linear, width, rows)
+    for count in (rows, rows + 1):  # rows + 1: any other row count runs at the layer's own width
+        inputs = torch.randn(count, in_features)
+        with torch.no_grad():
+            assert torch.equal(widened(inputs), linear(inputs)), (width, count)
+            with widened.padded_once():
+                assert torch.equal(widened(inputs), linear(inputs)), (width, count)
+    torch_width.fastest_width.cache_clear()
+
+
+def test_a_width_that_changes_the_bits_is_never_chosen(monkeypatch):
+    favour_the_widest(monkeypatch)
+    pad = WidenedLinear._pad
+
+    def off_by_a_bit(self):
+        weight, bias = pad(self)
+        return weight, torch.nextafter(bias, torch.full_like(bias, torch.inf))
+
+    monkeypatch.setattr(WidenedLinear, "_pad", off_by_a_bit)
+    assert torch_width.fastest_width(100, 31, torch.float32, 64) == 31  # fastest, but other bits
+    torch_width.fastest_width.cache_clear()

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from tasks.test_task_report import make_run, random_snapshot
 
-from reference_tasks.report import connectivity_cache
+from reference_tasks.report import figure4
 from reference_tasks.report.build import build_report
 from reference_tasks.report.clustering import figure4_clustering
-from reference_tasks.report.connectivity_cache import CACHE_DIR, cached_checkpoint_lmn, prepare_figure4
-from reference_tasks.report.run_data import checkpoint_lmn, load_run
-from reference_tasks.runfolder.snapshots import save_snapshot
+from reference_tasks.report.figure4 import CACHE_DIR, cached_checkpoint_lmn, checkpoint_lmn, prepare_figure4
+from reference_tasks.report.run_data import load_run
+from reference_tasks.runfolder.weights import save_snapshot
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ def counted(monkeypatch):
         calls.append(step)
         return checkpoint_lmn(run, step)
 
-    monkeypatch.setattr(connectivity_cache, "checkpoint_lmn", counting)
+    monkeypatch.setattr(figure4, "checkpoint_lmn", counting)
     return calls
 
 
