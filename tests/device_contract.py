@@ -41,6 +41,19 @@ def check_absolute_tolerance_is_applied_where_the_outputs_are(
     assert lmn_core.connectivity_matrix(device, X, const_atol=3e-3).min() == 1.0
 
 
+def check_float32_outputs_are_summed_in_float64(reducing: Reducing, sin: Callable) -> None:
+    """On samples and λ exact in float32 both paths give ``f`` the same points, so the same
+    float32 outputs: ``L`` then differs only by the sums' order in float64 (float32 sums
+    would be off by about 1e-7)."""
+    X = np.random.default_rng(0).integers(-8, 9, size=(16, 3)).astype(np.float32)
+    device, host = reducing(sin, "device", width=3), reducing(sin, "host", width=3)
+    for n_points in (5, 9):  # λ = k / 4, k / 8: every interior point exact in float32
+        on_device = lmn_core.connectivity_matrix(device, X, n_points=n_points)
+        on_host = lmn_core.connectivity_matrix(host, X, n_points=n_points)
+        assert on_device.dtype == np.float64 and on_device.min() < 0.9
+        np.testing.assert_allclose(on_device, on_host, rtol=0, atol=1e-12)
+
+
 def check_duplicate_samples_are_linearly_connected(reducing: Reducing, sin: Callable) -> None:
     X = np.array([[0.0, 1.0], [2.0, -1.0], [0.0, 1.0]], dtype=np.float32)
     L = lmn_core.connectivity_matrix(reducing(lambda x: sin(3.0 * x), "device", width=2), X)

@@ -75,6 +75,11 @@ def test_absolute_tolerance_is_applied_on_the_device():
 
 
 @array_api_backend
+def test_float32_outputs_are_summed_in_float64():
+    contract.check_float32_outputs_are_summed_in_float64(reducing, keras.ops.sin)
+
+
+@array_api_backend
 def test_duplicate_samples_are_linearly_connected():
     contract.check_duplicate_samples_are_linearly_connected(reducing, keras.ops.sin)
 

@@ -76,6 +76,10 @@ def test_absolute_tolerance_is_applied_on_the_device():
     contract.check_absolute_tolerance_is_applied_where_the_outputs_are(reducing, torch.sin, np.float64)
 
 
+def test_float32_outputs_are_summed_in_float64():
+    contract.check_float32_outputs_are_summed_in_float64(reducing, torch.sin)
+
+
 def test_duplicate_samples_are_linearly_connected():
     contract.check_duplicate_samples_are_linearly_connected(reducing, torch.sin)
 
