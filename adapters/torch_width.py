@@ -11,11 +11,11 @@ wider one is faster by :data:`MIN_GAIN` or more, runs it at that width
 inside :func:`padded_once`, or else at every call, so it follows training; the extra
 outputs cut off). Whether a wider product gives the layer's own bits depends on the CPU's
 kernels too (on an AMD EPYC, 31 columns widened to 32 gave other bits on 2, 3 and 5 rows,
-and 10 columns widened to 16 on every row count), so only the widths that give the layer's
-own outputs bit for bit on the rows of a block are timed, and a :class:`WidenedLinear`
-runs wide on exactly those rows (any other row count, the last chunk of a measurement say,
-at the layer's own width). The timing depends on the machine's load, but the choice does
-not reach the results, which ``tests/torch/test_torch_width.py`` checks.
+and 10 columns widened to 16 on every row count), so a :class:`WidenedLinear` runs wide
+only on the row counts where :func:`keeps_bits` found the layer's own bits on this machine
+(checked once per process and shape), and only such widths are timed. The timing depends
+on the machine's load, but the choice does not reach the results, which
+``tests/torch/test_torch_width.py`` checks.
 """
 
 from __future__ import annotations
@@ -37,12 +37,40 @@ logger = logging.getLogger(__name__)
 #: A wider product is used only when it takes at most this fraction of the own width's time.
 MIN_GAIN = 0.8
 _REPEATS = 7
-#: Outputs a wider product must give bit for bit before it is timed.
+#: Outputs a wider product must give bit for bit, on one row count, before it runs there.
 _CHECKED_VALUES = 2**16
+
+
+def _padded_parameters(linear: nn.Linear, width: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``linear``'s weight and bias with zero rows added up to ``width`` outputs."""
+    extra = width - linear.out_features
+    weight = functional.pad(linear.weight, (0, 0, 0, extra))
+    bias = None if linear.bias is None else functional.pad(linear.bias, (0, extra))
+    return weight, bias
+
+
+@functools.cache
+def keeps_bits(in_features: int, out_features: int, width: int, dtype: torch.dtype, rows: int) -> bool:
+    """Whether a ``linear`` of this shape computed ``width`` outputs wide gives its own bits on
+    ``rows`` rows, on this machine: checked once per process and shape on random layers and
+    batches, :data:`_CHECKED_VALUES` outputs at least (a few outputs summed in another order
+    may still agree: one row of 10 outputs did, on the machine that found it)."""
+    with torch.random.fork_rng(devices=[]), torch.no_grad():  # the caller's random state stays
+        torch.manual_seed(0)
+        linear = nn.Linear(in_features, out_features, dtype=dtype)
+        weight, bias = _padded_parameters(linear, width)
+        for _ in range(-(-_CHECKED_VALUES // (rows * out_features))):
+            inputs = torch.randn(rows, in_features, dtype=dtype)
+            if not torch.equal(functional.linear(inputs, weight, bias)[:, :out_features], linear(inputs)):
+                return False
+    return True
 
 
 class WidenedLinear(nn.Module):
     """``linear`` computed ``width`` outputs wide (zero rows added), its own outputs kept.
+
+    On row counts where that would not give the layer's own bits on this machine
+    (:func:`keeps_bits`), the layer itself runs.
 
     Parameters
     ----------
@@ -51,41 +79,36 @@ class WidenedLinear(nn.Module):
         inside :meth:`padded_once`, so the module follows training.
     width : int
         Output columns of the product, at least ``linear.out_features``.
-    rows : int
-        The row count the product runs wide on (the one its bits were checked on); inputs
-        of any other row count go through ``linear`` itself.
     """
 
-    def __init__(self, linear: nn.Linear, width: int, rows: int) -> None:
+    def __init__(self, linear: nn.Linear, width: int) -> None:
         super().__init__()
         if width < linear.out_features:
             raise ValueError(f"width {width} is narrower than the layer's {linear.out_features} outputs")
         self.linear = linear
-        self.width, self.rows = width, rows
+        self.width = width
         self._padded: tuple[torch.Tensor, torch.Tensor | None] | None = None
-
-    def _pad(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        extra = self.width - self.linear.out_features
-        weight = functional.pad(self.linear.weight, (0, 0, 0, extra))
-        bias = None if self.linear.bias is None else functional.pad(self.linear.bias, (0, extra))
-        return weight, bias
 
     @contextlib.contextmanager
     def padded_once(self) -> Iterator[None]:
         """Pad the parameters once for every call inside (they must not change meanwhile)."""
         with torch.no_grad():
-            self._padded = self._pad()
+            self._padded = _padded_parameters(self.linear, self.width)
         try:
             yield
         finally:
             self._padded = None
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        """``linear(inputs)``: on ``rows`` rows computed at ``width`` output columns, else as it is."""
-        if inputs.numel() != self.rows * inputs.shape[-1]:
-            return self.linear(inputs)
-        weight, bias = self._padded if self._padded is not None else self._pad()
-        return functional.linear(inputs, weight, bias)[..., : self.linear.out_features]
+        """``linear(inputs)``, computed at ``width`` output columns where that keeps its bits."""
+        linear = self.linear
+        rows = inputs.numel() // max(inputs.shape[-1], 1)
+        if rows == 0 or not keeps_bits(
+            linear.in_features, linear.out_features, self.width, linear.weight.dtype, rows
+        ):
+            return linear(inputs)
+        weight, bias = self._padded if self._padded is not None else _padded_parameters(linear, self.width)
+        return functional.linear(inputs, weight, bias)[..., : linear.out_features]
 
 
 @contextlib.contextmanager
@@ -120,37 +143,28 @@ def _fastest_seconds(layers: dict[int, nn.Module], inputs: torch.Tensor) -> dict
     return seconds
 
 
-def _gives_own_bits(linear: nn.Linear, widened: WidenedLinear, rows: int) -> bool:
-    """Whether ``widened`` gives ``linear``'s bits on random batches of ``rows`` rows, at least
-    :data:`_CHECKED_VALUES` outputs in all (a few outputs of another summation order may
-    still agree: one row of 10 outputs did, on the machine that found it)."""
-    draws = -(-_CHECKED_VALUES // (rows * linear.out_features))
-    for _ in range(draws):
-        inputs = torch.randn(rows, linear.in_features, dtype=linear.weight.dtype)
-        if not torch.equal(widened(inputs), linear(inputs)):
-            return False
-    return True
-
-
 @functools.cache
 def fastest_width(in_features: int, out_features: int, dtype: torch.dtype, rows: int) -> int:
     """The output width at which a CPU ``linear`` of this shape runs fastest on ``rows`` rows.
 
-    Its own width unless a wider one that gives the layer's own bits on ``rows`` rows takes
-    at most :data:`MIN_GAIN` of its time; checked and measured once per process and shape,
-    on random weights and inputs.
+    Its own width unless a wider one that keeps its bits on ``rows`` rows (:func:`keeps_bits`)
+    takes at most :data:`MIN_GAIN` of its time; measured once per process and shape, on
+    random weights and inputs.
     """
+    wider = [
+        w for w in candidate_widths(out_features)[1:] if keeps_bits(in_features, out_features, w, dtype, rows)
+    ]
+    if not wider:
+        return out_features
     with torch.random.fork_rng(devices=[]), torch.no_grad():  # the caller's random state stays
         torch.manual_seed(0)
         linear = nn.Linear(in_features, out_features, dtype=dtype)
+        inputs = torch.randn(rows, in_features, dtype=dtype)
         layers: dict[int, nn.Module] = {out_features: linear}
-        for width in candidate_widths(out_features)[1:]:
-            widened = WidenedLinear(linear, width, rows)
-            if _gives_own_bits(linear, widened, rows):
-                layers[width] = widened
-        if len(layers) == 1:
-            return out_features
-        seconds = _fastest_seconds(layers, torch.randn(rows, in_features, dtype=dtype))
+        layers.update({width: WidenedLinear(linear, width) for width in wider})
+        for layer in layers.values():
+            layer(inputs)  # warm-up
+        seconds = _fastest_seconds(layers, inputs)
     fastest = min(seconds, key=seconds.__getitem__)
     width = fastest if seconds[fastest] <= MIN_GAIN * seconds[out_features] else out_features
     logger.debug(
@@ -179,4 +193,4 @@ def widen_last_linear(head: nn.Module, rows: int) -> nn.Module:
     width = fastest_width(last.in_features, last.out_features, last.weight.dtype, rows)
     if width == last.out_features:
         return head
-    return nn.Sequential(*list(head)[:-1], WidenedLinear(last, width, rows))
+    return nn.Sequential(*list(head)[:-1], WidenedLinear(last, width))

@@ -44,7 +44,7 @@ def time_linear(n_classes: int, hidden: int, repeats: int) -> None:
     """``linear`` on one block's rows at each candidate width."""
     linear = torch.nn.Linear(hidden, n_classes)
     rows = torch.randn(BLOCK_ROWS, hidden)
-    layers = {str(width): WidenedLinear(linear, width, BLOCK_ROWS) for width in candidate_widths(n_classes)}
+    layers = {str(width): WidenedLinear(linear, width) for width in candidate_widths(n_classes)}
     calls = {width: functools.partial(layer, rows) for width, layer in layers.items()}
     with torch.no_grad():
         seconds = alternating_medians(calls, repeats * 20)

@@ -21,11 +21,17 @@ def test_candidate_widths_are_the_own_then_the_next_multiples_of_8_and_16(out_fe
     assert all(width == out_features or width % 8 == 0 for width in widths)
 
 
+@pytest.fixture
+def always_wide(monkeypatch):
+    """Run every widened product wide, whatever this machine's kernels do to its bits."""
+    monkeypatch.setattr(torch_width, "keeps_bits", lambda *shape: True)
+
+
 @pytest.mark.parametrize("bias", [True, False])
-def test_a_widened_linear_gives_the_layers_outputs_and_follows_its_training(bias):
+def test_a_widened_linear_gives_the_layers_outputs_and_follows_its_training(bias, always_wide):
     torch.manual_seed(0)
     linear = nn.Linear(100, 31, bias=bias)
-    widened = WidenedLinear(linear, 48, rows=300)
+    widened = WidenedLinear(linear, 48)
     inputs = torch.randn(300, 100)
     with torch.no_grad():
         torch.testing.assert_close(widened(inputs), linear(inputs), rtol=1e-6, atol=1e-6)
@@ -36,12 +42,12 @@ def test_a_widened_linear_gives_the_layers_outputs_and_follows_its_training(bias
             inside = widened(inputs)
         torch.testing.assert_close(inside, linear(inputs), rtol=1e-6, atol=1e-6)
     with pytest.raises(ValueError, match="width 30 is narrower than the layer's 31 outputs"):
-        WidenedLinear(linear, 30, rows=300)
+        WidenedLinear(linear, 30)
 
 
-def test_padded_once_pads_at_entry_and_forgets_at_exit():
+def test_padded_once_pads_at_entry_and_forgets_at_exit(always_wide):
     linear = nn.Linear(4, 3)
-    widened = WidenedLinear(linear, 8, rows=2)
+    widened = WidenedLinear(linear, 8)
     inputs = torch.ones(2, 4)
     with torch.no_grad(), padded_once(nn.Sequential(nn.SiLU(), widened)):
         before = widened(inputs)
@@ -105,32 +111,35 @@ def test_the_lmn_is_the_same_with_and_without_widening(monkeypatch):
 
 
 @pytest.mark.parametrize(("in_features", "out_features"), [(100, 31), (100, 10), (64, 47), (100, 24)])
-@pytest.mark.parametrize("rows", [1, 2, 3, 5, 19, 100, 4096])
-def test_the_chosen_width_gives_the_layers_own_bits_on_new_inputs(
-    monkeypatch, in_features, out_features, rows
-):
-    favour_the_widest(monkeypatch)
-    width = torch_width.fastest_width(in_features, out_features, torch.float32, rows)
+def test_a_widened_linear_gives_the_layers_own_bits_for_any_number_of_rows(in_features, out_features):
     torch.manual_seed(out_features)
     linear = nn.Linear(in_features, out_features)
-    widened = WidenedLinear(linear, width, rows)
-    for count in (rows, rows + 1):  # rows + 1: any other row count runs at the layer's own width
-        inputs = torch.randn(count, in_features)
-        with torch.no_grad():
-            assert torch.equal(widened(inputs), linear(inputs)), (width, count)
-            with widened.padded_once():
-                assert torch.equal(widened(inputs), linear(inputs)), (width, count)
-    torch_width.fastest_width.cache_clear()
+    for width in [*candidate_widths(out_features)[1:], out_features + 16]:
+        widened = WidenedLinear(linear, width)
+        for rows in (1, 2, 3, 5, 19, 100, 3230, 4096):
+            inputs = torch.randn(rows, in_features)
+            with torch.no_grad():
+                assert torch.equal(widened(inputs), linear(inputs)), (width, rows)
+                with widened.padded_once():
+                    assert torch.equal(widened(inputs), linear(inputs)), (width, rows)
+                    assert torch.equal(widened(inputs[0]), linear(inputs[0]))  # no batch axis
 
 
-def test_a_width_that_changes_the_bits_is_never_chosen(monkeypatch):
+def test_a_width_that_changes_the_bits_is_never_run_nor_chosen(monkeypatch):
     favour_the_widest(monkeypatch)
-    pad = WidenedLinear._pad
+    linear = nn.Linear(100, 31)
+    inputs = torch.randn(64, 100)
+    pad = torch_width._padded_parameters
 
-    def off_by_a_bit(self):
-        weight, bias = pad(self)
+    def off_by_a_bit(layer, width):
+        weight, bias = pad(layer, width)
         return weight, torch.nextafter(bias, torch.full_like(bias, torch.inf))
 
-    monkeypatch.setattr(WidenedLinear, "_pad", off_by_a_bit)
-    assert torch_width.fastest_width(100, 31, torch.float32, 64) == 31  # fastest, but other bits
+    monkeypatch.setattr(torch_width, "_padded_parameters", off_by_a_bit)
+    torch_width.keeps_bits.cache_clear()
+    with torch.no_grad():
+        assert torch.equal(WidenedLinear(linear, 32)(inputs), linear(inputs))  # the layer itself ran
+    assert torch_width.fastest_width(100, 31, torch.float32, 64) == 31  # the fastest, but other bits
+    assert not torch_width.keeps_bits(100, 31, 32, torch.float32, 64)
+    torch_width.keeps_bits.cache_clear()
     torch_width.fastest_width.cache_clear()
