@@ -49,15 +49,22 @@ def _padded_parameters(linear: nn.Linear, width: int) -> tuple[torch.Tensor, tor
     return weight, bias
 
 
+@contextlib.contextmanager
+def _seeded_layer(in_features: int, out_features: int, dtype: torch.dtype) -> Iterator[nn.Linear]:
+    """A random ``nn.Linear`` of this shape, seeded, under ``no_grad``; the caller's random
+    state is as it was afterwards (random inputs drawn inside are seeded too)."""
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        torch.manual_seed(0)
+        yield nn.Linear(in_features, out_features, dtype=dtype)
+
+
 @functools.cache
 def keeps_bits(in_features: int, out_features: int, width: int, dtype: torch.dtype, rows: int) -> bool:
     """Whether a ``linear`` of this shape computed ``width`` outputs wide gives its own bits on
     ``rows`` rows, on this machine: checked once per process and shape on random layers and
     batches, :data:`_CHECKED_VALUES` outputs at least (a few outputs summed in another order
     may still agree: one row of 10 outputs did, on the machine that found it)."""
-    with torch.random.fork_rng(devices=[]), torch.no_grad():  # the caller's random state stays
-        torch.manual_seed(0)
-        linear = nn.Linear(in_features, out_features, dtype=dtype)
+    with _seeded_layer(in_features, out_features, dtype) as linear:
         weight, bias = _padded_parameters(linear, width)
         for _ in range(-(-_CHECKED_VALUES // (rows * out_features))):
             inputs = torch.randn(rows, in_features, dtype=dtype)
@@ -156,9 +163,7 @@ def fastest_width(in_features: int, out_features: int, dtype: torch.dtype, rows:
     ]
     if not wider:
         return out_features
-    with torch.random.fork_rng(devices=[]), torch.no_grad():  # the caller's random state stays
-        torch.manual_seed(0)
-        linear = nn.Linear(in_features, out_features, dtype=dtype)
+    with _seeded_layer(in_features, out_features, dtype) as linear:
         inputs = torch.randn(rows, in_features, dtype=dtype)
         layers: dict[int, nn.Module] = {out_features: linear}
         layers.update({width: WidenedLinear(linear, width) for width in wider})
