@@ -11,17 +11,19 @@ the host (the model still computes in TensorFlow, through ``predict_on_batch``).
   are planned from the CUDA device's free memory.
 - **JAX backend**: the model runs as one compiled function of its variables
   (``jax.jit`` of ``stateless_call``), compiled once per block shape (the core's blocks
-  have one shape). JAX computes in 32-bit unless 64-bit types are switched on, so the
-  measurement runs inside ``jax.enable_x64(True)``: the r² sums are float64 as on every
-  other path, while the model keeps its own dtype; and inside
-  ``jax.default_matmul_precision("highest")``, so that on a GPU its float32 products are
-  not computed in TF32.
+  have one shape), and the core's r² rule as another (``DevicePlan.compile``: JAX runs
+  it fused instead of one dispatched operation at a time). JAX computes in 32-bit unless
+  64-bit types are switched on, so the measurement runs inside ``jax.enable_x64(True)``:
+  the r² sums are float64 as on every other path, while the model keeps its own dtype;
+  and inside ``jax.default_matmul_precision("highest")``, so that on a GPU its float32
+  products are not computed in TF32.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import keras
@@ -139,6 +141,17 @@ def _is_jax_out_of_memory(error: BaseException) -> bool:
     return "RESOURCE_EXHAUSTED" in str(error)
 
 
+@functools.cache
+def _jax_compiled(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` of a namespace and arrays compiled by ``jax.jit``, once per process.
+
+    JAX recompiles it only for arrays of new shapes or dtypes.
+    """
+    import jax
+
+    return jax.jit(function, static_argnums=0)
+
+
 def _jax_plan(run: _JaxModel, dtype: str | None) -> lmn_core.DevicePlan:
     import jax
     import jax.numpy as jnp
@@ -150,4 +163,5 @@ def _jax_plan(run: _JaxModel, dtype: str | None) -> lmn_core.DevicePlan:
         free_memory=_jax_free_memory(device),
         is_out_of_memory=_is_jax_out_of_memory,
         session=_jax_session,
+        compile=_jax_compiled,
     )

@@ -7,8 +7,10 @@ that fails is recorded and the next one runs. Sections (``--sections``):
 - ``measure``: the reference MLP of addition mod 31 at its memorization snapshot
   (``results/torch/modadd-seed0``), all N = 961 samples: the folded ``hidden1`` head's
   connectivity matrix (default settings) against the head's floor (the head alone on every
-  interior point, in blocks of the same size), blocks of other budgets, and the whole
-  ``layer_lmn`` at each probe (cut, body, pairs, spectrum);
+  interior point, in blocks of the same size), blocks of other budgets, the r² rule compiled
+  by ``torch.compile`` (``lmn_core.DevicePlan.compile``; the PyTorch adapter does not compile
+  it), ``torch.profiler``'s table of one default connectivity matrix (where the device's
+  time goes), and the whole ``layer_lmn`` at each probe (cut, body, pairs, spectrum);
 - ``large``: the whole LMN at N = 10^4 and 3 x 10^4 (samples: the ``hidden1`` activations
   of random pairs, jittered), its time and peak memory, and the spectrum on the device
   against NumPy's;
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import os
 import statistics
@@ -106,6 +109,31 @@ def head_floor(head: Any, X: Any, block_rows: int, device: str, repeats: int) ->
     return seconds
 
 
+class RuleCompiledBy:
+    """A device function whose plan compiles the core's r² rule with ``compile`` (``None``: not)."""
+
+    def __init__(self, function: Any, compile: Callable[..., Any] | None) -> None:
+        self.function, self.compile = function, compile
+
+    def __call__(self, inputs: Any) -> Any:
+        return self.function(inputs)
+
+    def device_plan(self) -> Any:
+        return dataclasses.replace(self.function.device_plan(), compile=self.compile)
+
+
+def profile_table(function: Callable[[], Any], device: str, rows: int = 20) -> str:
+    """``torch.profiler``'s table of one call of ``function``: where the device's time goes."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.startswith("cuda") else [])
+    with profile(activities=activities) as profiler:
+        function()
+        synchronize(device)
+    key = "cuda_time_total" if device.startswith("cuda") else "cpu_time_total"
+    return profiler.key_averages().table(sort_by=key, row_limit=rows)
+
+
 def section_measure(args: argparse.Namespace, report: dict[str, Any]) -> None:
     import torch
 
@@ -143,6 +171,21 @@ def section_measure(args: argparse.Namespace, report: dict[str, Any]) -> None:
         budgets[f"2**{power}"] = s
         print(f"  memory_budget 2**{power}: {s:.4f} s ({s / floor:.2f}x the floor)")
     report["measure"]["budgets_s"] = budgets
+    started = time.perf_counter()
+    rule_compiled = RuleCompiledBy(function, torch.compile)
+    compiled_matrix = lmn_core.connectivity_matrix(rule_compiled, samples)
+    first = time.perf_counter() - started
+    s, _ = timed(lambda: lmn_core.connectivity_matrix(rule_compiled, samples), device, repeats)
+    line = {"seconds": s, "ratio": s / floor, "first_call_s": first}
+    line["max_abs_diff_vs_eager"] = float(np.abs(compiled_matrix - matrix).max())
+    report["measure"]["rule_torch_compile"] = line
+    print(
+        f"  the rule compiled by torch.compile: {s:.4f} s ({s / floor:.2f}x the floor; first call "
+        f"{first:.1f} s), L differs from the uncompiled rule's by {line['max_abs_diff_vs_eager']:.1e}"
+    )
+    table = profile_table(lambda: lmn_core.connectivity_matrix(function, samples), device)
+    report["measure"]["profile"] = table
+    print(table)
     layers = {}
     for probe in PROBES:
         s, result = timed(lambda p=probe: layer_lmn(model, pairs, p), device, repeats)
@@ -227,6 +270,7 @@ def keras_child(backend: str, device: str, repeats: int, n: int) -> dict[str, An
     """
     import keras
 
+    import lmn_core
     from adapters.keras import LayerLMN, layer_lmn
     from reference_tasks.model import keras_model
     from reference_tasks.runfolder.weights import load_snapshot
@@ -240,8 +284,15 @@ def keras_child(backend: str, device: str, repeats: int, n: int) -> dict[str, An
     measure = LayerLMN(model, "hidden1")
     seconds, result = timed(lambda: measure(pairs), "cpu", repeats)
     where = str(getattr(result.matrix, "device", "host"))
-    return {"backend": keras.backend.backend(), "seconds": seconds, "first_s": first_seconds,
-            "lmn": result.lmn, "first_lmn": first.lmn, "matrix_on": where}  # fmt: skip
+    figures = {"backend": keras.backend.backend(), "seconds": seconds, "first_s": first_seconds,
+               "lmn": result.lmn, "first_lmn": first.lmn, "matrix_on": where}  # fmt: skip
+    if backend == "jax":  # the rule jitted and not, side by side (the device path, on a CPU too)
+        on_device = LayerLMN(model, "hidden1", reduction="device")
+        samples = on_device.body(pairs)
+        heads = {"rule_jit_s": on_device.head, "rule_not_compiled_s": RuleCompiledBy(on_device.head, None)}
+        for name, head in heads.items():
+            figures[name], _ = timed(lambda h=head: lmn_core.lmn(h, samples), "cpu", repeats)
+    return figures
 
 
 def section_keras(args: argparse.Namespace, report: dict[str, Any]) -> None:
@@ -270,6 +321,11 @@ def section_keras(args: argparse.Namespace, report: dict[str, Any]) -> None:
             f"first call {child['first_s']:.2f} s), LMN {child['lmn']:.10f} "
             f"(relative difference {child['lmn_relative_diff']:.1e}), L on {child['matrix_on']}"
         )
+        if "rule_jit_s" in child:
+            print(
+                f"  the head's LMN with the rule jitted: {child['rule_jit_s']:.4f} s; not compiled: "
+                f"{child['rule_not_compiled_s']:.4f} s"
+            )
 
 
 def section_train(args: argparse.Namespace, report: dict[str, Any]) -> None:

@@ -5,7 +5,8 @@ device once, evaluates ``f(X)`` there, and streams every pair ``i < j`` through 
 that live on the device from start to end: the pair indices are enumerated there (from
 the block's first linear index), the points interpolated there (λ first, in the dtype
 ``f`` takes), ``f`` runs on the whole block at once, and :func:`lmn_core.rule.pair_connectivity`
-reduces its outputs next to them. ``L`` is assembled on the device from the blocks'
+reduces its outputs next to them (:func:`block_rule`, compiled where the plan offers a
+compiler: ``DevicePlan.compile``). ``L`` is assembled on the device from the blocks'
 values; nothing waits for the device but the check of ``f(X)`` and one check of every
 block's non-finite flags at the end.
 
@@ -18,6 +19,7 @@ reported with the bytes it asked for.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Callable
@@ -213,14 +215,17 @@ class _Blocks:
     """The pairs of one measurement in equal blocks on the device; halves a block on out-of-memory."""
 
     def __init__(self, measurement: DeviceMeasurement, endpoints: Any, constants: RuleConstants) -> None:
-        self.m, self.endpoints, self.constants = measurement, endpoints, constants
+        self.m, self.endpoints = measurement, endpoints
         xp, device = measurement.xp, measurement.device
         self.xp = xp
+        self.rule_constants = [getattr(constants, field.name) for field in dataclasses.fields(constants)]
         self.n_pairs = measurement.n_samples * (measurement.n_samples - 1) // 2
         self.offsets = _row_offsets(xp, measurement.n_samples, device)
         interior = segment_lambdas(measurement.n_points)[1:-1]
         self.weights = xp.asarray(interior.reshape(-1, 1, 1), dtype=measurement.samples.dtype, device=device)
         self.n_outputs = endpoints.shape[1]
+        compiled = measurement.plan.compile
+        self.rule_of = block_rule if compiled is None else compiled(block_rule)
 
     def run(self, block_pairs: int, on_pairs_done: Callable[[int], None]) -> tuple[Any, int | None]:
         xp = self.xp
@@ -274,10 +279,8 @@ class _Blocks:
                 f"f returned {outputs.shape[1]} output dimensions ({where}) but {self.n_outputs} for f(X)"
             )
         interior = xp.reshape(outputs, (points.shape[0], size, self.n_outputs))
-        origin, stop = xp.take(self.endpoints, pair_i, axis=0), xp.take(self.endpoints, pair_j, axis=0)
-        values, non_finite = pair_connectivity(xp, interior, origin, stop, self.constants)
-        same = xp.all(start == end, axis=1)  # a segment of one point: L_ij = 1 (docs/design.md 1.2.2)
-        return xp.where(same, self.constants.one, values), non_finite & ~same
+        same = xp.all(start == end, axis=1)
+        return self.rule_of(xp, interior, pair_i, pair_j, same, self.endpoints, *self.rule_constants)
 
     def _first_non_finite(self, flags: list[Any], starts: list[int]) -> int | None:
         """The linear index of the first pair flagged non-finite, or ``None`` (one wait for the device)."""
@@ -287,3 +290,19 @@ class _Blocks:
             return None
         block = int(np.argmax(to_numpy(found)))
         return starts[block] + int(np.argmax(to_numpy(flags[block])))
+
+
+def block_rule(
+    xp: Any, interior: Any, pair_i: Any, pair_j: Any, same: Any, endpoints: Any, *constants: Any
+) -> tuple[Any, Any]:
+    """``L_ij`` and non-finite flags of a block's pairs from ``f`` at their interior points.
+
+    ``xp`` is the arrays' namespace, ``interior`` is ``(T - 2, P, d2)`` as ``f`` returned
+    it, ``endpoints`` is ``f(X)`` as float64 ``(N, d2)`` and ``constants`` are the fields
+    of :class:`RuleConstants` in order. A pair that is a single point has ``L_ij = 1``
+    (docs/design.md 1.2.2).
+    """
+    rule = RuleConstants(*constants)
+    origin, end = xp.take(endpoints, pair_i, axis=0), xp.take(endpoints, pair_j, axis=0)
+    values, non_finite = pair_connectivity(xp, interior, origin, end, rule)
+    return xp.where(same, rule.one, values), non_finite & ~same

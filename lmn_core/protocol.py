@@ -134,6 +134,15 @@ class DevicePlan:
     session : callable
         A context manager entered around the whole measurement (inference mode, 64-bit
         floats where a framework needs them switched on, ...).
+    compile : callable, optional
+        A pure function -> the same function compiled for the device (``jax.jit``,
+        ``torch.compile``). The function's first argument is the arrays' namespace (a
+        module: static), the others are arrays and Python numbers. The core compiles the r² rule of a
+        block with it (:func:`lmn_core.device.block_rule`), so that its float64 sums run
+        fused rather than one array operation at a time. Called once per measurement:
+        it should keep what it compiled. The points stay uncompiled: a compiler may fuse
+        ``x + λ (y - x)`` into one rounding, which would change ``f``'s inputs. ``None``
+        runs the rule one operation at a time.
     """
 
     to_device: Callable[[np.ndarray], Any]
@@ -141,6 +150,7 @@ class DevicePlan:
     free_memory: int | None = None
     is_out_of_memory: Callable[[BaseException], bool] = _never
     session: Callable[[], contextlib.AbstractContextManager[Any]] = field(default=contextlib.nullcontext)
+    compile: Callable[[Callable[..., Any]], Callable[..., Any]] | None = None
 
 
 @runtime_checkable

@@ -10,13 +10,20 @@ from __future__ import annotations
 import device_contract as contract
 import numpy as np
 import pytest
+from array_api_compat import array_namespace
 from conftest import sample_sets, silu_mlp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import lmn_core
 from lmn_core import kernels
-from lmn_core.device import DEVICE_BLOCK_CAP, DEVICE_MEMORY_SHARE, device_block_budget, device_pairs_per_block
+from lmn_core.device import (
+    DEVICE_BLOCK_CAP,
+    DEVICE_MEMORY_SHARE,
+    block_rule,
+    device_block_budget,
+    device_pairs_per_block,
+)
 from lmn_core.protocol import ReductionTask
 from lmn_core.rule import RuleConstants, pair_connectivity
 
@@ -28,8 +35,8 @@ class SimulatedOutOfMemoryError(Exception):
 class OnDevice:
     """``f`` measured through a :class:`lmn_core.DevicePlan` of NumPy arrays, recording its calls."""
 
-    def __init__(self, f, *, free_memory=None, max_rows=None) -> None:
-        self.f, self.free_memory, self.max_rows = f, free_memory, max_rows
+    def __init__(self, f, *, free_memory=None, max_rows=None, compile=None) -> None:
+        self.f, self.free_memory, self.max_rows, self.compile = f, free_memory, max_rows, compile
         self.rows_seen: list[int] = []
         self.host_rows: list[int] = []
         self.sessions = 0
@@ -51,6 +58,7 @@ class OnDevice:
             run=self.run,
             free_memory=self.free_memory,
             is_out_of_memory=lambda error: isinstance(error, SimulatedOutOfMemoryError),
+            compile=self.compile,
         )
 
 
@@ -152,6 +160,32 @@ def test_a_pair_that_does_not_fit_is_reported_with_its_bytes() -> None:
     device = OnDevice(np.tanh, max_rows=10)
     with pytest.raises(MemoryError, match=r"block of one pair \(the core's own share about \d+ bytes"):
         lmn_core.connectivity_matrix(device, np.eye(3))
+
+
+def test_a_plan_that_compiles_runs_the_rule_it_compiled() -> None:
+    """The core hands the plan the rule once per measurement and runs what comes back on
+    every block, the namespace first; the points are not handed over (see DevicePlan)."""
+    compiled, blocks = [], []
+
+    def compile(function):
+        compiled.append(function)
+
+        def run(xp, interior, *arrays):
+            blocks.append((xp, interior.shape))
+            values, flags = function(xp, interior, *arrays)
+            return values * 0.5, flags  # visibly this function's values
+
+        return run
+
+    X = np.random.default_rng(3).normal(size=(12, 3))
+    f = silu_mlp(3, 8, 2, seed=3, scale=2.0)
+    plain = lmn_core.connectivity_matrix(OnDevice(f), X, block_pairs=10)
+    halved = lmn_core.connectivity_matrix(OnDevice(f, compile=compile), X, block_pairs=10)
+    assert compiled == [block_rule]
+    assert [shape for _, shape in blocks] == [(19, 10, 2)] * 7  # 66 pairs in 7 blocks of 10
+    assert all(xp is array_namespace(X) for xp, _ in blocks)
+    off_diagonal = ~np.eye(12, dtype=bool)
+    np.testing.assert_array_equal(halved[off_diagonal], 0.5 * plain[off_diagonal])
 
 
 def test_one_sample_and_the_session() -> None:

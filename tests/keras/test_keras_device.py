@@ -6,6 +6,8 @@ CPU, through the same code as on a GPU); TensorFlow's tensors are not array-API 
 that backend measures on the host.
 """
 
+import dataclasses
+
 import device_contract as contract
 import keras
 import numpy as np
@@ -58,6 +60,33 @@ def test_the_matrix_stays_in_the_backends_arrays(pairs):
     result = layer_lmn(build_model(31, 31, seed=3), pairs, "hidden1", reduction="device")
     assert not isinstance(result.matrix, np.ndarray) and result.connectivity.shape == (61, 61)
     assert str(result.matrix.dtype).endswith("float64")  # float64 sums on every backend (JAX too)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="the JAX backend compiles the rule")
+def test_the_rule_compiled_by_jax_gives_the_rules_values():
+    """JAX runs the r² rule as one compiled function (DevicePlan.compile); it agrees with
+    the rule run one operation at a time, on two measurements of one shape and one of another
+    (so nothing of one measurement is kept in the compiled function)."""
+
+    class Uncompiled:
+        def __init__(self, function):
+            self.function = function
+
+        def __call__(self, inputs):
+            return self.function(inputs)
+
+        def device_plan(self):
+            return dataclasses.replace(self.function.device_plan(), compile=None)
+
+    compiled = KerasFunction(elementwise(lambda x: keras.ops.tanh(3.0 * x), width=4), reduction="device")
+    assert compiled.device_plan().compile is not None
+    rng = np.random.default_rng(5)
+    for n_samples in (30, 30, 23):
+        X = rng.normal(size=(n_samples, 4)).astype(np.float32)
+        fused = lmn_core.connectivity_matrix(compiled, X, block_pairs=64)
+        plain = lmn_core.connectivity_matrix(Uncompiled(compiled), X, block_pairs=64)
+        assert fused.min() < 0.9
+        np.testing.assert_allclose(fused, plain, rtol=0, atol=1e-13)
 
 
 def reducing(function, reduction, width=1):
