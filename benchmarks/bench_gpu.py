@@ -17,7 +17,8 @@ that fails is recorded and the next one runs. Sections (``--sections``):
 - ``resnet``: a ResNet-18 (torchvision, random weights, 10 classes) at ``layer3`` on 256
   images 3x64x64, against its head's floor;
 - ``keras``: Keras 3 on its PyTorch and JAX backends (a child process each), the same
-  weights, against the PyTorch adapter (time and LMN);
+  weights, against the PyTorch adapter (time and LMN), and each one's float32 SiLU against
+  SiLU in float64 (where their heads' outputs part);
 - ``train``: a textbook full-batch AdamW loop against the trainer's step (one seed, and
   8 and 64 seeds stacked).
 
@@ -262,6 +263,16 @@ def section_resnet(args: argparse.Namespace, report: dict[str, Any]) -> None:
     print(f"ResNet-18 layer3, {args.n_images} images: {seconds:.3f} s, floor {floor:.3f} s ({ratio:.2f}x)")
 
 
+def silu_error(silu: Callable[[np.ndarray], Any]) -> float:
+    """The largest error of a float32 SiLU (the reference head's activation) on a grid of
+    [-20, 20], in units of ``max(|silu(x)|, 1e-3)``, against SiLU in float64: where the
+    backends' float32 heads part (a kernel's rounding, or an approximation)."""
+    grid = np.linspace(-20.0, 20.0, 2**20, dtype=np.float32)
+    exact = grid.astype(np.float64) / (1.0 + np.exp(-grid.astype(np.float64)))
+    error = np.abs(np.asarray(silu(grid), dtype=np.float64) - exact)
+    return float(np.max(error / np.maximum(np.abs(exact), 1e-3)))
+
+
 def keras_child(backend: str, device: str, repeats: int, n: int) -> dict[str, Any]:
     """In a child process with ``KERAS_BACKEND=backend``: the Keras adapter's ``hidden1`` LMN.
 
@@ -286,6 +297,9 @@ def keras_child(backend: str, device: str, repeats: int, n: int) -> dict[str, An
     where = str(getattr(result.matrix, "device", "host"))
     figures = {"backend": keras.backend.backend(), "seconds": seconds, "first_s": first_seconds,
                "lmn": result.lmn, "first_lmn": first.lmn, "matrix_on": where}  # fmt: skip
+    figures["silu_error"] = silu_error(
+        lambda x: keras.ops.convert_to_numpy(keras.ops.silu(keras.ops.convert_to_tensor(x)))
+    )
     if backend == "jax":  # the rule jitted and not, side by side (the device path, on a CPU too)
         on_device = LayerLMN(model, "hidden1", reduction="device")
         samples = on_device.body(pairs)
@@ -296,13 +310,19 @@ def keras_child(backend: str, device: str, repeats: int, n: int) -> dict[str, An
 
 
 def section_keras(args: argparse.Namespace, report: dict[str, Any]) -> None:
+    import torch
+
     from adapters.torch import LayerLMN
 
     model, pairs = reference_model(args.device), all_pairs()[: args.n_small]
     measure = LayerLMN(model, "hidden1")
     seconds, result = timed(lambda: measure(pairs), args.device, args.repeats)
-    report["keras"] = {"torch_adapter": {"seconds": seconds, "lmn": result.lmn}}
-    print(f"PyTorch adapter, LayerLMN at hidden1: {seconds:.4f} s, LMN {result.lmn:.10f}")
+    error = silu_error(lambda x: torch.nn.functional.silu(torch.from_numpy(x).to(args.device)).cpu().numpy())
+    report["keras"] = {"torch_adapter": {"seconds": seconds, "lmn": result.lmn, "silu_error": error}}
+    print(
+        f"PyTorch adapter, LayerLMN at hidden1: {seconds:.4f} s, LMN {result.lmn:.10f}; "
+        f"SiLU error {error:.1e}"
+    )
     for backend in ("torch", "jax"):
         env = {**os.environ, "KERAS_BACKEND": backend, "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
         command = [sys.executable, __file__, "--keras-child", backend, "--repeats", str(args.repeats),
@@ -319,7 +339,8 @@ def section_keras(args: argparse.Namespace, report: dict[str, Any]) -> None:
         print(
             f"Keras on {backend}: {child['seconds']:.4f} s ({child['ratio_to_torch']:.2f}x the adapter; "
             f"first call {child['first_s']:.2f} s), LMN {child['lmn']:.10f} "
-            f"(relative difference {child['lmn_relative_diff']:.1e}), L on {child['matrix_on']}"
+            f"(relative difference {child['lmn_relative_diff']:.1e}), L on {child['matrix_on']}; "
+            f"SiLU error {child['silu_error']:.1e}"
         )
         if "rule_jit_s" in child:
             print(
