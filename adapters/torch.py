@@ -77,7 +77,8 @@ def layer_lmn(model: nn.Module, inputs: Any, layer: str, **keywords: Any) -> lmn
         Layer name as ``model.named_modules()`` gives it.
     **keywords
         Any :class:`LayerOptions` field (``output``, ``input``, ``fixed_inputs``,
-        ``device``, ``batch_size``, ``fold``, ``reduction``, ``widen_output``), and any
+        ``device``, ``batch_size``, ``fold``, ``reduction``, ``widen_output``,
+        ``compile_rule``), and any
         keyword of :func:`lmn_core.lmn` (``n_points``, ``memory_budget``, ``progress``, ...).
 
     Returns

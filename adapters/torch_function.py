@@ -12,6 +12,7 @@ a dict, a Hugging Face style ``ModelOutput``).
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -97,6 +98,16 @@ def free_memory(device: torch.device) -> int | None:
 def is_out_of_memory(error: BaseException) -> bool:
     """Whether ``error`` is PyTorch running out of device memory."""
     return isinstance(error, torch.OutOfMemoryError)
+
+
+@functools.cache
+def compiled_rule(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` (the core's r² rule) compiled by ``torch.compile``, once per process.
+
+    PyTorch compiles it on its first call for each new kind of block (a shape, a dtype,
+    a device) and runs the compiled kernels after that.
+    """
+    return torch.compile(function)
 
 
 @contextmanager
@@ -221,6 +232,12 @@ class TorchFunction:
     copy_inputs : bool
         Copy each input before running the module: for a module that changes its input
         in place (``nn.ReLU(inplace=True)`` first), so that the caller's array stays as it was.
+    compile_rule : bool
+        On the device path, run the core's r² rule of each block compiled by
+        ``torch.compile`` (:func:`compiled_rule`; ``lmn_core.DevicePlan.compile``): fused
+        kernels in place of one kernel per array operation, the same ``L`` to about 1e-15.
+        Compiling costs seconds, once per process and kind of block, so it pays in a
+        training loop that measures often, not in a single measurement.
     name : str, optional
         What the module is, for error messages (``"the head of the cut at layer 'fc1'"``); an
         error the module raises comes back as an :class:`lmn_core.FunctionError` naming it
@@ -236,6 +253,7 @@ class TorchFunction:
         batch_size: int | None = None,
         reduction: str = "auto",
         copy_inputs: bool = False,
+        compile_rule: bool = False,
         name: str | None = None,
     ) -> None:
         own = module_device(module)
@@ -254,7 +272,7 @@ class TorchFunction:
             batch_size = DEFAULT_BATCH_SIZE
         self.batch_size = None if batch_size is None else int(batch_size)
         self.reduction = checked_reduction(reduction)
-        self.copy_inputs = copy_inputs
+        self.copy_inputs, self.compile_rule = copy_inputs, compile_rule
         self.name = name if name is not None else type(module).__name__
 
     def __call__(self, inputs: Any) -> np.ndarray:
@@ -314,6 +332,7 @@ class TorchFunction:
             free_memory=free_memory(self.device),
             is_out_of_memory=is_out_of_memory,
             session=self._session,
+            compile=compiled_rule if self.compile_rule else None,
         )
 
     @contextmanager

@@ -54,6 +54,9 @@ class LayerOptions(Options):
         Run the head's last ``nn.Linear`` at the output width its matrix product is
         fastest at, on the CPU, when that is measurably wider than its own (the same
         outputs bit for bit; :mod:`adapters.torch_width`).
+    compile_rule : bool
+        On the device path, compile the core's r² rule with ``torch.compile`` (see
+        :class:`TorchFunction`).
     """
 
     output: OutputChoice = None
@@ -64,6 +67,7 @@ class LayerOptions(Options):
     fold: bool = True
     reduction: str = "auto"
     widen_output: bool = True
+    compile_rule: bool = False
 
 
 class LayerLMN:
@@ -130,6 +134,7 @@ class LayerLMN:
             batch_size=options.batch_size,
             reduction=options.reduction,
             copy_inputs=changes_its_input(head),
+            compile_rule=options.compile_rule,
             name=f"the head of the cut at layer {layer!r}",
         )
 

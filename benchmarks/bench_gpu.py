@@ -8,9 +8,9 @@ that fails is recorded and the next one runs. Sections (``--sections``):
   (``results/torch/modadd-seed0``), all N = 961 samples: the folded ``hidden1`` head's
   connectivity matrix (default settings) against the head's floor (the head alone on every
   interior point, in blocks of the same size), blocks of other budgets, the r² rule compiled
-  by ``torch.compile`` (``lmn_core.DevicePlan.compile``; the PyTorch adapter does not compile
-  it), ``torch.profiler``'s table of one default connectivity matrix (where the device's
-  time goes), and the whole ``layer_lmn`` at each probe (cut, body, pairs, spectrum);
+  by ``torch.compile`` (``compile_rule=True``), ``torch.profiler``'s table of one default
+  connectivity matrix (where the device's time goes), and the whole ``layer_lmn`` at each
+  probe (cut, body, pairs, spectrum);
 - ``large``: the whole LMN at N = 10^4 and 3 x 10^4 (samples: the ``hidden1`` activations
   of random pairs, jittered), its time and peak memory, and the spectrum on the device
   against NumPy's;
@@ -110,17 +110,17 @@ def head_floor(head: Any, X: Any, block_rows: int, device: str, repeats: int) ->
     return seconds
 
 
-class RuleCompiledBy:
-    """A device function whose plan compiles the core's r² rule with ``compile`` (``None``: not)."""
+class RuleNotCompiled:
+    """A device function whose plan runs the core's r² rule one operation at a time."""
 
-    def __init__(self, function: Any, compile: Callable[..., Any] | None) -> None:
-        self.function, self.compile = function, compile
+    def __init__(self, function: Any) -> None:
+        self.function = function
 
     def __call__(self, inputs: Any) -> Any:
         return self.function(inputs)
 
     def device_plan(self) -> Any:
-        return dataclasses.replace(self.function.device_plan(), compile=self.compile)
+        return dataclasses.replace(self.function.device_plan(), compile=None)
 
 
 def profile_table(function: Callable[[], Any], device: str, rows: int = 20) -> str:
@@ -173,7 +173,7 @@ def section_measure(args: argparse.Namespace, report: dict[str, Any]) -> None:
         print(f"  memory_budget 2**{power}: {s:.4f} s ({s / floor:.2f}x the floor)")
     report["measure"]["budgets_s"] = budgets
     started = time.perf_counter()
-    rule_compiled = RuleCompiledBy(function, torch.compile)
+    rule_compiled = TorchFunction(head, reduction="device", compile_rule=True)
     compiled_matrix = lmn_core.connectivity_matrix(rule_compiled, samples)
     first = time.perf_counter() - started
     s, _ = timed(lambda: lmn_core.connectivity_matrix(rule_compiled, samples), device, repeats)
@@ -181,7 +181,7 @@ def section_measure(args: argparse.Namespace, report: dict[str, Any]) -> None:
     line["max_abs_diff_vs_eager"] = float(np.abs(compiled_matrix - matrix).max())
     report["measure"]["rule_torch_compile"] = line
     print(
-        f"  the rule compiled by torch.compile: {s:.4f} s ({s / floor:.2f}x the floor; first call "
+        f"  compile_rule=True: {s:.4f} s ({s / floor:.2f}x the floor; first call "
         f"{first:.1f} s), L differs from the uncompiled rule's by {line['max_abs_diff_vs_eager']:.1e}"
     )
     table = profile_table(lambda: lmn_core.connectivity_matrix(function, samples), device)
@@ -303,7 +303,7 @@ def keras_child(backend: str, device: str, repeats: int, n: int) -> dict[str, An
     if backend == "jax":  # the rule jitted and not, side by side (the device path, on a CPU too)
         on_device = LayerLMN(model, "hidden1", reduction="device")
         samples = on_device.body(pairs)
-        heads = {"rule_jit_s": on_device.head, "rule_not_compiled_s": RuleCompiledBy(on_device.head, None)}
+        heads = {"rule_jit_s": on_device.head, "rule_not_compiled_s": RuleNotCompiled(on_device.head)}
         for name, head in heads.items():
             figures[name], _ = timed(lambda h=head: lmn_core.lmn(h, samples), "cpu", repeats)
     return figures

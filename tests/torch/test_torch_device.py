@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 import lmn_core
-from adapters.torch import TorchFunction, layer_lmn
+from adapters.torch import LayerLMN, TorchFunction, layer_lmn
+from adapters.torch_function import compiled_rule
 from reference_tasks.model.torch_model import GrokMLP
 from reference_tasks.tasks import make_task
 
@@ -142,3 +143,20 @@ def test_the_device_path_restores_modes_and_touches_no_gradient(pairs):
     assert {name: module.training for name, module in model.named_modules()} == modes
     assert all(torch.equal(value, state[name]) for name, value in model.state_dict().items())
     assert all(parameter.grad is None for parameter in model.parameters())
+
+
+def test_the_rule_compiled_by_torch_compile_gives_the_rules_values(pairs):
+    """``compile_rule=True`` runs the r² rule through ``torch.compile`` (DevicePlan.compile):
+    the same L as the rule run one operation at a time, on two measurements of one model and
+    one after training changed it."""
+    torch.manual_seed(6)
+    model = GrokMLP(31, 31)
+    plain = LayerLMN(model, "hidden1", reduction="device")
+    compiled = LayerLMN(model, "hidden1", reduction="device", compile_rule=True)
+    assert compiled.head.device_plan().compile is compiled_rule and plain.head.device_plan().compile is None
+    for _ in range(2):
+        fused, eager = compiled(pairs, block_pairs=500), plain(pairs, block_pairs=500)
+        assert fused.connectivity.min() < 0.9
+        np.testing.assert_allclose(fused.connectivity, eager.connectivity, rtol=0, atol=1e-13)
+        with torch.no_grad():
+            model.output.weight.mul_(3.0)
