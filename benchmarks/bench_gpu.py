@@ -412,7 +412,7 @@ def main() -> int:
         "--n-large", type=int, nargs="+", default=[10_000, 30_000], help="N of the large section"
     )
     parser.add_argument("--keras-child", help=argparse.SUPPRESS)
-    parser.add_argument("--n-small", type=int, default=961, help=argparse.SUPPRESS)
+    parser.add_argument("--n-small", type=int, default=961, help="N of the measure and keras sections")
     args = parser.parse_args()
     if args.keras_child:
         print(json.dumps(keras_child(args.keras_child, args.device, args.repeats, args.n_small)))
