@@ -22,7 +22,6 @@ the host (the model still computes in TensorFlow, through ``predict_on_batch``).
 from __future__ import annotations
 
 import contextlib
-import functools
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -141,12 +140,9 @@ def _is_jax_out_of_memory(error: BaseException) -> bool:
     return "RESOURCE_EXHAUSTED" in str(error)
 
 
-@functools.cache
-def _jax_compiled(function: Callable[..., Any]) -> Callable[..., Any]:
-    """``function`` of a namespace and arrays compiled by ``jax.jit``, once per process.
-
-    JAX recompiles it only for arrays of new shapes or dtypes.
-    """
+def _jax_jit(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` of a namespace and arrays compiled by ``jax.jit`` (recompiled only for
+    arrays of new shapes or dtypes)."""
     import jax
 
     return jax.jit(function, static_argnums=0)
@@ -163,5 +159,5 @@ def _jax_plan(run: _JaxModel, dtype: str | None) -> lmn_core.DevicePlan:
         free_memory=_jax_free_memory(device),
         is_out_of_memory=_is_jax_out_of_memory,
         session=_jax_session,
-        compile=_jax_compiled,
+        compile=_jax_jit,
     )

@@ -12,7 +12,6 @@ a dict, a Hugging Face style ``ModelOutput``).
 
 from __future__ import annotations
 
-import functools
 import itertools
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -98,16 +97,6 @@ def free_memory(device: torch.device) -> int | None:
 def is_out_of_memory(error: BaseException) -> bool:
     """Whether ``error`` is PyTorch running out of device memory."""
     return isinstance(error, torch.OutOfMemoryError)
-
-
-@functools.cache
-def compiled_rule(function: Callable[..., Any]) -> Callable[..., Any]:
-    """``function`` (the core's r² rule) compiled by ``torch.compile``, once per process.
-
-    PyTorch compiles it on its first call for each new kind of block (a shape, a dtype,
-    a device) and runs the compiled kernels after that.
-    """
-    return torch.compile(function)
 
 
 @contextmanager
@@ -234,9 +223,9 @@ class TorchFunction:
         in place (``nn.ReLU(inplace=True)`` first), so that the caller's array stays as it was.
     compile_rule : bool
         On the device path, run the core's r² rule of each block compiled by
-        ``torch.compile`` (:func:`compiled_rule`; ``lmn_core.DevicePlan.compile``): fused
-        kernels in place of one kernel per array operation, the same ``L`` to about 1e-15.
-        Compiling costs seconds, once per process and kind of block, so it pays in a
+        ``torch.compile`` (``lmn_core.DevicePlan.compile``): fused kernels in place of one
+        kernel per array operation, the same ``L`` to about 1e-15. Compiling costs seconds,
+        once per process and kind of block (a shape, a dtype, a device), so it pays in a
         training loop that measures often, not in a single measurement.
     name : str, optional
         What the module is, for error messages (``"the head of the cut at layer 'fc1'"``); an
@@ -332,7 +321,7 @@ class TorchFunction:
             free_memory=free_memory(self.device),
             is_out_of_memory=is_out_of_memory,
             session=self._session,
-            compile=compiled_rule if self.compile_rule else None,
+            compile=torch.compile if self.compile_rule else None,
         )
 
     @contextmanager

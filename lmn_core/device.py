@@ -20,6 +20,7 @@ reported with the bytes it asked for.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 from collections.abc import Callable
@@ -224,8 +225,8 @@ class _Blocks:
         interior = segment_lambdas(measurement.n_points)[1:-1]
         self.weights = xp.asarray(interior.reshape(-1, 1, 1), dtype=measurement.samples.dtype, device=device)
         self.n_outputs = endpoints.shape[1]
-        compiled = measurement.plan.compile
-        self.rule_of = block_rule if compiled is None else compiled(block_rule)
+        compiler = measurement.plan.compile
+        self.rule_of = block_rule if compiler is None else compiled_rule(compiler)
 
     def run(self, block_pairs: int, on_pairs_done: Callable[[int], None]) -> tuple[Any, int | None]:
         xp = self.xp
@@ -306,3 +307,10 @@ def block_rule(
     origin, end = xp.take(endpoints, pair_i, axis=0), xp.take(endpoints, pair_j, axis=0)
     values, non_finite = pair_connectivity(xp, interior, origin, end, rule)
     return xp.where(same, rule.one, values), non_finite & ~same
+
+
+@functools.cache
+def compiled_rule(compiler: Callable[[Callable[..., Any]], Callable[..., Any]]) -> Callable[..., Any]:
+    """:func:`block_rule` compiled by a plan's ``compiler`` (``DevicePlan.compile``), once per
+    process and compiler: every later measurement runs what it compiled."""
+    return compiler(block_rule)

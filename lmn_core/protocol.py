@@ -135,14 +135,14 @@ class DevicePlan:
         A context manager entered around the whole measurement (inference mode, 64-bit
         floats where a framework needs them switched on, ...).
     compile : callable, optional
-        A pure function -> the same function compiled for the device (``jax.jit``,
-        ``torch.compile``). The function's first argument is the arrays' namespace (a
-        module: static), the others are arrays and Python numbers. The core compiles the r² rule of a
-        block with it (:func:`lmn_core.device.block_rule`), so that its float64 sums run
-        fused rather than one array operation at a time. Called once per measurement:
-        it should keep what it compiled. The points stay uncompiled: a compiler may fuse
-        ``x + λ (y - x)`` into one rounding, which would change ``f``'s inputs. ``None``
-        runs the rule one operation at a time.
+        A pure function -> the same function compiled for the device (``torch.compile``,
+        ``jax.jit``). The function's first argument is the arrays' namespace (a module:
+        static), the others are arrays and Python numbers. The core compiles the r² rule
+        of a block with it (:func:`lmn_core.device.block_rule`), once per process and
+        compiler (:func:`lmn_core.device.compiled_rule`), so that its float64 sums run
+        fused rather than one array operation at a time. The points stay uncompiled: a
+        compiler may fuse ``x + λ (y - x)`` into one rounding, which would change ``f``'s
+        inputs. ``None`` runs the rule one operation at a time.
     """
 
     to_device: Callable[[np.ndarray], Any]

@@ -163,8 +163,9 @@ def test_a_pair_that_does_not_fit_is_reported_with_its_bytes() -> None:
 
 
 def test_a_plan_that_compiles_runs_the_rule_it_compiled() -> None:
-    """The core hands the plan the rule once per measurement and runs what comes back on
-    every block, the namespace first; the points are not handed over (see DevicePlan)."""
+    """The core hands the plan the rule once per process and runs what comes back on every
+    block of every measurement, the namespace first; the points are not handed over (see
+    DevicePlan)."""
     compiled, blocks = [], []
 
     def compile(function):
@@ -186,6 +187,9 @@ def test_a_plan_that_compiles_runs_the_rule_it_compiled() -> None:
     assert all(xp is array_namespace(X) for xp, _ in blocks)
     off_diagonal = ~np.eye(12, dtype=bool)
     np.testing.assert_array_equal(halved[off_diagonal], 0.5 * plain[off_diagonal])
+    again = lmn_core.connectivity_matrix(OnDevice(f, compile=compile), X[:8], block_pairs=10)
+    assert compiled == [block_rule] and len(blocks) == 7 + 3  # kept: 28 pairs in 3 blocks of 10
+    np.testing.assert_array_equal(again, 0.5 * plain[:8, :8] + 0.5 * np.eye(8))
 
 
 def test_one_sample_and_the_session() -> None:

@@ -12,7 +12,6 @@ from torch import nn
 
 import lmn_core
 from adapters.torch import LayerLMN, TorchFunction, layer_lmn
-from adapters.torch_function import compiled_rule
 from reference_tasks.model.torch_model import GrokMLP
 from reference_tasks.tasks import make_task
 
@@ -153,7 +152,7 @@ def test_the_rule_compiled_by_torch_compile_gives_the_rules_values(pairs):
     model = GrokMLP(31, 31)
     plain = LayerLMN(model, "hidden1", reduction="device")
     compiled = LayerLMN(model, "hidden1", reduction="device", compile_rule=True)
-    assert compiled.head.device_plan().compile is compiled_rule and plain.head.device_plan().compile is None
+    assert compiled.head.device_plan().compile is torch.compile and plain.head.device_plan().compile is None
     for _ in range(2):
         fused, eager = compiled(pairs, block_pairs=500), plain(pairs, block_pairs=500)
         assert fused.connectivity.min() < 0.9
