@@ -17,8 +17,9 @@ that fails is recorded and the next one runs. Sections (``--sections``):
 - ``resnet``: a ResNet-18 (torchvision, random weights, 10 classes) at ``layer3`` on 256
   images 3x64x64, against its head's floor;
 - ``keras``: Keras 3 on its PyTorch and JAX backends (a child process each), the same
-  weights, against the PyTorch adapter (time and LMN), and each one's float32 SiLU against
-  SiLU in float64 (where their heads' outputs part);
+  weights, against the PyTorch adapter (time and LMN); where their LMNs part: each one's
+  float32 SiLU against SiLU in float64, the host path after each forward pass, and each
+  one's device path against its host path;
 - ``train``: a textbook full-batch AdamW loop against the trainer's step (one seed, and
   8 and 64 seeds stacked).
 
@@ -296,7 +297,8 @@ def keras_child(backend: str, device: str, repeats: int, n: int) -> dict[str, An
     seconds, result = timed(lambda: measure(pairs), "cpu", repeats)
     where = str(getattr(result.matrix, "device", "host"))
     figures = {"backend": keras.backend.backend(), "seconds": seconds, "first_s": first_seconds,
-               "lmn": result.lmn, "first_lmn": first.lmn, "matrix_on": where}  # fmt: skip
+               "lmn": result.lmn, "first_lmn": first.lmn, "matrix_on": where,
+               "host_lmn": LayerLMN(model, "hidden1", reduction="host")(pairs).lmn}  # fmt: skip
     figures["silu_error"] = silu_error(
         lambda x: keras.ops.convert_to_numpy(keras.ops.silu(keras.ops.convert_to_tensor(x)))
     )
@@ -317,11 +319,14 @@ def section_keras(args: argparse.Namespace, report: dict[str, Any]) -> None:
     model, pairs = reference_model(args.device), all_pairs()[: args.n_small]
     measure = LayerLMN(model, "hidden1")
     seconds, result = timed(lambda: measure(pairs), args.device, args.repeats)
+    host_lmn = LayerLMN(model, "hidden1", reduction="host")(pairs).lmn
     error = silu_error(lambda x: torch.nn.functional.silu(torch.from_numpy(x).to(args.device)).cpu().numpy())
-    report["keras"] = {"torch_adapter": {"seconds": seconds, "lmn": result.lmn, "silu_error": error}}
+    report["keras"] = {
+        "torch_adapter": {"seconds": seconds, "lmn": result.lmn, "host_lmn": host_lmn, "silu_error": error}
+    }
     print(
-        f"PyTorch adapter, LayerLMN at hidden1: {seconds:.4f} s, LMN {result.lmn:.10f}; "
-        f"SiLU error {error:.1e}"
+        f"PyTorch adapter, LayerLMN at hidden1: {seconds:.4f} s, LMN {result.lmn:.10f} "
+        f"(host path {host_lmn:.10f}); SiLU error {error:.1e}"
     )
     for backend in ("torch", "jax"):
         env = {**os.environ, "KERAS_BACKEND": backend, "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
@@ -335,12 +340,21 @@ def section_keras(args: argparse.Namespace, report: dict[str, Any]) -> None:
         child = json.loads(done.stdout.strip().splitlines()[-1])
         child["ratio_to_torch"] = child["seconds"] / seconds
         child["lmn_relative_diff"] = abs(child["lmn"] / result.lmn - 1.0)
+        # which part parts the backends: the same host path after each forward pass, and
+        # each backend's own device path against its host path
+        child["host_lmn_relative_diff"] = abs(child["host_lmn"] / host_lmn - 1.0)
+        child["device_to_host_relative_diff"] = abs(child["lmn"] / child["host_lmn"] - 1.0)
         report["keras"][backend] = child
         print(
             f"Keras on {backend}: {child['seconds']:.4f} s ({child['ratio_to_torch']:.2f}x the adapter; "
             f"first call {child['first_s']:.2f} s), LMN {child['lmn']:.10f} "
             f"(relative difference {child['lmn_relative_diff']:.1e}), L on {child['matrix_on']}; "
             f"SiLU error {child['silu_error']:.1e}"
+        )
+        print(
+            f"  host path after each forward pass: {child['host_lmn_relative_diff']:.1e} from the "
+            f"adapter's; this backend's device path from its host path: "
+            f"{child['device_to_host_relative_diff']:.1e}"
         )
         if "rule_jit_s" in child:
             print(
