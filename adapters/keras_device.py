@@ -8,11 +8,13 @@ tensors are not array-API arrays, so with the TensorFlow backend the measurement
 the host (the model still computes in TensorFlow, through ``predict_on_batch``).
 
 - **PyTorch backend**: the model is called on tensors under ``torch.no_grad()``; blocks
-  are planned from the CUDA device's free memory.
+  are planned from the CUDA device's free memory; with ``compile_rule=True`` the core's
+  r² rule runs compiled by ``torch.compile``, as in the PyTorch adapter.
 - **JAX backend**: the model runs as one compiled function of its variables
   (``jax.jit`` of ``stateless_call``), compiled once per block shape (the core's blocks
-  have one shape), and the core's r² rule as another (``DevicePlan.compile``: JAX runs
-  it fused instead of one dispatched operation at a time). JAX computes in 32-bit unless
+  have one shape), and the core's r² rule as another unless ``compile_rule=False``
+  (``DevicePlan.compile``: JAX runs it fused instead of one dispatched operation at a
+  time; :func:`adapters.options.rule_compiler`). JAX computes in 32-bit unless
   64-bit types are switched on, so the measurement runs inside ``jax.enable_x64(True)``:
   the r² sums are float64 as on every other path, while the model keeps its own dtype;
   and inside ``jax.default_matmul_precision("highest")``, so that on a GPU its float32
@@ -29,6 +31,7 @@ import keras
 import numpy as np
 
 import lmn_core
+from adapters.options import rule_compiler
 
 #: The backends whose arrays the core can measure on.
 DEVICE_BACKENDS = ("torch", "jax")
@@ -43,10 +46,12 @@ class KerasDevice:
         The function measured; one input, one output.
     dtype : str, optional
         The dtype floating-point samples are cast to (the model input's).
+    compile_rule : bool, optional
+        Whether the core's r² rule runs compiled (``None``: the backend's default).
     """
 
-    def __init__(self, model: keras.Model, dtype: str | None) -> None:
-        self.model, self.dtype = model, dtype
+    def __init__(self, model: keras.Model, dtype: str | None, compile_rule: bool | None = None) -> None:
+        self.model, self.dtype, self.compile_rule = model, dtype, compile_rule
         self._jax_model: _JaxModel | None = None
 
     def plan(self) -> lmn_core.DevicePlan:
@@ -59,11 +64,11 @@ class KerasDevice:
         """
         backend = keras.backend.backend()
         if backend == "torch":
-            return _torch_plan(self.model, self.dtype)
+            return _torch_plan(self.model, self.dtype, self.compile_rule)
         if backend == "jax":
             if self._jax_model is None:
                 self._jax_model = _JaxModel(self.model)
-            return _jax_plan(self._jax_model, self.dtype)
+            return _jax_plan(self._jax_model, self.dtype, self.compile_rule)
         raise ValueError(
             f"reduction='device' needs Keras on a backend whose tensors are array-API arrays "
             f"({' or '.join(DEVICE_BACKENDS)}); the {backend} backend measures on the host: "
@@ -77,7 +82,7 @@ def _cast(array: np.ndarray, dtype: str | None) -> np.ndarray:
     return array
 
 
-def _torch_plan(model: keras.Model, dtype: str | None) -> lmn_core.DevicePlan:
+def _torch_plan(model: keras.Model, dtype: str | None, compile_rule: bool | None) -> lmn_core.DevicePlan:
     import torch
 
     from adapters.torch_function import free_memory, is_out_of_memory
@@ -93,6 +98,7 @@ def _torch_plan(model: keras.Model, dtype: str | None) -> lmn_core.DevicePlan:
         free_memory=free_memory(device),
         is_out_of_memory=is_out_of_memory,
         session=torch.no_grad,
+        compile=rule_compiler(compile_rule, "torch", torch.compile),
     )
 
 
@@ -148,7 +154,7 @@ def _jax_jit(function: Callable[..., Any]) -> Callable[..., Any]:
     return jax.jit(function, static_argnums=0)
 
 
-def _jax_plan(run: _JaxModel, dtype: str | None) -> lmn_core.DevicePlan:
+def _jax_plan(run: _JaxModel, dtype: str | None, compile_rule: bool | None) -> lmn_core.DevicePlan:
     import jax
     import jax.numpy as jnp
 
@@ -159,5 +165,5 @@ def _jax_plan(run: _JaxModel, dtype: str | None) -> lmn_core.DevicePlan:
         free_memory=_jax_free_memory(device),
         is_out_of_memory=_is_jax_out_of_memory,
         session=_jax_session,
-        compile=_jax_jit,
+        compile=rule_compiler(compile_rule, "jax", _jax_jit),
     )

@@ -20,7 +20,7 @@ import numpy as np
 import lmn_core
 from adapters.keras_device import DEVICE_BACKENDS, KerasDevice
 from adapters.keras_split import defined_inputs, defined_outputs
-from adapters.options import checked_reduction, measures_on_device
+from adapters.options import checked_compile_rule, checked_reduction, measures_on_device
 
 DEFAULT_BATCH_SIZE = 8192
 HALF_DTYPES = ("float16", "bfloat16")
@@ -91,6 +91,11 @@ class KerasFunction:
         and JAX backends), on the host with its Numba kernels around calls of the model
         (``"host"``), or on the device where the backend allows it and it is not the CPU
         (``"auto"``, the default).
+    compile_rule : bool, optional
+        On the device path, run the core's r² rule of each block compiled
+        (``lmn_core.DevicePlan.compile``): by ``jax.jit`` on the JAX backend unless false,
+        by ``torch.compile`` on the PyTorch backend only when true (it costs seconds, once
+        per process and kind of block). The same ``L`` to about 1e-15.
     """
 
     def __init__(
@@ -100,6 +105,7 @@ class KerasFunction:
         batch_size: int | None = None,
         reduction: str = "auto",
         name: str | None = None,
+        compile_rule: bool | None = None,
     ) -> None:
         self.model = model
         self.name = name if name is not None else f"model {model.name!r}"
@@ -113,7 +119,7 @@ class KerasFunction:
         self.reduction = checked_reduction(reduction)
         outputs = defined_outputs(model)
         self.output_dtype: str | None = str(outputs[0].dtype) if outputs and len(outputs) == 1 else None
-        self._device = KerasDevice(model, self.dtype)
+        self._device = KerasDevice(model, self.dtype, checked_compile_rule(compile_rule))
 
     def __call__(self, inputs: Any) -> np.ndarray:
         """Run the model on ``inputs`` ``(M, ...)``; return its ``(M, ...)`` output as NumPy."""

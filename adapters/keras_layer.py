@@ -36,12 +36,16 @@ class LayerOptions(Options):
     output : int, str or callable, optional
         For a model with several outputs, the one to measure (see
         :func:`adapters.keras_split.select_output`).
+    compile_rule : bool, optional
+        On the device path, run the core's r² rule compiled (see :class:`KerasFunction`:
+        ``jax.jit`` unless false, ``torch.compile`` only when true).
     """
 
     batch_size: int | None = None
     fold: bool = True
     reduction: str = "auto"
     output: Any = None
+    compile_rule: bool | None = None
 
 
 class LayerLMN:
@@ -59,8 +63,8 @@ class LayerLMN:
     options : LayerOptions, optional
         How to cut and run (the defaults of :class:`LayerOptions` otherwise).
     **option_keywords
-        Any :class:`LayerOptions` field (``batch_size=``, ``fold=``, ``reduction=``,
-        ``output=``), over ``options``.
+        Any :class:`LayerOptions` field (``batch_size=``, ``fold=``, ``reduction=``, ...),
+        over ``options``.
     """
 
     def __init__(
@@ -74,7 +78,11 @@ class LayerLMN:
         names = None if options.output is None else list(model.output_names)
         head = select_output(head, options.output, names)
         self.head = KerasFunction(
-            head, batch_size=options.batch_size, reduction=options.reduction, name=head_name
+            head,
+            batch_size=options.batch_size,
+            reduction=options.reduction,
+            name=head_name,
+            compile_rule=options.compile_rule,
         )
 
     def __call__(self, inputs: Any, **lmn_kwargs: Any) -> lmn_core.LMNResult:
@@ -108,8 +116,8 @@ def layer_lmn(model: keras.Model, inputs: Any, layer: str, **keywords: Any) -> l
     layer : str
         Keras name of the layer.
     **keywords
-        Any :class:`LayerOptions` field (``batch_size``, ``fold``, ``reduction``, ``output``)
-        and any keyword of :func:`lmn_core.lmn` (``n_points``, ``memory_budget``, ``progress``, ...).
+        Any :class:`LayerOptions` field (``batch_size``, ``fold``, ``reduction``, ...) and
+        any keyword of :func:`lmn_core.lmn` (``n_points``, ``memory_budget``, ``progress``, ...).
 
     Returns
     -------

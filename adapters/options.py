@@ -5,16 +5,25 @@
   callables they measure; the other keywords go to :func:`lmn_core.lmn`.
 - :data:`REDUCTIONS` and :func:`measures_on_device`: where ``lmn_core`` measures, by
   ``reduction=``.
+- :data:`RULE_COMPILED_BY_DEFAULT`, :func:`checked_compile_rule` and :func:`rule_compiler`:
+  whether the device path compiles the core's r² rule, by ``compile_rule=``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 #: Where ``lmn_core`` measures: on the function's device, on the host, or on the device
 #: when it is not the CPU (``"auto"``: on a CPU the host's fused kernels are faster).
 REDUCTIONS = ("auto", "device", "host")
+
+#: The frameworks whose compiler runs the core's r² rule unless ``compile_rule=False``:
+#: ``jax.jit`` compiles the rule in a fraction of a second (JAX compiles each operation it
+#: runs one at a time too), while ``torch.compile`` costs seconds a process, which one
+#: measurement does not win back (docs/design.md, section 3.3).
+RULE_COMPILED_BY_DEFAULT = frozenset({"jax"})
 
 OptionsType = TypeVar("OptionsType", bound="Options")
 
@@ -31,6 +40,25 @@ def measures_on_device(reduction: str, off_the_cpu: bool, possible: bool = True)
     if reduction == "auto":
         return off_the_cpu and possible
     return reduction == "device"
+
+
+def checked_compile_rule(compile_rule: bool | None) -> bool | None:
+    """``compile_rule`` if it is true, false or ``None``, else a ``TypeError``."""
+    if compile_rule is not None and not isinstance(compile_rule, bool):
+        raise TypeError(f"compile_rule must be True, False or None, got {compile_rule!r}")
+    return compile_rule
+
+
+def rule_compiler(
+    compile_rule: bool | None, framework: str, compiler: Callable[..., Any]
+) -> Callable[..., Any] | None:
+    """The ``DevicePlan.compile`` of a device path: ``compiler``, or ``None`` for the eager rule.
+
+    ``compile_rule`` ``None`` is the framework's default (:data:`RULE_COMPILED_BY_DEFAULT`).
+    """
+    if compile_rule is None:
+        compile_rule = framework in RULE_COMPILED_BY_DEFAULT
+    return compiler if compile_rule else None
 
 
 class Options:

@@ -26,7 +26,7 @@ except ImportError as error:  # pragma: no cover - depends on the environment
     raise ImportError("adapters.torch needs PyTorch: pip install 'lmn[torch]'") from error
 
 import lmn_core
-from adapters.options import checked_reduction, measures_on_device
+from adapters.options import checked_compile_rule, checked_reduction, measures_on_device, rule_compiler
 
 #: Rows per forward pass on the CPU (the fastest measured for the reference MLP on a
 #: 2-core CPU); on other devices a module runs on a whole block at once.
@@ -221,12 +221,13 @@ class TorchFunction:
     copy_inputs : bool
         Copy each input before running the module: for a module that changes its input
         in place (``nn.ReLU(inplace=True)`` first), so that the caller's array stays as it was.
-    compile_rule : bool
+    compile_rule : bool, optional
         On the device path, run the core's r² rule of each block compiled by
         ``torch.compile`` (``lmn_core.DevicePlan.compile``): fused kernels in place of one
         kernel per array operation, the same ``L`` to about 1e-15. Compiling costs seconds,
         once per process and kind of block (a shape, a dtype, a device), so it pays in a
-        training loop that measures often, not in a single measurement.
+        training loop that measures often, not in a single measurement; ``None`` (the
+        default) leaves it off (:func:`adapters.options.rule_compiler`).
     name : str, optional
         What the module is, for error messages (``"the head of the cut at layer 'fc1'"``); an
         error the module raises comes back as an :class:`lmn_core.FunctionError` naming it
@@ -242,7 +243,7 @@ class TorchFunction:
         batch_size: int | None = None,
         reduction: str = "auto",
         copy_inputs: bool = False,
-        compile_rule: bool = False,
+        compile_rule: bool | None = None,
         name: str | None = None,
     ) -> None:
         own = module_device(module)
@@ -261,7 +262,7 @@ class TorchFunction:
             batch_size = DEFAULT_BATCH_SIZE
         self.batch_size = None if batch_size is None else int(batch_size)
         self.reduction = checked_reduction(reduction)
-        self.copy_inputs, self.compile_rule = copy_inputs, compile_rule
+        self.copy_inputs, self.compile_rule = copy_inputs, checked_compile_rule(compile_rule)
         self.name = name if name is not None else type(module).__name__
 
     def __call__(self, inputs: Any) -> np.ndarray:
@@ -321,7 +322,7 @@ class TorchFunction:
             free_memory=free_memory(self.device),
             is_out_of_memory=is_out_of_memory,
             session=self._session,
-            compile=torch.compile if self.compile_rule else None,
+            compile=rule_compiler(self.compile_rule, "torch", torch.compile),
         )
 
     @contextmanager

@@ -54,9 +54,9 @@ class LayerOptions(Options):
         Run the head's last ``nn.Linear`` at the output width its matrix product is
         fastest at, on the CPU, when that is measurably wider than its own (the same
         outputs bit for bit; :mod:`adapters.torch_width`).
-    compile_rule : bool
+    compile_rule : bool, optional
         On the device path, compile the core's r² rule with ``torch.compile`` (see
-        :class:`TorchFunction`).
+        :class:`TorchFunction`; off unless true).
     """
 
     output: OutputChoice = None
@@ -67,7 +67,7 @@ class LayerOptions(Options):
     fold: bool = True
     reduction: str = "auto"
     widen_output: bool = True
-    compile_rule: bool = False
+    compile_rule: bool | None = None
 
 
 class LayerLMN:

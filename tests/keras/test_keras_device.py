@@ -6,8 +6,6 @@ CPU, through the same code as on a GPU); TensorFlow's tensors are not array-API 
 that backend measures on the host.
 """
 
-import dataclasses
-
 import device_contract as contract
 import keras
 import numpy as np
@@ -62,31 +60,27 @@ def test_the_matrix_stays_in_the_backends_arrays(pairs):
     assert str(result.matrix.dtype).endswith("float64")  # float64 sums on every backend (JAX too)
 
 
-@pytest.mark.skipif(keras.backend.backend() != "jax", reason="the JAX backend compiles the rule")
-def test_the_rule_compiled_by_jax_gives_the_rules_values():
-    """JAX runs the r² rule as one compiled function (DevicePlan.compile); it agrees with
-    the rule run one operation at a time, on two measurements of one shape and one of another
-    (so nothing of one measurement is kept in the compiled function)."""
-
-    class Uncompiled:
-        def __init__(self, function):
-            self.function = function
-
-        def __call__(self, inputs):
-            return self.function(inputs)
-
-        def device_plan(self):
-            return dataclasses.replace(self.function.device_plan(), compile=None)
-
-    compiled = KerasFunction(elementwise(lambda x: keras.ops.tanh(3.0 * x), width=4), reduction="device")
-    assert compiled.device_plan().compile is not None
+@array_api_backend
+def test_the_compiled_rule_gives_the_rules_values():
+    """The r² rule compiled (DevicePlan.compile: ``jax.jit`` unless ``compile_rule=False`` on
+    JAX, ``torch.compile`` when ``compile_rule=True`` on PyTorch) agrees with the rule run one
+    operation at a time, on two measurements of one shape and one of another (so nothing of
+    one measurement is kept in the compiled function)."""
+    model = elementwise(lambda x: keras.ops.tanh(3.0 * x), width=4)
+    compiled = KerasFunction(model, reduction="device", compile_rule=True)
+    plain = KerasFunction(model, reduction="device", compile_rule=False)
+    by_default = KerasFunction(model, reduction="device").device_plan().compile
+    assert compiled.device_plan().compile is not None and plain.device_plan().compile is None
+    assert (by_default is not None) == (keras.backend.backend() == "jax")
     rng = np.random.default_rng(5)
     for n_samples in (30, 30, 23):
         X = rng.normal(size=(n_samples, 4)).astype(np.float32)
         fused = lmn_core.connectivity_matrix(compiled, X, block_pairs=64)
-        plain = lmn_core.connectivity_matrix(Uncompiled(compiled), X, block_pairs=64)
+        eager = lmn_core.connectivity_matrix(plain, X, block_pairs=64)
         assert fused.min() < 0.9
-        np.testing.assert_allclose(fused, plain, rtol=0, atol=1e-13)
+        np.testing.assert_allclose(fused, eager, rtol=0, atol=1e-13)
+    with pytest.raises(TypeError, match="compile_rule must be True, False or None, got 'yes'"):
+        KerasFunction(model, compile_rule="yes")
 
 
 def reducing(function, reduction, width=1):

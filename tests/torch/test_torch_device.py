@@ -153,6 +153,8 @@ def test_the_rule_compiled_by_torch_compile_gives_the_rules_values(pairs):
     plain = LayerLMN(model, "hidden1", reduction="device")
     compiled = LayerLMN(model, "hidden1", reduction="device", compile_rule=True)
     assert compiled.head.device_plan().compile is torch.compile and plain.head.device_plan().compile is None
+    with pytest.raises(TypeError, match="compile_rule must be True, False or None, got 1"):
+        LayerLMN(model, "hidden1", compile_rule=1)
     for _ in range(2):
         fused, eager = compiled(pairs, block_pairs=500), plain(pairs, block_pairs=500)
         assert fused.connectivity.min() < 0.9
