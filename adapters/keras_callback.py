@@ -60,8 +60,8 @@ class LMNCallback(keras.callbacks.Callback):
         over the whole of ``fit``; with full-batch training one batch is one epoch.
     **keywords
         Any :class:`adapters.keras_layer.LayerOptions` field (``batch_size``, ``fold``,
-        ``reduction``, ``output``, ``compile_rule``) and any keyword of :func:`lmn_core.lmn` (``n_points``,
-        ``memory_budget``, ...).
+        ``reduction``, ``output``, ``compile_rule``) and any keyword of :func:`lmn_core.lmn`
+        (``n_points``, ``memory_budget``, ...).
 
     Attributes
     ----------

@@ -81,6 +81,11 @@ def test_the_compiled_rule_gives_the_rules_values():
         np.testing.assert_allclose(fused, eager, rtol=0, atol=1e-13)
     with pytest.raises(TypeError, match="compile_rule must be True, False or None, got 'yes'"):
         KerasFunction(model, compile_rule="yes")
+    for compile_rule in (True, False):  # the option reaches the head of a layer's cut
+        layer = LayerLMN(
+            build_model(31, 31, seed=3), "hidden1", reduction="device", compile_rule=compile_rule
+        )
+        assert (layer.head.device_plan().compile is not None) == compile_rule
 
 
 def reducing(function, reduction, width=1):
