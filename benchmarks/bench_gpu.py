@@ -20,7 +20,7 @@ that fails is recorded and the next one runs. Sections (``--sections``):
   weights, against the PyTorch adapter (time and LMN); where their LMNs part: each one's
   float32 SiLU against SiLU in float64, the host path after each forward pass, and each
   one's device path against its host path; and each one's device path with the r² rule
-  compiled (``compile_rule``) and not;
+  compiled (``compile_rule``) and not, and the first call of the rule alone each way;
 - ``train``: a textbook full-batch AdamW loop against the trainer's step (one seed, and
   8 and 64 seeds stacked).
 
@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import os
 import statistics
@@ -261,6 +262,32 @@ def silu_error(silu: Callable[[np.ndarray], Any]) -> float:
     return float(np.max(error / np.maximum(np.abs(exact), 1e-3)))
 
 
+def rule_first_calls(plan: Any, samples: np.ndarray, n_pairs: int = 4099) -> dict[str, float]:
+    """Seconds of the first call of the core's r² rule alone on one block of ``n_pairs`` pairs
+    (random outputs, 31 wide, the default 21 points), compiled by the plan's compiler and one
+    operation at a time: what compiling costs before it pays. The block's shape is one no
+    measurement had, so neither call finds anything compiled."""
+    from lmn_core.device import DeviceMeasurement, block_rule, compiled_rule
+
+    rng = np.random.default_rng(0)
+    with plan.session():
+        measurement = DeviceMeasurement(plan, samples, 21)
+        xp, device = measurement.xp, measurement.device
+        endpoints = xp.asarray(rng.normal(size=(len(samples), 31)), dtype=xp.float64, device=device)
+        constants = dataclasses.astuple(measurement.constants(endpoints, 4e-6, 0.0))
+        interior = xp.asarray(rng.normal(size=(19, n_pairs, 31)), dtype=xp.float32, device=device)
+        pair_i = xp.asarray(rng.integers(0, len(samples), n_pairs), dtype=xp.int64, device=device)
+        pair_j = xp.asarray(rng.integers(0, len(samples), n_pairs), dtype=xp.int64, device=device)
+        same = pair_i == pair_j
+        seconds = {}
+        for name, rule in (("compiled", compiled_rule(plan.compile)), ("eager", block_rule)):
+            started = time.perf_counter()
+            values, _ = rule(xp, interior, pair_i, pair_j, same, endpoints, *constants)
+            float(xp.sum(values))  # waits for the device
+            seconds[name] = time.perf_counter() - started
+    return seconds
+
+
 def keras_child(backend: str, device: str, repeats: int, n: int) -> dict[str, Any]:
     """In a child process with ``KERAS_BACKEND=backend``: the Keras adapter's ``hidden1`` LMN.
 
@@ -295,6 +322,8 @@ def keras_child(backend: str, device: str, repeats: int, n: int) -> dict[str, An
         head = LayerLMN(model, "hidden1", reduction="device", compile_rule=compile_rule).head
         figures[name], on_device = timed(lambda h=head: lmn_core.lmn(h, samples), "cpu", repeats)
         figures["device_lmn"] = on_device.lmn
+        if compile_rule:
+            figures["rule_first_call_s"] = rule_first_calls(head.device_plan(), samples)
     return figures
 
 
@@ -346,6 +375,11 @@ def section_keras(args: argparse.Namespace, report: dict[str, Any]) -> None:
         print(
             f"  the head's LMN on the device path, the rule compiled: {child['rule_compiled_s']:.4f} s; "
             f"one operation at a time: {child['rule_eager_s']:.4f} s"
+        )
+        first = child["rule_first_call_s"]
+        print(
+            f"  the rule's first call on a new block shape, compiled: {first['compiled']:.2f} s; "
+            f"one operation at a time: {first['eager']:.2f} s"
         )
 
 
