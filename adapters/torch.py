@@ -78,8 +78,8 @@ def layer_lmn(model: nn.Module, inputs: Any, layer: str, **keywords: Any) -> lmn
     **keywords
         Any :class:`LayerOptions` field (``output``, ``input``, ``fixed_inputs``,
         ``device``, ``batch_size``, ``fold``, ``reduction``, ``widen_output``,
-        ``compile_rule``), and any
-        keyword of :func:`lmn_core.lmn` (``n_points``, ``memory_budget``, ``progress``, ...).
+        ``compile_rule``), and any keyword of :func:`lmn_core.lmn` (``n_points``,
+        ``memory_budget``, ``progress``, ...).
 
     Returns
     -------

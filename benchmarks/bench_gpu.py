@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import dataclasses
 import json
 import os
 import statistics
@@ -274,7 +273,7 @@ def rule_first_calls(plan: Any, samples: np.ndarray, n_pairs: int = 4099) -> dic
         measurement = DeviceMeasurement(plan, samples, 21)
         xp, device = measurement.xp, measurement.device
         endpoints = xp.asarray(rng.normal(size=(len(samples), 31)), dtype=xp.float64, device=device)
-        constants = dataclasses.astuple(measurement.constants(endpoints, 4e-6, 0.0))
+        constants = measurement.constants(endpoints, 4e-6, 0.0).arguments()
         interior = xp.asarray(rng.normal(size=(19, n_pairs, 31)), dtype=xp.float32, device=device)
         pair_i = xp.asarray(rng.integers(0, len(samples), n_pairs), dtype=xp.int64, device=device)
         pair_j = xp.asarray(rng.integers(0, len(samples), n_pairs), dtype=xp.int64, device=device)

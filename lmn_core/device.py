@@ -19,7 +19,6 @@ reported with the bytes it asked for.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 import math
@@ -219,7 +218,7 @@ class _Blocks:
         self.m, self.endpoints = measurement, endpoints
         xp, device = measurement.xp, measurement.device
         self.xp = xp
-        self.rule_constants = [getattr(constants, field.name) for field in dataclasses.fields(constants)]
+        self.rule_constants = constants.arguments()
         self.n_pairs = measurement.n_samples * (measurement.n_samples - 1) // 2
         self.offsets = _row_offsets(xp, measurement.n_samples, device)
         interior = segment_lambdas(measurement.n_points)[1:-1]
@@ -299,8 +298,8 @@ def block_rule(
     """``L_ij`` and non-finite flags of a block's pairs from ``f`` at their interior points.
 
     ``xp`` is the arrays' namespace, ``interior`` is ``(T - 2, P, d2)`` as ``f`` returned
-    it, ``endpoints`` is ``f(X)`` as float64 ``(N, d2)`` and ``constants`` are the fields
-    of :class:`RuleConstants` in order. A pair that is a single point has ``L_ij = 1``
+    it, ``endpoints`` is ``f(X)`` as float64 ``(N, d2)`` and ``constants`` are
+    :meth:`RuleConstants.arguments`. A pair that is a single point has ``L_ij = 1``
     (docs/design.md 1.2.2).
     """
     rule = RuleConstants(*constants)

@@ -9,11 +9,11 @@ the CPU and is tested against this function.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
 from typing import Any
 
 
-@dataclass(frozen=True, eq=False)
+@dataclasses.dataclass(frozen=True, eq=False)
 class RuleConstants:
     """A measurement's constants, as float64 arrays of the device's namespace.
 
@@ -44,6 +44,11 @@ class RuleConstants:
     n_points: int
     const_rtol: float
     const_atol: float
+
+    def arguments(self) -> tuple[Any, ...]:
+        """The fields in order, as :func:`lmn_core.device.block_rule` takes them (a compiler
+        is handed arrays and numbers, not this class)."""
+        return tuple(getattr(self, field.name) for field in dataclasses.fields(self))
 
 
 def pair_connectivity(
