@@ -70,6 +70,11 @@ class SeedSeries:
     memorization_step: int | None
     generalization_step: int | None
 
+    def __post_init__(self) -> None:
+        for name, series in {"test_loss": self.test_loss, **self.columns}.items():
+            if not isinstance(series, Series):
+                raise TypeError(f"seed {self.seed}: {name!r} must be a Series, got {type(series).__name__}")
+
 
 def _compression_points(run: SeedSeries, column: str) -> tuple[np.ndarray, np.ndarray]:
     """``(test loss, column)`` on the compression phase's steps where both were measured."""

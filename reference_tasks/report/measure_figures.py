@@ -96,8 +96,16 @@ def measures_figure(runs: Sequence[SeedSeries], columns: Sequence[str], *, title
         curve = normalised_curve(runs, column)
         if curve is None:
             continue
-        style = "--" if column == "test_loss" else "-"
-        ax.plot(curve.steps + 1, curve.mean, style, color=color, lw=1.3, label=column.replace("_", " "))
+        loss = column == "test_loss"
+        ax.plot(
+            curve.steps + 1,
+            curve.mean,
+            "--" if loss else "-",
+            color=color,
+            lw=1.3,
+            zorder=5 if loss else 3,  # the test loss on top of a measure that follows it
+            label=column.replace("_", " "),
+        )
         if curve.n_seeds > 1:
             ax.fill_between(curve.steps + 1, curve.low, curve.high, color=color, alpha=0.15, lw=0)
     ax.set_xscale("log")
