@@ -37,10 +37,10 @@ from reference_tasks.model.torch_model import GrokMLP, build_model
 from reference_tasks.tasks import make_task, train_test_split
 
 
-def trained_model(steps: int, weights: Path | None) -> GrokMLP:
-    """The reference ReLU MLP after ``steps`` full-batch AdamW steps on addition mod 31 (or loaded)."""
+def trained_model(steps: int, weights: Path | None, activation: str = "relu") -> GrokMLP:
+    """The reference MLP (ReLU by default) after ``steps`` full-batch AdamW steps on addition mod 31."""
     task = make_task("modadd")
-    model = build_model(task.n_tokens, task.n_classes, activation="relu", seed=0)
+    model = build_model(task.n_tokens, task.n_classes, activation=activation, seed=0)
     if weights is not None and weights.exists():
         model.load_state_dict(torch.load(weights))
         return model
