@@ -42,13 +42,19 @@ def test_a_measure_in_a_file_outside_the_package_resolves_and_computes(tmp_path)
         lmn_core.resolve_measure(f"{tmp_path}/nowhere.py:mean_norm")
 
 
-def test_a_measure_registered_through_an_entry_point_resolves_and_computes(tmp_path, monkeypatch):
-    (tmp_path / "lmn_plugin_measures.py").write_text(USER_MEASURE)
-    info = tmp_path / "lmn_plugin-1.0.dist-info"
+def install_plugin(folder, monkeypatch, module, entry_point):
+    """A package ``module`` holding USER_MEASURE, with ``entry_point`` in group lmn.measures, on sys.path."""
+    (folder / f"{module}.py").write_text(USER_MEASURE)
+    info = folder / f"{module}-1.0.dist-info"
     info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: lmn-plugin\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[lmn.measures]\nmean_norm = lmn_plugin_measures:mean_norm\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[lmn.measures]\n{entry_point}\n")
+    monkeypatch.syspath_prepend(str(folder))
+    monkeypatch.delitem(sys.modules, module, raising=False)
+
+
+def test_a_measure_registered_through_an_entry_point_resolves_and_computes(tmp_path, monkeypatch):
+    install_plugin(tmp_path, monkeypatch, "lmn_plugin", "mean_norm = lmn_plugin:mean_norm")
     assert "mean_norm" in lmn_core.available_measures()
     # Selected by name, and by default wherever the run supplies representations.
     [measure] = lmn_core.select_measures(["mean_norm"], {"representations"})
@@ -56,17 +62,11 @@ def test_a_measure_registered_through_an_entry_point_resolves_and_computes(tmp_p
     defaults = [m.name for m in lmn_core.select_measures(None, {"representations", "weights"})]
     assert defaults == ["l2", "effective_rank", "mean_norm"]
     # The same module is also reachable as module:function.
-    assert lmn_core.resolve_measure("lmn_plugin_measures:mean_norm").name == "mean_norm"
-    monkeypatch.delitem(sys.modules, "lmn_plugin_measures")
+    assert lmn_core.resolve_measure("lmn_plugin:mean_norm").name == "mean_norm"
 
 
 def test_an_entry_point_must_carry_the_measures_name(tmp_path, monkeypatch):
-    (tmp_path / "lmn_plugin_named.py").write_text(USER_MEASURE)
-    info = tmp_path / "lmn_named-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: lmn-named\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[lmn.measures]\nl2 = lmn_plugin_named:mean_norm\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
+    install_plugin(tmp_path, monkeypatch, "lmn_named", "l2 = lmn_named:mean_norm")
     with pytest.raises(MeasureError, match="holds a measure named 'mean_norm'"):
         lmn_core.available_measures()
 
