@@ -10,7 +10,7 @@ times, on all N = 961 pairs, one torch thread, at ``hidden1``, what one checkpoi
 - ``effective_rank`` (the representations by ``adapters.torch.split``'s body, then RankMe);
 - ``local_complexity`` (the representations, then 40 vertices around each through the head's
   layers up to their pre-activations);
-- ``regions`` with ``--activation relu`` (the exact mean pieces per segment);
+- ``pieces_mean`` with ``--activation relu`` (the exact mean pieces per segment);
 - ``fourier_share`` (the embedding table), ``restricted_loss`` and ``excluded_loss`` (the
   logits on all pairs; key frequencies from the current embedding);
 - ``fourier_gap`` on a synthetic sparse-parity sample of the same N (n = 40 bits, k = 3:
@@ -105,7 +105,7 @@ def measure_runs(model: nn.Module, activation: str) -> dict[str, Callable[[], fl
     if activation == "relu":
         pwl = piecewise_linear_head(split(model, PROBE, fold=True)[1])
         folded = split(model, PROBE, fold=True)[0]
-        runs["regions"] = lambda: lmn_core.linear_regions(pwl, folded(pairs).detach().numpy()).pieces_mean
+        runs["pieces_mean"] = lambda: lmn_core.linear_regions(pwl, folded(pairs).detach().numpy()).pieces_mean
     return runs
 
 

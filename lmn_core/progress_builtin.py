@@ -7,7 +7,7 @@ name                       needs                                                
 ``weight_movement``        weights, initial_weights                                     no
 ``effective_rank``         representations                                              yes
 ``local_complexity``       representations, pre_activations                             yes
-``regions``                representations, pwl_head                                    yes
+``pieces_mean``            representations, pwl_head                                    yes
 ``fourier_share``          task:embedding                                               no
 ``restricted_loss``        outputs, task:modulus, task:key_frequencies                  no
 ``excluded_loss``          outputs, task:modulus, task:key_frequencies, task:train_mask no
@@ -60,7 +60,7 @@ def local_complexity(inputs: MeasureInputs) -> float:
 
 
 @progress_measure(["representations", "pwl_head"])
-def regions(inputs: MeasureInputs) -> float:
+def pieces_mean(inputs: MeasureInputs) -> float:
     """Exact mean linear pieces per segment of a piecewise-linear head."""
     return linear_regions(inputs.pwl_head, inputs.representations).pieces_mean
 
@@ -107,7 +107,7 @@ BUILTIN_MEASURES: dict[str, Measure] = {
         weight_movement,
         effective_rank,
         local_complexity,
-        regions,
+        pieces_mean,
         fourier_share,
         restricted_loss,
         excluded_loss,

@@ -92,8 +92,10 @@ def test_default_selection_is_every_builtin_measure_whose_needs_are_met():
 def test_refusals_name_the_measure():
     with pytest.raises(MeasureError, match=r"unknown measure 'rank'.*'effective_rank'"):
         lmn_core.select_measures(["rank"], {"representations"})
-    with pytest.raises(MeasureError, match=r"measure 'regions' needs \['pwl_head'\], which this run cannot"):
-        lmn_core.select_measures(["regions"], {"representations"})
+    with pytest.raises(
+        MeasureError, match=r"measure 'pieces_mean' needs \['pwl_head'\], which this run cannot"
+    ):
+        lmn_core.select_measures(["pieces_mean"], {"representations"})
     with pytest.raises(MeasureError, match="selected twice"):
         lmn_core.select_measures(["l2", "l2"], {"weights"})
     with pytest.raises(MeasureError, match="list of names"):
@@ -162,6 +164,6 @@ def test_builtin_measures_compute_from_inputs():
     }
     assert values["l2"] == pytest.approx(values["weight_movement"]) == pytest.approx(lmn_core.l2(w))
     assert values["effective_rank"] == pytest.approx(lmn_core.effective_rank(z))
-    assert values["regions"] == pytest.approx(lmn_core.linear_regions(head, z).pieces_mean)
+    assert values["pieces_mean"] == pytest.approx(lmn_core.linear_regions(head, z).pieces_mean)
     assert values["local_complexity"] >= 0
     assert measure_registry.ENTRY_POINT_GROUP == "lmn.measures"
