@@ -5,6 +5,11 @@ deep-learning framework. A framework's arrays reach it through the array API, fr
 adapter's :class:`DevicePlan`.
 """
 
+#: The version of the distribution ``linear-mapping-number`` (this package, ``adapters`` and
+#: ``reference_tasks``): its one home, which the build reads (pyproject.toml) and ``lmn
+#: --version`` prints. Each release adds its section to CHANGELOG.md.
+__version__ = "0.1.0"
+
 from lmn_core.measure import LMNResult, connectivity_matrix, lmn
 from lmn_core.memory import keep_freed_memory
 from lmn_core.protocol import DeviceFunction, DevicePlan, ReductionTask, default_const_rtol
@@ -24,6 +29,7 @@ __all__ = [
     "ReductionTask",
     "RegionSummary",
     "Spectrum",
+    "__version__",
     "connectivity_matrix",
     "default_const_rtol",
     "keep_freed_memory",

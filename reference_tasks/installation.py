@@ -1,0 +1,48 @@
+"""This project's place among installed packages: its distribution name and its ``adapters``.
+
+The import package ``adapters`` shares its name with AdapterHub's ``adapters`` (a Hugging
+Face library). In one environment the one found first hides the other, and installing both
+mixes their files; :func:`require_own_adapters` says so at the start of ``lmn`` instead of
+an import error deep in a worker (docs/install.md).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+
+#: The name on the package index (pyproject.toml); the index's ``lmn`` is an unrelated package.
+DISTRIBUTION = "linear-mapping-number"
+#: The attribute by which ``adapters/__init__.py`` marks the package as this project's.
+ADAPTERS_MARK = "__lmn_adapters__"
+
+
+def require_own_adapters() -> None:
+    """Import ``adapters`` and check that it is this project's.
+
+    Raises
+    ------
+    ImportError
+        If the ``adapters`` found lacks this project's mark (or fails to import), naming the
+        distribution it belongs to, where it is, and what to do.
+    """
+    try:
+        module = importlib.import_module("adapters")
+    except Exception as error:  # another package's adapters may fail for its own reasons
+        spec = importlib.util.find_spec("adapters")
+        if spec is None:
+            raise
+        found, failure = spec.origin, f" (importing it failed: {type(error).__name__}: {error})"
+    else:
+        if getattr(module, ADAPTERS_MARK, False):
+            return
+        found, failure = getattr(module, "__file__", None) or repr(module), ""
+    owners = importlib.metadata.packages_distributions().get("adapters", [])
+    owner = " and ".join(sorted(set(owners))) or "no installed distribution"
+    raise ImportError(
+        f"the package 'adapters' found at {found} is not this project's{failure}: it belongs to {owner} "
+        f"(AdapterHub's 'adapters' has the same import name). Install {DISTRIBUTION} into an environment "
+        f"without it (python -m venv lmn-env; lmn-env/bin/pip install {DISTRIBUTION}) and keep AdapterHub "
+        "in another; see docs/install.md"
+    )
