@@ -6,6 +6,6 @@ when imported itself, and this package imports none. ``adapters.schedule``, the 
 schedule, keys and CSV rows, imports no framework either.
 """
 
-#: This project's mark, which ``reference_tasks.installation`` looks for: the import name
+#: This project's mark, which ``reference_tasks.sweep.installation`` looks for: the import name
 #: ``adapters`` is also AdapterHub's (docs/install.md).
 __lmn_adapters__ = True

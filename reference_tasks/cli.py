@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from lmn_core import __version__
-from reference_tasks.installation import DISTRIBUTION, require_own_adapters
 from reference_tasks.model.spec import HEADLINE_PROBE, PROBES
 from reference_tasks.sweep.cluster import Outcome, can_write
 from reference_tasks.sweep.execute import Execution, train_runs
+from reference_tasks.sweep.installation import DISTRIBUTION, require_own_adapters
 from reference_tasks.sweep.plan import SWEEP_DIR, SWEEP_FILE, Run, Sweep, parse_grid, plan_sweep
 from reference_tasks.sweep.security import LOCAL_DASHBOARD, TLSFiles
 from reference_tasks.tasks import TASKS
@@ -247,7 +247,8 @@ def _train(runs: Sequence[Run], execution: Execution, figure4: bool) -> list[Out
 
     try:
         return train_runs(runs, execution, figure4=prepare_figure4 if figure4 else None)
-    except (ValueError, OSError) as error:  # OSError: a worker that cannot write, a cluster that refuses
+    # OSError: a worker that cannot write, a cluster that refuses; ImportError: a worker's adapters
+    except (ValueError, OSError, ImportError) as error:
         raise SystemExit(f"lmn: {error}") from None
 
 

@@ -24,6 +24,7 @@ from reference_tasks.sweep.cluster import (
     finished_run_differences,
     run_all,
 )
+from reference_tasks.sweep.installation import check_workers_have_own_adapters
 from reference_tasks.sweep.plan import Run
 from reference_tasks.sweep.security import TLSFiles
 from reference_tasks.training.loop import engine_class, train_batched
@@ -86,6 +87,8 @@ def train_runs(
         If a Dask worker cannot write to the runs' folder.
     FileNotFoundError
         If a certificate file of ``execution.tls`` does not exist.
+    ImportError
+        If a Dask worker's ``adapters`` is not this project's.
     """
     pending = pending_runs(runs, fresh=execution.fresh)
     if not pending:
@@ -139,6 +142,7 @@ def _train_on_dask(
     with cluster as client:
         logger.info("Dask dashboard: %s", client.dashboard_link)
         check_workers_can_write(client, runs[0].out_dir.parents[1])
+        check_workers_have_own_adapters(client)
         bar = None
         if execution.progress:
             from tqdm.auto import tqdm

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-CHECK = "from reference_tasks.installation import require_own_adapters; require_own_adapters()"
+CHECK = "from reference_tasks.sweep.installation import require_own_adapters; require_own_adapters()"
 
 
 def python(code: list[str], path: list[Path], cwd: Path) -> subprocess.CompletedProcess:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import lmn_core
-from reference_tasks.installation import DISTRIBUTION
+from reference_tasks.sweep.installation import DISTRIBUTION
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from cffconvert import Citation
 
 import lmn_core
-from reference_tasks.installation import DISTRIBUTION
+from reference_tasks.sweep.installation import DISTRIBUTION
 
 ROOT = Path(__file__).resolve().parents[2]
 RELEASE = re.compile(r"^## \[(?P<version>\d+\.\d+\.\d+)\] - (?P<date>\d{4}-\d{2}-\d{2})$", re.M)
