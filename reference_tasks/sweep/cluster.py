@@ -31,6 +31,7 @@ from reference_tasks.sweep.security import (
     LOOPBACK,
     TLSFiles,
     check_cluster_options,
+    client_security,
     local_security,
 )
 from reference_tasks.training.loop import engine_class, train
@@ -174,7 +175,7 @@ def connect(
 
     check_cluster_options(scheduler, tls, dashboard_address)
     if scheduler is not None:
-        with Client(scheduler, security=None if tls is None else tls.security()) as client:
+        with Client(scheduler, security=client_security(scheduler, tls)) as client:
             yield client
         return
     n_workers = workers or os.cpu_count() or 1

@@ -91,6 +91,28 @@ def check_cluster_options(scheduler: str | None, tls: TLSFiles | None, dashboard
         )
 
 
+def client_security(scheduler: str, tls: TLSFiles | None) -> Any:
+    """Dask's ``Security`` for a client of the cluster at ``scheduler``: ``tls``, else Dask's configuration.
+
+    Raises
+    ------
+    ValueError
+        If ``scheduler`` speaks TLS and neither ``tls`` nor Dask's configuration gives a certificate.
+    FileNotFoundError
+        If a file of ``tls`` does not exist.
+    """
+    from distributed.security import Security
+
+    security = Security() if tls is None else tls.security()
+    if scheduler.startswith("tls://") and security.get_connection_args("client")["ssl_context"] is None:
+        raise ValueError(
+            f"{scheduler} is a TLS cluster: give its certificate files (--tls-ca-file, --tls-cert, "
+            "--tls-key) or set them in Dask's configuration (distributed.comm.tls.ca-file, "
+            "distributed.comm.tls.client.cert and .key)"
+        )
+    return security
+
+
 def local_security() -> Any:
     """TLS with certificates made in memory for one local cluster (``Security.temporary``).
 

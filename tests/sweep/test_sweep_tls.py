@@ -152,6 +152,7 @@ def test_clients_without_the_clusters_certificates_are_refused(tls_cluster, tmp_
             ["--scheduler", "tls://127.0.0.1:1", "--tls-ca-file", "ca.pem", "--tls-cert", "client.pem"],
             "--tls-ca-file ca.pem: no such file",
         ),
+        (["--scheduler", "tls://127.0.0.1:1"], "is a TLS cluster: give its certificate files"),
         (
             ["--scheduler", "tls://127.0.0.1:1", "--dashboard-address", "127.0.0.1:0"],
             "--dashboard-address is for the local",
