@@ -5,3 +5,7 @@ callbacks ``adapters.lightning`` or ``adapters.transformers``): each imports its
 when imported itself, and this package imports none. ``adapters.schedule``, the monitors'
 schedule, keys and CSV rows, imports no framework either.
 """
+
+#: This project's mark, which ``reference_tasks.sweep.installation`` looks for: the import name
+#: ``adapters`` is also AdapterHub's (docs/install.md).
+__lmn_adapters__ = True

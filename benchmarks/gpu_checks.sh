@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU checks of a session, in one go, on a machine without network (README, "On a GPU").
+# The GPU checks of a session, in one go, on a machine without network (docs/guides/gpus.md, docs/performance.md "On a GPU").
 #   bash benchmarks/gpu_checks.sh tests bench reproduce populations seeds64
 # Each part writes its log (and what it made) into $OUT (default gpu-out/); a part that fails
 # does not stop the next. Wheels in .whl/ (what the machine lacks: dask, keras, ...) are

@@ -5,6 +5,11 @@ deep-learning framework. A framework's arrays reach it through the array API, fr
 adapter's :class:`DevicePlan`.
 """
 
+#: The version of the distribution ``linear-mapping-number`` (this package, ``adapters`` and
+#: ``reference_tasks``): its one home, which the build reads (pyproject.toml) and ``lmn
+#: --version`` prints. Each release adds its section to CHANGELOG.md.
+__version__ = "0.1.0"
+
 from lmn_core.fourier import excluded_loss, fourier_norm_share, restricted_loss, top_frequencies
 from lmn_core.local_boundaries import local_complexity
 from lmn_core.measure import LMNResult, connectivity_matrix, lmn
@@ -37,6 +42,7 @@ __all__ = [
     "ReductionTask",
     "RegionSummary",
     "Spectrum",
+    "__version__",
     "available_measures",
     "compute_measure",
     "connectivity_matrix",

@@ -22,10 +22,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from lmn_core import __version__
 from reference_tasks.model.spec import HEADLINE_PROBE, PROBES
 from reference_tasks.sweep.cluster import Outcome, can_write
 from reference_tasks.sweep.execute import Execution, train_runs
+from reference_tasks.sweep.installation import DISTRIBUTION, require_own_adapters
 from reference_tasks.sweep.plan import SWEEP_DIR, SWEEP_FILE, Run, Sweep, parse_grid, plan_sweep
+from reference_tasks.sweep.security import LOCAL_DASHBOARD, TLSFiles
 from reference_tasks.tasks import TASKS
 from reference_tasks.training.loop import FRAMEWORKS
 from reference_tasks.training.recipe import RunOptions
@@ -72,6 +75,35 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="STEP",
         help="wait at this LMN checkpoint step, its checkpoint written, until killed (to test kills)",
     )
+    _add_cluster_arguments(parser)
+
+
+def _add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
+    """Who may reach the cluster: a TLS cluster's certificate files, the local dashboard's address."""
+    tls = parser.add_argument_group(
+        "TLS cluster", "certificate files for --scheduler tls://HOST:PORT (docs/guides/clusters.md)"
+    )
+    tls.add_argument(
+        "--tls-ca-file", type=Path, metavar="FILE", help="the certificate authority's certificate"
+    )
+    tls.add_argument("--tls-cert", type=Path, metavar="FILE", help="this client's certificate")
+    tls.add_argument("--tls-key", type=Path, metavar="FILE", help="this client's key (if not in --tls-cert)")
+    parser.add_argument(
+        "--dashboard-address",
+        metavar="HOST:PORT",
+        help=f"where the local cluster's dashboard listens (default {LOCAL_DASHBOARD}, this machine only)",
+    )
+
+
+def _tls_files(args: argparse.Namespace) -> TLSFiles | None:
+    """The ``--tls-*`` files, or ``None`` if none is given; a CA file and a certificate go together."""
+    if args.tls_ca_file is None and args.tls_cert is None and args.tls_key is None:
+        return None
+    if args.tls_ca_file is None or args.tls_cert is None:
+        raise SystemExit(
+            "lmn: a TLS cluster needs --tls-ca-file and --tls-cert (and --tls-key unless in the cert)"
+        )
+    return TLSFiles(args.tls_ca_file, args.tls_cert, args.tls_key)
 
 
 def _add_plot_command(commands: Any) -> None:
@@ -91,6 +123,7 @@ def _add_plot_command(commands: Any) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lmn", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__} ({DISTRIBUTION})")
     commands = parser.add_subparsers(dest="command", required=True)
 
     reproduce = commands.add_parser(
@@ -195,6 +228,8 @@ def _execution(args: argparse.Namespace) -> Execution:
         scheduler=args.scheduler,
         threads=args.threads,
         progress=not args.quiet,
+        tls=_tls_files(args),
+        dashboard_address=args.dashboard_address,
     )
 
 
@@ -212,7 +247,8 @@ def _train(runs: Sequence[Run], execution: Execution, figure4: bool) -> list[Out
 
     try:
         return train_runs(runs, execution, figure4=prepare_figure4 if figure4 else None)
-    except (ValueError, PermissionError) as error:
+    # OSError: a worker that cannot write, a cluster that refuses; ImportError: a worker's adapters
+    except (ValueError, OSError, ImportError) as error:
         raise SystemExit(f"lmn: {error}") from None
 
 
@@ -295,6 +331,10 @@ def plot_command(source: Path, out: Path | None, *, log_steps: bool) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lmn`` console script."""
     args = _parser().parse_args(argv)
+    try:
+        require_own_adapters()
+    except ImportError as error:
+        raise SystemExit(f"lmn: {error}") from None
     # Dask's own INFO lines (scheduler, nannies, workers) would bury ours; workers inherit it.
     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
     logging.basicConfig(

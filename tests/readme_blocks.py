@@ -1,7 +1,7 @@
-"""The code blocks of README.md, and how each is run in CI.
+"""The code blocks of README.md and of every page under docs/, and how each is run in CI.
 
 Every ``bash`` and ``python`` block carries, on the line before its fence, an HTML comment
-that the rendered README does not show::
+that the rendered page does not show::
 
     <!-- test: env=torch; setup=torch_models; sub=20000 -> 20 | epochs=50 -> epochs=2 -->
 
@@ -13,10 +13,15 @@ that the rendered README does not show::
 - ``sub``: replacements, ``OLD -> NEW`` separated by ``|``, that make the block small (fewer
   steps, seeds or samples: "on small inputs where the block says so");
 - ``then``: Python run after the block, in its namespace (to call a test it defines);
-- ``with=previous``: run in the namespace the block before it left (a section of blocks).
+- ``with=previous``: run in the namespace the block before it on the same page left (a
+  section of blocks).
 
 A Python block is executed; each line of a ``bash`` block is run by the shell, in a fresh
-folder shared by the blocks of one test.
+folder shared by the blocks of one test. Other fences hold what is not run: ``text`` (a
+program's output, a table), ``bibtex`` (a citation), ``toml`` (a ``pyproject.toml`` excerpt,
+such as an entry point, whose registry the tests exercise) or no language (a tree);
+:func:`fence_errors` refuses any other language, so that no code escapes these tests, and a
+fence that does not close.
 """
 
 from __future__ import annotations
@@ -28,17 +33,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
 ENVIRONMENTS = ("core", "torch", "keras", "crossframework", "lightning", "transformers", "never")
+RUN_LANGUAGES = ("bash", "python")
+SHOWN_LANGUAGES = (
+    "text",
+    "bibtex",
+    "toml",
+    "",
+)  # fences that hold no code: output, tables, a citation, config, trees
 _BLOCK = re.compile(
     r"(?:<!-- test: (?P<directive>[^\n]*?) -->\n[ ]*)?```(?P<lang>bash|python)\n(?P<code>.*?)```", re.S
 )
+_FENCE = re.compile(r"^(?P<indent>[ ]*)(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
+
+
+def documents() -> list[Path]:
+    """README.md and every Markdown page of the site (docs/), in a fixed order."""
+    return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 
 
 @dataclass
 class Block:
-    """One code block of the README and its directive."""
+    """One code block of a page and its directive."""
 
+    page: str  # the page's path from the repository root
     line: int
     lang: str
     code: str
@@ -50,7 +69,7 @@ class Block:
 
     @property
     def name(self) -> str:
-        return f"README.md:{self.line}"
+        return f"{self.page}:{self.line}"
 
     def small_code(self) -> str:
         """The code with the directive's replacements made (each must be found)."""
@@ -72,11 +91,13 @@ def _options(directive: str | None) -> dict[str, str]:
     return options
 
 
-def readme_blocks() -> list[Block]:
-    """Every ``bash`` and ``python`` block of README.md, in order."""
-    text = README.read_text()
+def page_blocks(path: Path) -> list[Block]:
+    """Every ``bash`` and ``python`` block of the page at ``path``, in order."""
+    text = path.read_text()
+    page = path.relative_to(ROOT).as_posix()
     return [
         Block(
+            page,
             text[: match.start("lang")].count("\n") + 1,
             match["lang"],
             match["code"],
@@ -86,12 +107,53 @@ def readme_blocks() -> list[Block]:
     ]
 
 
+def doc_blocks() -> list[Block]:
+    """Every ``bash`` and ``python`` block of README.md and of the pages under docs/."""
+    return [block for path in documents() for block in page_blocks(path)]
+
+
 def blocks_for(env: str) -> list[Block]:
     """The blocks the tests of ``env`` run."""
-    return [block for block in readme_blocks() if block.env == env]
+    return [block for block in doc_blocks() if block.env == env]
 
 
-def run_block(block: Block, folder: Path, namespaces: dict[int, dict[str, Any]]) -> None:
+def fence_errors(text: str, name: str) -> list[str]:
+    """What is wrong with the code fences of the Markdown ``text`` (CommonMark's rules).
+
+    A fence closes only on a line of its own character, at least as long, and nothing else:
+    a line such as ``\\`\\`\\` The kernels walk ...`` inside a block cannot close it, and the
+    block then runs on, swapping code and prose for the rest of the page. Each error names
+    ``name``, the line and what to do.
+    """
+    errors, opened = [], None  # opened: (line, fence) of the block we are in
+    for number, line in enumerate(text.splitlines(), start=1):
+        match = _FENCE.match(line)
+        if match is None:
+            continue
+        fence, info = match["fence"], match["info"].strip()
+        if opened is None:
+            if fence[0] == "`" and "`" in info:
+                continue  # inline code at the start of a line, not a fence
+            if info not in RUN_LANGUAGES + SHOWN_LANGUAGES:
+                errors.append(
+                    f"{name}:{number}: a ```{info} block is neither run (bash, python) nor output "
+                    "(text, bibtex, toml, or no language): the docs tests would not see its code"
+                )
+            opened = (number, fence)
+        elif fence[0] == opened[1][0] and len(fence) >= len(opened[1]):
+            if info:
+                errors.append(
+                    f"{name}:{number}: {line.strip()[:40]!r} cannot close the block opened at line "
+                    f"{opened[0]}: a closing fence stands alone on its line"
+                )
+            else:
+                opened = None
+    if opened is not None:
+        errors.append(f"{name}:{opened[0]}: the block opened here is never closed")
+    return errors
+
+
+def run_block(block: Block, folder: Path, namespaces: dict[tuple[str, int], dict[str, Any]]) -> None:
     """Run ``block`` in ``folder`` (its setup first); keep its namespace for a block ``with=previous``."""
     import readme_setup
 
@@ -105,7 +167,8 @@ def run_block(block: Block, folder: Path, namespaces: dict[int, dict[str, Any]])
             assert done.returncode == 0, f"{block.name}: {line!r} failed:\n{done.stderr[-3000:]}"
         return
     if block.options.get("with") == "previous":
-        namespace = namespaces[max(line for line in namespaces if line < block.line)]
+        earlier = [line for page, line in namespaces if page == block.page and line < block.line]
+        namespace = namespaces[block.page, max(earlier)]
     else:
         namespace = {"__name__": "readme"}
         if "setup" in block.options:
@@ -113,18 +176,18 @@ def run_block(block: Block, folder: Path, namespaces: dict[int, dict[str, Any]])
     exec(compile(code, block.name, "exec"), namespace)
     if "then" in block.options:
         exec(block.options["then"], namespace)
-    namespaces[block.line] = namespace
+    namespaces[block.page, block.line] = namespace
 
 
 def block_test(env: str) -> Any:
-    """The test that runs the blocks of ``env`` (one test per block, in README order)."""
+    """The test that runs the blocks of ``env`` (one test per block, in page order)."""
     import pytest
 
-    namespaces: dict[int, dict[str, Any]] = {}
+    namespaces: dict[tuple[str, int], dict[str, Any]] = {}
 
     @pytest.mark.parametrize("block", blocks_for(env), ids=lambda block: block.name)
-    def test_readme_block(block: Block, tmp_path: Path, monkeypatch: Any) -> None:
+    def test_doc_block(block: Block, tmp_path: Path, monkeypatch: Any) -> None:
         monkeypatch.chdir(tmp_path)
         run_block(block, tmp_path, namespaces)
 
-    return test_readme_block
+    return test_doc_block

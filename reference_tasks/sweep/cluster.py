@@ -26,6 +26,14 @@ from reference_tasks.analysis import run_summary
 from reference_tasks.runfolder import CONFIG_FILE, config_differences, is_finished, read_json
 from reference_tasks.runfolder.run_summary import RunSummary
 from reference_tasks.sweep.plan import Run, estimated_cost
+from reference_tasks.sweep.security import (
+    LOCAL_DASHBOARD,
+    LOOPBACK,
+    TLSFiles,
+    check_cluster_options,
+    client_security,
+    local_security,
+)
 from reference_tasks.training.loop import engine_class, train
 from reference_tasks.training.recipe import RunOptions
 
@@ -137,19 +145,37 @@ def check_workers_can_write(client: Any, folder: Path) -> None:
 
 
 @contextlib.contextmanager
-def connect(scheduler: str | None, workers: int | None) -> Iterator[Any]:
+def connect(
+    scheduler: str | None,
+    workers: int | None,
+    *,
+    tls: TLSFiles | None = None,
+    dashboard_address: str | None = None,
+) -> Iterator[Any]:
     """A Dask client: of the cluster at ``scheduler``, or of a new ``LocalCluster``.
 
-    The local cluster has ``workers`` processes (default: one per CPU) with one thread
-    each, started with ``spawn``, so that forked state of numba or torch never reaches them.
-    Dask starts its workers with one BLAS and OpenMP thread and a glibc trim threshold of
-    64 KiB; :func:`train_run` raises the latter (see :mod:`lmn_core.memory`).
+    A running cluster is reached with ``tls``'s certificate files, or without them as Dask's
+    configuration says. The local cluster has ``workers`` processes (default: one per CPU)
+    with one thread each, started with ``spawn``, so that forked state of numba or torch
+    never reaches them; it listens on the loopback interface only, its dashboard at
+    ``dashboard_address`` (default :data:`.security.LOCAL_DASHBOARD`), and speaks TLS with
+    certificates made for it (:mod:`.security`). Dask starts its workers with one BLAS and
+    OpenMP thread and a glibc trim threshold of 64 KiB; :func:`train_run` raises the latter
+    (see :mod:`lmn_core.memory`).
+
+    Raises
+    ------
+    ValueError
+        For options that do not fit where the runs go (:func:`.security.check_cluster_options`).
+    FileNotFoundError
+        If a file of ``tls`` does not exist.
     """
     import dask
     from distributed import Client, LocalCluster
 
+    check_cluster_options(scheduler, tls, dashboard_address)
     if scheduler is not None:
-        with Client(scheduler) as client:
+        with Client(scheduler, security=client_security(scheduler, tls)) as client:
             yield client
         return
     n_workers = workers or os.cpu_count() or 1
@@ -159,7 +185,14 @@ def connect(scheduler: str | None, workers: int | None) -> Iterator[Any]:
     }
     with (
         dask.config.set(settings),
-        LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True) as cluster,
+        LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=1,
+            processes=True,
+            host=LOOPBACK,
+            dashboard_address=dashboard_address or LOCAL_DASHBOARD,
+            security=local_security(),
+        ) as cluster,
         Client(cluster) as client,
     ):
         yield client

@@ -24,7 +24,9 @@ from reference_tasks.sweep.cluster import (
     finished_run_differences,
     run_all,
 )
+from reference_tasks.sweep.installation import check_workers_have_own_adapters
 from reference_tasks.sweep.plan import Run
+from reference_tasks.sweep.security import TLSFiles
 from reference_tasks.training.loop import engine_class, train_batched
 from reference_tasks.training.recipe import RunOptions
 
@@ -51,6 +53,10 @@ class Execution:
         The framework's threads per process.
     progress : bool
         Show a bar of finished runs (on Dask) or the training bars (batched).
+    tls : TLSFiles, optional
+        The certificate files for a TLS cluster at ``scheduler``.
+    dashboard_address : str, optional
+        Where the local cluster's dashboard listens (default: the loopback interface).
     """
 
     options: RunOptions
@@ -60,6 +66,8 @@ class Execution:
     scheduler: str | None = None
     threads: int | None = 1
     progress: bool = True
+    tls: TLSFiles | None = None
+    dashboard_address: str | None = None
 
 
 def train_runs(
@@ -77,6 +85,10 @@ def train_runs(
         If a folder holds a finished run of another config.
     PermissionError
         If a Dask worker cannot write to the runs' folder.
+    FileNotFoundError
+        If a certificate file of ``execution.tls`` does not exist.
+    ImportError
+        If a Dask worker's ``adapters`` is not this project's.
     """
     pending = pending_runs(runs, fresh=execution.fresh)
     if not pending:
@@ -124,9 +136,13 @@ def _train_on_dask(
 ) -> list[Outcome]:
     """Every run a Dask task, with one bar of finished runs on this side."""
     workers = len(devices) if devices and execution.workers is None else execution.workers
-    with connect(execution.scheduler, workers) as client:
+    cluster = connect(
+        execution.scheduler, workers, tls=execution.tls, dashboard_address=execution.dashboard_address
+    )
+    with cluster as client:
         logger.info("Dask dashboard: %s", client.dashboard_link)
         check_workers_can_write(client, runs[0].out_dir.parents[1])
+        check_workers_have_own_adapters(client)
         bar = None
         if execution.progress:
             from tqdm.auto import tqdm
