@@ -53,8 +53,8 @@ def test_a_fence_left_open_is_refused():
 
 def test_a_block_the_tests_would_not_run_is_refused():
     assert fence_errors("```sh\nlmn reproduce\n```\n", "page.md") == [
-        "page.md:1: a ```sh block is neither run (bash, python) nor output (text, bibtex, toml, or no language): "
-        "the docs tests would not see its code"
+        "page.md:1: a ```sh block is neither run (bash, python) nor output "
+        "(text, bibtex, toml, or no language): the docs tests would not see its code"
     ]
 
 
