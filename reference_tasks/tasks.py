@@ -108,29 +108,16 @@ def bitwise_xor(n_bits: int = 5) -> TaskData:
     return TaskData(pairs, pairs[:, 0] ^ pairs[:, 1], n_classes=size, n_tokens=size)
 
 
-#: The tasks by name, in the paper's order (every listing, table and figure follows it).
+#: The paper's tasks' data by name (``reference_tasks.experiment.paper`` makes them tasks).
 TASKS: dict[str, Callable[..., TaskData]] = {
     "modadd": modular_addition,
     "s4": permutation_composition,
     "xor": bitwise_xor,
 }
-#: How figures and tables name the tasks.
-TASK_TITLES = {"modadd": "addition mod 31", "s4": "permutation composition in S4", "xor": "5-bit XOR"}
-
-
-def task_title(task: str) -> str:
-    """A readable name of a task (its registry name for a task without a title)."""
-    return TASK_TITLES.get(task, task)
-
-
-def task_order(task: str) -> tuple[int, str]:
-    """Sort key of a task: the paper's order (modadd, S4, XOR), unknown tasks after, by name."""
-    order = list(TASKS)
-    return (order.index(task) if task in order else len(order), task)
 
 
 def make_task(name: str, **options: int) -> TaskData:
-    """Build a task by registry name (``modadd``, ``s4``, ``xor``) with its options."""
+    """The data of one of the paper's tasks by name (``modadd``, ``s4``, ``xor``) with its options."""
     try:
         factory = TASKS[name]
     except KeyError:

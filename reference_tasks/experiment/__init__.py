@@ -23,6 +23,7 @@ from reference_tasks.experiment.registry import (
     registered_experiments,
     resolve_task,
     task_order,
+    task_title,
 )
 
 __all__ = [
@@ -40,4 +41,5 @@ __all__ = [
     "registered_experiments",
     "resolve_task",
     "task_order",
+    "task_title",
 ]

@@ -48,6 +48,13 @@ def build_keras_mlp(config: Any, data: TaskData) -> Any:
     return keras_model.build_model(data.n_tokens, data.n_classes, dtype=config.dtype, **_mlp_options(config))
 
 
+def _keras_snapshot(model: Any) -> dict[str, Any]:
+    """The Keras MLP's weights under the PyTorch names and shapes (``model.spec.weight_layout``)."""
+    from reference_tasks.model import keras_model
+
+    return keras_model.snapshot_arrays(model)
+
+
 #: The paper's MLP: embedding -> linear1 -> act (hidden1) -> linear2 -> act (hidden2) -> output.
 REFERENCE_MLP = Model(
     name="reference MLP",
@@ -56,6 +63,7 @@ REFERENCE_MLP = Model(
     torch=build_torch_mlp,
     keras=build_keras_mlp,
     piecewise_linear=lambda config: is_piecewise_linear(config.activation),
+    keras_snapshot=_keras_snapshot,
 )
 
 

@@ -176,6 +176,11 @@ class Model:
         Whether the network after each probe is piecewise linear (affine maps and ReLU-like
         hinges), so that each LMN checkpoint also counts its exact linear regions
         (docs/design.md, section 1.6); a callable receives the run's config.
+    keras_snapshot : callable or None
+        ``keras.Model -> {name: array}``: the weights a Keras run's snapshots keep; ``None``
+        keeps each variable under its path. (A PyTorch run's snapshots are its
+        ``state_dict``; the reference MLP maps Keras's weights to those names, so that
+        snapshots of both frameworks read alike.)
     """
 
     name: str
@@ -184,6 +189,7 @@ class Model:
     torch: Builder | None = None
     keras: Builder | None = None
     piecewise_linear: Callable[[Any], bool] | bool = False
+    keras_snapshot: Callable[[Any], Mapping[str, np.ndarray]] | None = None
 
     def __post_init__(self) -> None:
         if not self.probes or not all(isinstance(probe, str) and probe for probe in self.probes):

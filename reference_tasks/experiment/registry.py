@@ -149,6 +149,13 @@ def _import_file(source: str, path: Path) -> object:
     return module
 
 
+def task_title(name: str) -> str:
+    """How figures and tables name a task: a registered task's title, else its name."""
+    if name in registered_experiments():
+        return resolve_task(name).display_title
+    return name
+
+
 def task_order(name: str) -> tuple[int, str]:
     """Sort key of a task name: this package's experiments in their order, the others after, by name."""
     order = list(PACKAGE_EXPERIMENTS)

@@ -19,7 +19,7 @@ from reference_tasks.analysis.claims import (
     PaperStatement,
     mean_std_text,
 )
-from reference_tasks.tasks import task_title
+from reference_tasks.experiment import task_title
 
 PREAMBLE = (
     "Over the seeds of each task. *Grokked*: seeds whose test accuracy reached 100% within the run. "

@@ -22,10 +22,10 @@ from reference_tasks.analysis.claims import (
     region_claims,
 )
 from reference_tasks.analysis.regions import value_at
+from reference_tasks.experiment import task_order, task_title
 from reference_tasks.report.claims_table import claims_markdown
 from reference_tasks.report.run_data import RunData
 from reference_tasks.runfolder.run_summary import PHASE_POINTS, TABLE_QUANTITIES
-from reference_tasks.tasks import task_order, task_title
 
 
 def group_runs(runs: Sequence[RunData]) -> dict[str, dict[str, list[RunData]]]:
