@@ -39,6 +39,10 @@ PACKAGE_EXPERIMENTS = {
     "modadd": "reference_tasks.experiment.paper:modular_addition_task",
     "s4": "reference_tasks.experiment.paper:permutation_composition_task",
     "xor": "reference_tasks.experiment.paper:bitwise_xor_task",
+    "transformer": "reference_tasks.testbeds.experiments:transformer_task",
+    "transformer_nanda": "reference_tasks.testbeds.experiments:transformer_nanda_task",
+    "parity": "reference_tasks.testbeds.experiments:parity_task",
+    "digits": "reference_tasks.testbeds.experiments:digits_task",
 }
 #: The paper's tasks (``lmn reproduce`` trains them when no ``--task`` is given).
 PAPER_TASKS = ("modadd", "s4", "xor")

@@ -77,7 +77,7 @@ def figure_claim_r2(
         for seed, r2_l2, r2_lmn in zip(claims["r2_seeds"], claims["r2_l2"], claims["r2_lmn"], strict=True):
             ax.plot([0, 1], [r2_l2, r2_lmn], color="0.5", lw=0.8, marker="o", ms=4)
             ax.annotate(f"{seed}", (1, r2_lmn), xytext=(4, 0), textcoords="offset points", fontsize=6)
-        ax.set_xticks([0, 1], ["L2 norm", "LMN (hidden1)"])
+        ax.set_xticks([0, 1], ["L2 norm", f"LMN ({runs[0].config.headline_probe})"])
         ax.set_xlim(-0.4, 1.4)
         ax.set_ylabel("R² of the line against test loss (generalizing phase)")
         ax.grid(alpha=0.3, axis="y")
