@@ -153,8 +153,11 @@ class Engine(Protocol):
         """Write run ``run``'s final weights into ``out_dir``; return its model."""
 
 
-def check_cuts(task: str, model: str, probes: Sequence[str], cut: Callable[[str], Any]) -> None:
-    """Call ``cut(probe)`` (an adapter's ``split``) for each probe; refuse the first that fails.
+def check_cuts(
+    task: Task, probes: Sequence[str], cut: Callable[[str], Any], regions: Callable[[str], Any] | None
+) -> None:
+    """Call ``cut(probe)`` (an adapter's ``split``) for each probe, and ``regions(probe)`` (its
+    ``LayerRegions``) for a piecewise-linear model; refuse the first that fails.
 
     Raises
     ------
@@ -166,5 +169,13 @@ def check_cuts(task: str, model: str, probes: Sequence[str], cut: Callable[[str]
             cut(probe)
         except (ValueError, KeyError, AttributeError) as error:
             raise ExperimentError(
-                f"task {task!r}: probe {probe!r} is not a cut of model {model!r}: {error}"
+                f"task {task.name!r}: probe {probe!r} is not a cut of model {task.model.name!r}: {error}"
+            ) from error
+        try:
+            if regions is not None:
+                regions(probe)
+        except (ValueError, TypeError) as error:
+            raise ExperimentError(
+                f"task {task.name!r}: model {task.model.name!r} says it is piecewise linear, but its "
+                f"regions after probe {probe!r} cannot be counted: {error}"
             ) from error

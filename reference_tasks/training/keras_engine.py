@@ -126,10 +126,17 @@ class KerasEngine:
 
     @classmethod
     def check_experiment(cls, config: TrainConfig, data: TrainingData) -> None:
-        """Refuse a model without a Keras version, or a probe that ``adapters.keras.split`` cannot cut."""
+        """Refuse a model without a Keras version, a probe that ``adapters.keras.split`` cannot cut, or,
+        for a piecewise-linear model, a head whose regions cannot be read there."""
         model = build_model(config, data)
         model(_keras_inputs(data.lmn_inputs[0][:2], config.dtype))
-        check_cuts(data.task.name, data.task.model.name, config.probes, lambda probe: split(model, probe))
+        regions = LayerRegions if data.task.model.is_piecewise_linear(config) else None
+        check_cuts(
+            data.task,
+            config.probes,
+            lambda probe: split(model, probe),
+            None if regions is None else lambda probe: regions(model, probe),
+        )
 
     @staticmethod
     def use_threads(threads: int) -> None:

@@ -91,16 +91,18 @@ class TorchEngine:
 
     @classmethod
     def check_experiment(cls, config: TrainConfig, data: TrainingData) -> None:
-        """Refuse a model without a PyTorch version, or a probe that ``adapters.torch.split`` cannot cut."""
+        """Refuse a model without a PyTorch version, a probe that ``adapters.torch.split`` cannot cut,
+        or, for a piecewise-linear model, a head whose regions cannot be read there."""
         model = build_model(config, data)
         example = torch.from_numpy(data.lmn_inputs[0][:4])
         if example.is_floating_point():
             example = example.to(getattr(torch, config.dtype))
+        regions = LayerRegions if data.task.model.is_piecewise_linear(config) else None
         check_cuts(
-            data.task.name,
-            data.task.model.name,
+            data.task,
             config.probes,
             lambda probe: split(model, probe, example_inputs=example),
+            None if regions is None else lambda probe: regions(model, probe),
         )
 
     @classmethod

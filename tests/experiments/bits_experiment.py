@@ -124,3 +124,17 @@ def unknown_loss() -> Task:
 def not_a_task() -> dict:
     """Broken: returns something else than a Task."""
     return {"name": "bits"}
+
+
+def build_torch_tanh(config, data):
+    """The network with Tanh in place of ReLU: not piecewise linear."""
+    from torch import nn
+
+    model = build_torch(config, data)
+    model.hidden = nn.Tanh()
+    return model
+
+
+def wrongly_piecewise_linear() -> Task:
+    """Broken: a model that says it is piecewise linear, with a Tanh."""
+    return replace(task(), name="bad_regions", model=replace(MODEL, torch=build_torch_tanh))

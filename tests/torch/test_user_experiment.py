@@ -97,6 +97,11 @@ def test_a_task_registered_by_an_installed_distribution_runs_by_its_name(tmp_pat
             r"^lmn: task 'bad_probe': probe 'hiden' is not a cut of model 'bits MLP': .*hiden",
         ),
         ("unknown_loss", r"task 'bad_loss': loss 'hinge' is not known; choose one of cross_entropy, mse$"),
+        (
+            "wrongly_piecewise_linear",
+            r"^lmn: task 'bad_regions': model 'bits MLP' says it is piecewise linear, but its regions after "
+            r"probe 'linear' cannot be counted: .*Tanh",
+        ),
         ("not_a_task", r"not_a_task\(\) returned dict, not a reference_tasks.experiment.Task$"),
     ],
 )
