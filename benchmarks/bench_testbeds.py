@@ -5,8 +5,9 @@ float32, CPU, one thread), prints side by side in one run:
 
 - the floor: one plain PyTorch training step (the recipe's optimizer on one batch, the
   trainer's float64 cross-entropy or the MSE), median of ``--repeats`` timings;
-- one LMN checkpoint at the recipe's ``N``: the headline probe alone, and every probe of
-  the recipe, with their ratio to the floor (a checkpoint costs that many steps);
+- one LMN checkpoint at the recipe's ``N`` (with the linear regions, for the ReLU MLPs,
+  as the trainer counts them): the headline probe alone, and every probe of the recipe,
+  with their ratio to the floor (a checkpoint costs that many steps);
 - the default run that these predict (steps, plus the headline at every checkpoint, plus
   the other probes at about one checkpoint in ten, as the trainer schedules them);
 - with ``--runs``, the wall time of ``lmn reproduce --task NAME`` (the default run, one
@@ -33,6 +34,7 @@ from bench_run_costs import median_seconds
 from torch.nn import functional
 
 from adapters.torch import LayerLMN
+from adapters.torch_regions import LayerRegions
 from reference_tasks.experiment.protocol import Task
 from reference_tasks.tasks import lmn_sample_indices, train_test_split
 from reference_tasks.testbeds import experiments
@@ -77,15 +79,20 @@ def plain_step(task: Task, model: torch.nn.Module, seed: int) -> Callable[[], No
 
 
 def checkpoint(task: Task, model: torch.nn.Module, probes: tuple[str, ...], seed: int) -> Callable[[], None]:
-    """One LMN checkpoint at ``probes`` on the recipe's seeded subset of ``N`` samples."""
+    """One LMN checkpoint at ``probes`` on the recipe's seeded subset of ``N`` samples.
+
+    As the trainer's: for a piecewise-linear model, the linear regions at each probe too.
+    """
     data = task.make_data()
     subset = lmn_sample_indices(data.n_samples, size=task.recipe.lmn_samples, seed=seed)
     samples = torch.as_tensor(data.inputs[subset])
-    measures = [LayerLMN(model, probe, example_inputs=samples) for probe in probes]
+    measures: list[Callable[..., object]] = [LayerLMN(model, probe) for probe in probes]
+    if task.model.piecewise_linear:
+        measures += [LayerRegions(model, probe) for probe in probes]
 
     def measure() -> None:
-        for layer_lmn in measures:
-            layer_lmn(samples, threads=1)
+        for measure_one in measures:
+            measure_one(samples)
 
     return measure
 

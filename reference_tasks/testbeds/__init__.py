@@ -1,4 +1,4 @@
-"""Grokking testbeds from the paper's references, each in PyTorch and Keras (docs/design.md, section 2.6).
+"""Grokking testbeds from the paper's references, each in PyTorch and Keras (docs/design.md, section 2.7).
 
 - ``data``: the datasets as NumPy arrays (framework-free);
 - ``torch_models`` and ``keras_models``: the models, whose probes are cut points of the adapters;

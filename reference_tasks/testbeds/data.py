@@ -1,4 +1,4 @@
-"""The testbeds' datasets as seeded NumPy arrays, framework-free (docs/design.md, section 2.6).
+"""The testbeds' datasets as seeded NumPy arrays, framework-free (docs/design.md, section 2.7).
 
 - :func:`modular_addition_sequences`: every ``a b =`` token sequence modulo ``p`` and its
   sum, split into training and test pairs (Nanda et al. 2023).

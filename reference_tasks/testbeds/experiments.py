@@ -1,6 +1,6 @@
 """The testbeds as experiments (``reference_tasks.experiment``): tasks, models, reference recipes.
 
-Registered in the entry-point group ``lmn.experiments`` (docs/design.md, section 2.6;
+Registered in the entry-point group ``lmn.experiments`` (docs/design.md, section 2.7;
 docs/guides/testbeds.md gives each recipe, its deviations from the source and the runs
 that chose it):
 

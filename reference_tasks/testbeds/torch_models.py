@@ -16,7 +16,7 @@
   the keys and values): the logits are those of the full model. ``mlp.hidden`` is not a
   cut, since the residual stream bypasses it; and the map after it (``W_out``, the
   residual sum, the unembedding) is affine, so the LMN there would read 1 by identity 2,
-  as it does at ``mlp`` (docs/design.md, section 2.6).
+  as it does at ``mlp`` (docs/design.md, section 2.7).
 - :func:`mlp`: ``nn.Sequential`` of ``linear1, hidden1, linear2, hidden2, ..., output``
   (ReLU), for sparse parity (one hidden layer) and the digits (two hidden layers, every
   parameter scaled by Omnigrok's alpha).
