@@ -10,13 +10,14 @@ optimizer would (AdamW and SGD are elementwise). With ``K = 1`` the model is
 called without ``vmap`` (the same numbers, a fifth less time on a small step): a plain
 training loop on one model.
 
-On a GPU the whole update (forward, loss, backward, AdamW) is captured once as a CUDA
-graph (``torch.cuda.graph``, with AdamW's ``capturable`` state on the device) and
-replayed at every step, so a step costs the GPU's time rather than hundreds of kernel
-launches from Python, and nothing waits for the GPU but the evaluation steps
-(``benchmarks/bench_gpu.py``). The first :data:`EAGER_STEPS` updates after a start or a
-resume run eagerly, on a side stream, as the capture requires. On the CPU the update is
-the plain one, whose results the committed runs hold bit for bit.
+On a GPU the whole full-batch update (forward, loss, backward, optimizer) is captured once
+as a CUDA graph (``torch.cuda.graph``, with AdamW's ``capturable`` state on the device) and
+replayed at every step (mini-batches, whose rows change from step to step, run eagerly), so
+a step costs the GPU's time rather than hundreds of kernel launches from Python, and nothing
+waits for the GPU but the evaluation steps (``benchmarks/bench_gpu.py``). The first
+:data:`EAGER_STEPS` updates after a start or a resume run eagerly, on a side stream, as the
+capture requires. On the CPU the update is the plain one, whose results the committed runs
+hold bit for bit.
 
 Threads: while other processes keep the cores busy, PyTorch's OpenMP threads spin against
 them; on the 2-core development machine a shared-machine step ran several times slower on
