@@ -99,6 +99,13 @@ def build_keras_mlp(config: Any, data: TaskData, *, defaults: Mapping[str, Any])
     return keras_models.mlp(**_mlp_options(defaults, config, data), dtype=config.dtype)
 
 
+def keras_snapshot(model: Any) -> dict[str, Any]:
+    """A Keras testbed model's weights under its PyTorch twin's names and shapes (its snapshots)."""
+    from reference_tasks.testbeds import keras_models
+
+    return keras_models.torch_named_weights(model)
+
+
 def _transformer_model(name: str, defaults: Mapping[str, Any]) -> Model:
     return Model(
         name=name,
@@ -106,6 +113,7 @@ def _transformer_model(name: str, defaults: Mapping[str, Any]) -> Model:
         headline_probe="attn",
         torch=functools.partial(build_torch_transformer, defaults=defaults),
         keras=functools.partial(build_keras_transformer, defaults=defaults),
+        keras_snapshot=keras_snapshot,
     )
 
 
@@ -118,6 +126,7 @@ def _mlp_model(name: str, defaults: Mapping[str, Any]) -> Model:
         torch=functools.partial(build_torch_mlp, defaults=defaults),
         keras=functools.partial(build_keras_mlp, defaults=defaults),
         piecewise_linear=True,
+        keras_snapshot=keras_snapshot,
     )
 
 
@@ -180,7 +189,7 @@ def parity_task() -> Task:
         data=sparse_parity,
         model=_mlp_model("ReLU MLP, width 1000", PARITY_SHAPE),
         recipe=Recipe(
-            steps=10000,
+            steps=15000,
             optimizer="sgd",
             learning_rate=0.1,
             weight_decay=0.01,

@@ -10,7 +10,9 @@
 The initial weights follow the PyTorch builders' distributions (Nanda et al.'s normal
 initialisation; ``torch.nn.Linear``'s uniform one, times ``init_scale``), each
 initializer seeded from ``seed``. :func:`copy_torch_weights` gives a Keras model the
-weights of its PyTorch twin, so that equal weights can be checked to give equal logits.
+weights of its PyTorch twin, so that equal weights can be checked to give equal logits;
+:func:`torch_named_weights` reads them back under the PyTorch names, the layout of a Keras
+run's snapshots.
 """
 
 from __future__ import annotations
@@ -193,25 +195,31 @@ def mlp(
     return keras.Model(inputs, x, name="relu_mlp")
 
 
+def _torch_names(layer: keras.layers.Layer) -> list[tuple[str, bool]]:
+    """The PyTorch twin's name of each of ``layer``'s weights, and whether Keras holds it transposed."""
+    if isinstance(layer, TokenPositionEmbedding):
+        return [("embed.tokens.weight", False), ("embed.positions", False)]
+    if isinstance(layer, LastPositionAttention):
+        return [(f"attn.{name}.weight", True) for name in ("query", "key", "value", "out")]
+    if not isinstance(layer, keras.layers.Dense):
+        return []
+    prefix = {"mlp_inner": "mlp.inner", "mlp_outer": "mlp.outer"}.get(layer.name, layer.name)
+    return [(f"{prefix}.weight", True)] + ([(f"{prefix}.bias", False)] if layer.use_bias else [])
+
+
 def copy_torch_weights(keras_model: keras.Model, torch_model: Any) -> None:
     """Give ``keras_model`` the weights of its PyTorch twin (same builder, same sizes)."""
     state = {name: value.detach().cpu().numpy() for name, value in torch_model.state_dict().items()}
     for layer in keras_model.layers:
-        values = _torch_values(layer, state)
-        if values is not None:
-            layer.set_weights(values)
+        names = _torch_names(layer)
+        if names:
+            layer.set_weights([state[name].T if transposed else state[name] for name, transposed in names])
 
 
-def _torch_values(layer: keras.layers.Layer, state: dict[str, np.ndarray]) -> list[np.ndarray] | None:
-    """The PyTorch arrays of ``layer``'s weights, in Keras's layout, or ``None`` if it has none."""
-    if isinstance(layer, TokenPositionEmbedding):
-        return [state["embed.tokens.weight"], state["embed.positions"]]
-    if isinstance(layer, LastPositionAttention):
-        return [state[f"attn.{name}.weight"].T for name in ("query", "key", "value", "out")]
-    if not isinstance(layer, keras.layers.Dense):
-        return None
-    prefix = {"mlp_inner": "mlp.inner", "mlp_outer": "mlp.outer"}.get(layer.name, layer.name)
-    values = [state[f"{prefix}.weight"].T]
-    if layer.use_bias:
-        values.append(state[f"{prefix}.bias"])
-    return values
+def torch_named_weights(keras_model: keras.Model) -> dict[str, np.ndarray]:
+    """The weights of ``keras_model`` under its PyTorch twin's names and shapes (its snapshots' layout)."""
+    arrays = {}
+    for layer in keras_model.layers:
+        for (name, transposed), value in zip(_torch_names(layer), layer.get_weights(), strict=True):
+            arrays[name] = value.T if transposed else value
+    return arrays

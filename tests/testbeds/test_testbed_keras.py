@@ -54,6 +54,17 @@ def test_equal_weights_give_equal_logits(name):
     )
 
 
+@pytest.mark.parametrize("name", ["transformer", "digits"])
+def test_keras_weights_read_back_under_the_pytorch_names_and_shapes(name):
+    source, target, _ = twins(name)
+    keras_models.copy_torch_weights(target, source)
+    arrays = keras_models.torch_named_weights(target)
+    state = source.state_dict()
+    assert sorted(arrays) == sorted(state)
+    for key, value in state.items():
+        np.testing.assert_array_equal(arrays[key], value.numpy())
+
+
 def test_keras_initial_weights_follow_the_pytorch_distributions():
     source, target, _ = twins("transformer")
     torch_std = {name: value.std().item() for name, value in source.state_dict().items()}
