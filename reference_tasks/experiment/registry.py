@@ -95,8 +95,8 @@ def resolve_task(source: str) -> Task:
 
 @functools.cache
 def _load(source: str) -> Task:
-    target = source
-    if not is_reference(source):
+    target = PACKAGE_EXPERIMENTS.get(source, source)  # this package's own names need no scan
+    if not is_reference(target):
         known = registered_experiments()
         if source not in known:
             raise ExperimentError(
@@ -153,8 +153,9 @@ def _import_file(source: str, path: Path) -> object:
     return module
 
 
+@functools.cache
 def task_title(name: str) -> str:
-    """How figures and tables name a task: a registered task's title, else its name."""
+    """How figures and tables name a task: a registered task's title, else its name (once per process)."""
     if name in registered_experiments():
         return resolve_task(name).display_title
     return name

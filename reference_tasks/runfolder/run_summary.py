@@ -252,7 +252,7 @@ def _plain(name: str, description: str, spec: str) -> Quantity:
 
 #: The numbers of a run summary the report's tables average over seeds, in their order.
 TABLE_QUANTITIES = (
-    _plain("memorization_step", "memorization step (train acc at the criterion, 100% in the paper)", ".0f"),
+    _plain("memorization_step", "memorization step (train acc at the criterion)", ".0f"),
     _plain("generalization_step", "generalization step (test acc at the criterion)", ".0f"),
     _plain("max_test_acc", "max test accuracy", ".4f"),
     _plain("lmn_n_samples", "N of the LMN", ".0f"),
