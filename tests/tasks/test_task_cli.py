@@ -38,7 +38,9 @@ def test_quick_and_explicit_settings():
 
 
 def test_bad_arguments_are_refused(tmp_path):
-    with pytest.raises(SystemExit, match="lmn: division-seed0: task 'division' is not registered; registered "):
+    with pytest.raises(
+        SystemExit, match="lmn: division-seed0: task 'division' is not registered; registered "
+    ):
         cli.main(["reproduce", "--task", "division", "--out", str(tmp_path)])
     with pytest.raises(SystemExit, match="--batched trains PyTorch models only"):
         cli.main(["reproduce", "--framework", "keras", "--batched", "--out", str(tmp_path)])
