@@ -20,6 +20,7 @@ initialisation (Omnigrok's 8 for ``digits``: ``alpha`` in ``model_options``).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Mapping
 from typing import Any
@@ -156,22 +157,19 @@ def transformer_task() -> Task:
 
 
 def transformer_nanda_task() -> Task:
-    """Nanda et al.'s size: p = 113, ``d_model`` 128, ``d_mlp`` 512, 30% of the pairs (a GPU's run)."""
-    return Task(
+    """Nanda et al.'s size: p = 113, ``d_model`` 128, ``d_mlp`` 512, 30% of the pairs (a GPU's run).
+
+    The CPU recipe's task with their size, 25000 steps and ``N`` = 1024.
+    """
+    task = transformer_task()
+    recipe = dataclasses.replace(
+        task.recipe, steps=25000, train_fraction=0.3, n_checkpoints=100, lmn_samples=1024
+    )
+    return dataclasses.replace(
+        task,
         name="transformer_nanda",
-        data=modular_addition_sequences,
         model=_transformer_model("one-layer transformer (Nanda et al.)", NANDA_SHAPE),
-        recipe=Recipe(
-            steps=25000,
-            learning_rate=1e-3,
-            weight_decay=1.0,
-            betas=(0.9, 0.98),
-            train_fraction=0.3,
-            n_checkpoints=100,
-            lmn_samples=1024,
-            probes=TRANSFORMER_PROBES,
-        ),
-        criterion=Criterion(),
+        recipe=recipe,
         title="addition mod 113, transformer",
         options={"p": 113},
     )
@@ -229,7 +227,7 @@ def digits_task() -> Task:
             train_fraction=1000 / 1797,
             n_checkpoints=50,
             lmn_samples=500,
-            probes=("linear1", "hidden1", "hidden2"),
+            probes=("hidden1", "hidden2"),
         ),
         criterion=Criterion(train_acc=1.0, test_acc=DIGITS_TEST_ACCURACY),
         title="digits, alpha 8",

@@ -122,3 +122,17 @@ def test_the_same_seed_builds_the_same_weights():
     first, again = (experiments.transformer_task().model.torch(config(seed=2), data) for _ in range(2))
     for a, b in zip(first.state_dict().values(), again.state_dict().values(), strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_the_named_recipe_is_nandas_size():
+    task = experiments.transformer_nanda_task()
+    data = task.make_data()
+    model = task.model.torch(config(), data)
+    assert data.inputs.shape == (113 * 113, 3) and task.recipe.train_fraction == 0.3
+    assert model.attn.query.weight.shape == (128, 128) and model.mlp.inner.weight.shape == (512, 128)
+    assert model.attn.n_heads == 4 and model.unembed.weight.shape == (113, 128)
+    assert (
+        task.recipe.betas == (0.9, 0.98)
+        and task.recipe.weight_decay == 1.0
+        and task.recipe.batch_size is None
+    )
