@@ -220,7 +220,7 @@ def digits_task() -> Task:
         loss="mse",
         model=_mlp_model("ReLU MLP, width 200, depth 3, alpha 8", DIGITS_SHAPE),
         recipe=Recipe(
-            steps=50000,
+            steps=60000,
             learning_rate=1e-3,
             weight_decay=0.01,
             batch_size=200,
