@@ -1,13 +1,11 @@
 """The testbeds' datasets as seeded NumPy arrays, framework-free (docs/design.md, section 2.7).
 
-- :func:`modular_addition_sequences`: every ``a b =`` token sequence modulo ``p`` and its
-  sum, split into training and test pairs (Nanda et al. 2023).
+- :func:`modular_addition_sequences`: every ``a b =`` token sequence modulo ``p``, labelled
+  by its sum (Nanda et al. 2023).
 - :func:`sparse_parity`: random ±1 bit vectors labelled by the parity of a hidden subset of
-  ``k`` bits, a finite training set and a fresh test set (Barak et al. 2022, Merrill et al.
-  2023).
+  ``k`` bits (Barak et al. 2022, Merrill et al. 2023).
 - :func:`digits`: scikit-learn's bundled 8x8 handwritten digits (no download), pixels in
-  ``[0, 1]``, split into training and test images (Omnigrok's MNIST, reduced to what ships
-  with scikit-learn).
+  ``[0, 1]`` (Omnigrok's MNIST, reduced to what ships with scikit-learn).
 
 Each returns every sample as a :class:`reference_tasks.tasks.TaskData`; a run's seed splits
 them (``reference_tasks.experiment``). The same arguments give the same arrays on every
