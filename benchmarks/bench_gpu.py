@@ -393,11 +393,12 @@ def section_train(args: argparse.Namespace, report: dict[str, Any]) -> None:
     device, steps = args.device, args.train_steps
     config = TrainConfig(task="modadd", probes=())
     data = TrainingData.for_configs([config])
-    model = build_model(config, data.n_tokens, data.n_classes).to(device)
+    model = build_model(config, data).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.2)
-    x = torch.from_numpy(data.train_pairs[0]).to(device)
+    x = torch.from_numpy(data.train_inputs[0]).to(device)
     y = torch.from_numpy(data.train_labels[0]).to(device)
-    xt, yt = torch.from_numpy(data.test_pairs[0]).to(device), torch.from_numpy(data.test_labels[0]).to(device)
+    xt = torch.from_numpy(data.test_inputs[0]).to(device)
+    yt = torch.from_numpy(data.test_labels[0]).to(device)
 
     def textbook() -> None:
         for step in range(steps):
@@ -414,7 +415,7 @@ def section_train(args: argparse.Namespace, report: dict[str, Any]) -> None:
             for step in range(steps):
                 if step % 10 == 0:
                     engine.evaluate("test"), engine.l2_norms()
-                engine.update(step % 10 == 0)
+                engine.update(step, step % 10 == 0)
 
         return run
 

@@ -63,7 +63,7 @@ def main() -> None:
     pairs, labels = task.pairs, task.labels
     lmn_inputs = pairs[np.linspace(0, task.n_samples - 1, args.lmn_samples).astype(np.int64)]
 
-    model = torch_engine.build_model(config, task.n_tokens, task.n_classes)
+    model = torch_engine.build_model(config, TrainingData.for_configs([config]))
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
@@ -84,7 +84,7 @@ def main() -> None:
 
     def trainer_steps() -> None:
         for _ in range(args.steps):
-            engine.update(evaluate=False)
+            engine.update(0, evaluate=False)
 
     trainer_steps()
     rows.insert(
@@ -97,7 +97,7 @@ def main() -> None:
 
     lmn_rows = [("torch", median_seconds(torch_lmn, args.lmn_repeats))]
 
-    kmodel = keras_engine.build_model(config, task.n_tokens, task.n_classes)
+    kmodel = keras_engine.build_model(config, TrainingData.for_configs([config]))
     kx, ky = pairs[train_index].astype(np.int32), labels[train_index].astype(np.int32)
 
     def keras_steps() -> None:

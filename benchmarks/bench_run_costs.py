@@ -17,6 +17,7 @@ from torch.nn import functional
 from adapters.torch import layer_lmn
 from reference_tasks.model.spec import PROBES
 from reference_tasks.tasks import make_task, train_test_split
+from reference_tasks.training.engine import TrainingData
 from reference_tasks.training.recipe import TrainConfig
 from reference_tasks.training.torch_engine import build_model
 
@@ -39,7 +40,7 @@ def task_costs(name: str) -> tuple[int, float, float]:
     train_index, _ = train_test_split(task.n_samples, train_fraction=config.train_fraction, seed=config.seed)
     pairs, labels = torch.from_numpy(task.pairs), torch.from_numpy(task.labels)
     x_train, y_train = pairs[train_index], labels[train_index]
-    model = build_model(config, task.n_tokens, task.n_classes)
+    model = build_model(config, TrainingData.for_configs([config]))
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )

@@ -99,8 +99,8 @@ def trainer_steps(steps: int, loss_dtype: str | None = "float64") -> None:
     """``steps`` updates of the trainer's engine for seed 0, without evaluation."""
     recipe = config(steps, loss_dtype=loss_dtype)
     engine = TorchEngine([recipe], TrainingData.for_configs([recipe]), "cpu")
-    for _ in range(steps):
-        engine.update(evaluate=False)
+    for step in range(steps):
+        engine.update(step, evaluate=False)
 
 
 def compiled_engine() -> tuple[TorchEngine, float]:
@@ -109,7 +109,7 @@ def compiled_engine() -> tuple[TorchEngine, float]:
     engine = TorchEngine([recipe], TrainingData.for_configs([recipe]), "cpu")
     engine._logits = torch.compile(engine._logits)
     started = time.perf_counter()
-    engine.update(evaluate=False)  # compiles
+    engine.update(0, evaluate=False)  # compiles
     return engine, time.perf_counter() - started
 
 

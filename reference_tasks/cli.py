@@ -23,14 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from lmn_core import __version__
-from reference_tasks.model.spec import HEADLINE_PROBE, PROBES
+from reference_tasks.experiment import PAPER_TASKS, ExperimentError
 from reference_tasks.sweep.cluster import Outcome, can_write
 from reference_tasks.sweep.execute import Execution, train_runs
 from reference_tasks.sweep.installation import DISTRIBUTION, require_own_adapters
 from reference_tasks.sweep.plan import SWEEP_DIR, SWEEP_FILE, Run, Sweep, parse_grid, plan_sweep
 from reference_tasks.sweep.security import LOCAL_DASHBOARD, TLSFiles
-from reference_tasks.tasks import TASKS
-from reference_tasks.training.loop import FRAMEWORKS
+from reference_tasks.training.loop import FRAMEWORKS, check_experiment
 from reference_tasks.training.recipe import RunOptions
 
 logger = logging.getLogger("lmn")
@@ -38,6 +37,10 @@ logger = logging.getLogger("lmn")
 # --quick: a first look in a few minutes (all three tasks memorize; addition mod 31 generalizes).
 QUICK = {"steps": 8000, "lmn_samples": 256, "n_checkpoints": 40}
 NO_PROBES = "none"
+TASK_HELP = (
+    "a registered name (the paper's modadd, s4, xor; entry-point group lmn.experiments), module:function "
+    "or path/to/file.py:function returning a reference_tasks.experiment.Task (default: the paper's three)"
+)
 
 
 def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,9 +54,9 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--probes",
         nargs="+",
-        choices=(*PROBES, NO_PROBES),
-        help=f"layers to measure (default: every probe for addition mod 31, as the paper's Figure 3, "
-        f"{HEADLINE_PROBE} for the other tasks); '{NO_PROBES}' trains without LMN",
+        metavar="PROBE",
+        help="layers to measure, probes of the task's model (default: the task's recipe: every probe for "
+        f"addition mod 31 as the paper's Figure 3, hidden1 for S4 and XOR); '{NO_PROBES}' trains without LMN",
     )
     parser.add_argument("--device", default="cpu", help="the framework's device name (cpu, cuda, ...)")
     parser.add_argument("--out", type=Path, default=Path("runs"), help="runs folder (default: runs)")
@@ -134,7 +137,11 @@ def _parser() -> argparse.ArgumentParser:
         "finished ones.",
     )
     reproduce.add_argument(
-        "--task", nargs="+", choices=sorted(TASKS), default=list(TASKS), help="default: all three"
+        "--task",
+        nargs="+",
+        default=list(PAPER_TASKS),
+        metavar="TASK",
+        help=TASK_HELP,
     )
     _add_run_arguments(reproduce)
     reproduce.add_argument(
@@ -157,9 +164,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Train every combination of --tasks, --seeds and --grid values as Dask tasks. "
         "Re-running skips finished runs and resumes unfinished ones.",
     )
-    sweep.add_argument(
-        "--tasks", nargs="+", choices=sorted(TASKS), default=list(TASKS), help="default: all three"
-    )
+    sweep.add_argument("--tasks", nargs="+", default=list(PAPER_TASKS), metavar="TASK", help=TASK_HELP)
     sweep.add_argument(
         "--grid",
         action="append",
@@ -205,9 +210,12 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
 def plan_runs(args: argparse.Namespace) -> list[Run]:
     """The runs that ``lmn reproduce`` with these arguments stands for, one per task and seed."""
     settings = _settings(args)
-    return plan_sweep(
-        tasks=args.task, seeds=args.seeds, framework=args.framework, out=args.out, settings=settings
-    )
+    try:
+        return plan_sweep(
+            tasks=args.task, seeds=args.seeds, framework=args.framework, out=args.out, settings=settings
+        )
+    except ValueError as error:
+        raise SystemExit(f"lmn: {error}") from None
 
 
 def _check_counts(args: argparse.Namespace) -> None:
@@ -245,6 +253,15 @@ def _train(runs: Sequence[Run], execution: Execution, figure4: bool) -> list[Out
     """:func:`train_runs`, Figure 4's matrices computed once their run has trained; refusals exit."""
     from reference_tasks.report.figure4 import prepare_figure4
 
+    checked = set()
+    for run in runs:  # each task and model refused here, before any run starts, if it breaks the protocol
+        key = (run.framework, run.config.task_source or run.config.task)
+        if key not in checked:
+            checked.add(key)
+            try:
+                check_experiment(run.config, run.framework)
+            except ExperimentError as error:
+                raise SystemExit(f"lmn: {error}") from None
     try:
         return train_runs(runs, execution, figure4=prepare_figure4 if figure4 else None)
     # OSError: a worker that cannot write, a cluster that refuses; ImportError: a worker's adapters

@@ -27,32 +27,37 @@ DEFAULT_TRAIN_FRACTION = 0.8
 
 @dataclass(frozen=True, eq=False)
 class TaskData:
-    """All input pairs of a task and their labels.
+    """Every sample of a task and its label (the data of ``reference_tasks.experiment.Task``).
 
     Attributes
     ----------
-    name : str
-        Registry name (``modadd``, ``s4`` or ``xor``).
-    pairs : numpy.ndarray
-        ``(N, 2)`` int64 operand indices ``(a, b)``, in row-major order of ``(a, b)``.
+    inputs : numpy.ndarray
+        ``(N, *s)`` samples of any shape: token indices (integers, then ``n_tokens`` is
+        given) or features (floats). The paper's tasks hold ``(N, 2)`` int64 operand pairs
+        ``(a, b)`` in row-major order of ``(a, b)``.
     labels : numpy.ndarray
-        ``(N,)`` int64 class indices.
-    n_tokens : int
-        Number of distinct operand values (the embedding table's size).
+        ``(N,)`` integer class indices in ``0 .. n_classes - 1``.
     n_classes : int
-        Number of classes (the output dimension).
+        Number of classes (the model's output dimension).
+    n_tokens : int or None
+        For token inputs, the number of distinct token values (an embedding table's size);
+        ``None`` for feature inputs.
     """
 
-    name: str
-    pairs: np.ndarray
+    inputs: np.ndarray
     labels: np.ndarray
-    n_tokens: int
     n_classes: int
+    n_tokens: int | None = None
 
     @property
     def n_samples(self) -> int:
-        """``N``, the number of pairs."""
-        return int(self.pairs.shape[0])
+        """``N``, the number of samples."""
+        return int(self.inputs.shape[0])
+
+    @property
+    def pairs(self) -> np.ndarray:
+        """The inputs of the paper's tasks by their name there: ``(N, 2)`` operand pairs."""
+        return self.inputs
 
 
 def _all_pairs(n_tokens: int) -> np.ndarray:
@@ -69,7 +74,7 @@ def modular_addition(p: int = 31) -> TaskData:
     """Addition modulo ``p``: ``(a, b) -> (a + b) mod p`` for ``a, b`` in ``0 .. p-1``."""
     _check_positive("p", p, 2)
     pairs = _all_pairs(p)
-    return TaskData("modadd", pairs, (pairs[:, 0] + pairs[:, 1]) % p, p, p)
+    return TaskData(pairs, (pairs[:, 0] + pairs[:, 1]) % p, n_classes=p, n_tokens=p)
 
 
 def symmetric_group(n: int = 4) -> np.ndarray:
@@ -92,7 +97,7 @@ def permutation_composition(n: int = 4) -> TaskData:
     pairs = _all_pairs(size)
     composed = np.take_along_axis(elements[pairs[:, 0]], elements[pairs[:, 1]], axis=1)
     labels = np.array([index[tuple(row)] for row in composed.tolist()], dtype=np.int64)
-    return TaskData("s4", pairs, labels, size, size)
+    return TaskData(pairs, labels, n_classes=size, n_tokens=size)
 
 
 def bitwise_xor(n_bits: int = 5) -> TaskData:
@@ -100,32 +105,19 @@ def bitwise_xor(n_bits: int = 5) -> TaskData:
     _check_positive("n_bits", n_bits, 1)
     size = 2**n_bits
     pairs = _all_pairs(size)
-    return TaskData("xor", pairs, pairs[:, 0] ^ pairs[:, 1], size, size)
+    return TaskData(pairs, pairs[:, 0] ^ pairs[:, 1], n_classes=size, n_tokens=size)
 
 
-#: The tasks by name, in the paper's order (every listing, table and figure follows it).
+#: The paper's tasks' data by name (``reference_tasks.experiment.paper`` makes them tasks).
 TASKS: dict[str, Callable[..., TaskData]] = {
     "modadd": modular_addition,
     "s4": permutation_composition,
     "xor": bitwise_xor,
 }
-#: How figures and tables name the tasks.
-TASK_TITLES = {"modadd": "addition mod 31", "s4": "permutation composition in S4", "xor": "5-bit XOR"}
-
-
-def task_title(task: str) -> str:
-    """A readable name of a task (its registry name for a task without a title)."""
-    return TASK_TITLES.get(task, task)
-
-
-def task_order(task: str) -> tuple[int, str]:
-    """Sort key of a task: the paper's order (modadd, S4, XOR), unknown tasks after, by name."""
-    order = list(TASKS)
-    return (order.index(task) if task in order else len(order), task)
 
 
 def make_task(name: str, **options: int) -> TaskData:
-    """Build a task by registry name (``modadd``, ``s4``, ``xor``) with its options."""
+    """The data of one of the paper's tasks by name (``modadd``, ``s4``, ``xor``) with its options."""
     try:
         factory = TASKS[name]
     except KeyError:

@@ -14,7 +14,9 @@ that the rendered page does not show::
   steps, seeds or samples: "on small inputs where the block says so");
 - ``then``: Python run after the block, in its namespace (to call a test it defines);
 - ``with=previous``: run in the namespace the block before it on the same page left (a
-  section of blocks).
+  section of blocks); a ``bash`` block gets the files the blocks before it wrote;
+- ``file``: a Python block that is a file of the reader's own: written under that name
+  (not executed), for the blocks after it that run it.
 
 A Python block is executed; each line of a ``bash`` block is run by the shell, in a fresh
 folder shared by the blocks of one test. Other fences hold what is not run: ``text`` (a
@@ -36,12 +38,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 ENVIRONMENTS = ("core", "torch", "keras", "crossframework", "lightning", "transformers", "never")
 RUN_LANGUAGES = ("bash", "python")
-SHOWN_LANGUAGES = (
-    "text",
-    "bibtex",
-    "toml",
-    "",
-)  # fences that hold no code: output, tables, a citation, config, trees
+# Fences that hold no code: output, tables, a citation, configuration, trees.
+SHOWN_LANGUAGES = ("text", "bibtex", "toml", "")
 _BLOCK = re.compile(
     r"(?:<!-- test: (?P<directive>[^\n]*?) -->\n[ ]*)?```(?P<lang>bash|python)\n(?P<code>.*?)```", re.S
 )
@@ -158,17 +156,26 @@ def run_block(block: Block, folder: Path, namespaces: dict[tuple[str, int], dict
     import readme_setup
 
     code = block.small_code()
+    if "file" in block.options:
+        (folder / block.options["file"]).write_text(code)
+        namespaces[block.page, block.line] = {"__files__": {block.options["file"]: code}}
+        return
+    previous = namespaces[_previous(namespaces, block)] if block.options.get("with") == "previous" else None
     if block.lang == "bash":
+        files = previous.get("__files__", {}) if previous is not None else {}
+        for name, text in files.items():
+            (folder / name).write_text(text)
         if "setup" in block.options:
             getattr(readme_setup, block.options["setup"])(folder)
         for line in filter(None, (line.split("  #")[0].strip() for line in code.splitlines())):
             command = line.replace("lmn ", f"{sys.executable} -m reference_tasks.cli ", 1)
             done = subprocess.run(command, shell=True, cwd=folder, capture_output=True, text=True)
             assert done.returncode == 0, f"{block.name}: {line!r} failed:\n{done.stderr[-3000:]}"
+        if files:  # for a later bash block; a Python block after it takes the namespace before it
+            namespaces[block.page, block.line] = {"__files__": files}
         return
-    if block.options.get("with") == "previous":
-        earlier = [line for page, line in namespaces if page == block.page and line < block.line]
-        namespace = namespaces[block.page, max(earlier)]
+    if previous is not None:
+        namespace = previous
     else:
         namespace = {"__name__": "readme"}
         if "setup" in block.options:
@@ -177,6 +184,11 @@ def run_block(block: Block, folder: Path, namespaces: dict[tuple[str, int], dict
     if "then" in block.options:
         exec(block.options["then"], namespace)
     namespaces[block.page, block.line] = namespace
+
+
+def _previous(namespaces: dict[tuple[str, int], dict[str, Any]], block: Block) -> tuple[str, int]:
+    """The key of the namespace the block before ``block`` on its page left."""
+    return max(key for key in namespaces if key[0] == block.page and key[1] < block.line)
 
 
 def block_test(env: str) -> Any:

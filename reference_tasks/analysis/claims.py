@@ -24,7 +24,6 @@ import numpy as np
 from scipy import stats
 
 from reference_tasks.analysis.regions import SPANS, span_checkpoints, span_correlation
-from reference_tasks.model.spec import PROBES
 from reference_tasks.runfolder.run_summary import RunSummary
 from reference_tasks.runfolder.schema import REGION_QUANTITIES
 
@@ -255,7 +254,8 @@ def region_claims(summaries: Sequence[RunSummary]) -> dict[str, Any]:
     a seed counts only with ``MIN_CHECKPOINTS`` or more in the span.
     """
     claims: dict[str, Any] = {}
-    for probe in PROBES:
+    probes = dict.fromkeys(probe for summary in summaries for probe in (summary.regions or {}))
+    for probe in probes:
         spans: dict[str, Any] = {}
         for span in SPANS:
             chosen = [s for s in summaries if span == "training" or s.grokked]

@@ -1,9 +1,11 @@
 """Phases of a run (memorization, generalization, the LMN rebound), from metrics rows alone.
 
-Phases (docs/design.md, section 2.4): *memorizing* until the first evaluated step with train
-accuracy 100% (the memorization step), *generalizing* from there until the first
-evaluated step with test accuracy 100% (the generalization step; ``None`` if it never
-comes, and then the phase lasts to the end of the run), *finalizing* after it.
+Phases (docs/design.md, section 2.4): *memorizing* until the first evaluated step whose train
+accuracy reaches the task's criterion (100% for the paper's tasks: the memorization step),
+*generalizing* from there until the first evaluated step whose test accuracy reaches it (the
+generalization step; ``None`` if it never comes, and then the phase lasts to the end of the
+run), *finalizing* after it. Every function takes the task's
+:class:`~reference_tasks.experiment.Criterion` (the paper's by default).
 
 The LMN at a phase point is the value at the first step at or after the phase step
 where that LMN was measured (checkpoints are sparser than evaluations); ``init`` is
@@ -23,7 +25,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from reference_tasks.experiment import Criterion
 from reference_tasks.runfolder.schema import HEADLINE_COLUMN, Row
+
+PAPER_CRITERION = Criterion()
 
 
 @dataclass(frozen=True)
@@ -34,13 +39,17 @@ class Phases:
     generalization_step: int | None
 
 
-def _first_step(rows: Sequence[Row], column: str) -> int | None:
-    return next((int(row["step"]) for row in rows if row[column] == 1.0), None)
+def _first_step(rows: Sequence[Row], column: str, threshold: float) -> int | None:
+    return next(
+        (int(row["step"]) for row in rows if row[column] is not None and row[column] >= threshold), None
+    )
 
 
-def phases(rows: Sequence[Row]) -> Phases:
-    """Memorization step (train accuracy first 100%) and generalization step (test accuracy)."""
-    return Phases(_first_step(rows, "train_acc"), _first_step(rows, "test_acc"))
+def phases(rows: Sequence[Row], criterion: Criterion = PAPER_CRITERION) -> Phases:
+    """Memorization step (train accuracy first at the criterion) and generalization step (test accuracy)."""
+    return Phases(
+        _first_step(rows, "train_acc", criterion.train_acc), _first_step(rows, "test_acc", criterion.test_acc)
+    )
 
 
 def measured(rows: Sequence[Row], column: str) -> list[Row]:
@@ -55,9 +64,11 @@ def row_at_or_after(rows: Sequence[Row], column: str, step: int | None) -> Row |
     return next((row for row in measured(rows, column) if row["step"] >= step), None)
 
 
-def generalizing_rows(rows: Sequence[Row], column: str = HEADLINE_COLUMN) -> list[Row]:
+def generalizing_rows(
+    rows: Sequence[Row], column: str = HEADLINE_COLUMN, criterion: Criterion = PAPER_CRITERION
+) -> list[Row]:
     """Rows of the generalizing phase (ends included) where ``column`` and test loss were measured."""
-    phase = phases(rows)
+    phase = phases(rows, criterion)
     if phase.memorization_step is None:
         return []
     stop = phase.generalization_step if phase.generalization_step is not None else math.inf
@@ -83,34 +94,38 @@ class Rebound:
         return self.max_value - self.min_value
 
 
-def unstable_step(rows: Sequence[Row]) -> int | None:
-    """The first evaluated step after memorization where train accuracy falls below 100%.
+def unstable_step(rows: Sequence[Row], criterion: Criterion = PAPER_CRITERION) -> int | None:
+    """The first evaluated step after memorization where train accuracy falls below the criterion.
 
     After memorization that only happens when training blows up (in float32, once the
     train loss reaches about 1e-7: docs/design.md, section 2); ``None`` if it never happens.
     """
-    memorization = phases(rows).memorization_step
+    memorization = phases(rows, criterion).memorization_step
     if memorization is None:
         return None
     return next(
         (
             int(row["step"])
             for row in measured(rows, "train_acc")
-            if row["step"] > memorization and row["train_acc"] < 1.0
+            if row["step"] > memorization and row["train_acc"] < criterion.train_acc
         ),
         None,
     )
 
 
-def lowest_train_acc_after_memorization(rows: Sequence[Row]) -> float | None:
+def lowest_train_acc_after_memorization(
+    rows: Sequence[Row], criterion: Criterion = PAPER_CRITERION
+) -> float | None:
     """The lowest train accuracy from the memorization step on (``None`` before memorization)."""
-    memorization = phases(rows).memorization_step
+    memorization = phases(rows, criterion).memorization_step
     if memorization is None:
         return None
     return min(row["train_acc"] for row in measured(rows, "train_acc") if row["step"] >= memorization)
 
 
-def rebound(rows: Sequence[Row], column: str = HEADLINE_COLUMN) -> Rebound | None:
+def rebound(
+    rows: Sequence[Row], column: str = HEADLINE_COLUMN, criterion: Criterion = PAPER_CRITERION
+) -> Rebound | None:
     """The LMN's rise after generalization, while training is stable: its trough and peak.
 
     Over the checkpoints where ``column`` was measured from the generalization step up
@@ -129,10 +144,10 @@ def rebound(rows: Sequence[Row], column: str = HEADLINE_COLUMN) -> Rebound | Non
     Rebound or None
         ``None`` if the run never generalized, or the LMN never rises in that window.
     """
-    generalization = phases(rows).generalization_step
+    generalization = phases(rows, criterion).generalization_step
     if generalization is None:
         return None
-    stop = unstable_step(rows)
+    stop = unstable_step(rows, criterion)
     stop = math.inf if stop is None else stop
     after = [row for row in measured(rows, column) if generalization <= row["step"] < stop]
     best: tuple[float, int, int] | None = None

@@ -14,20 +14,28 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from reference_tasks.analysis.fits import pearson
-from reference_tasks.analysis.phases import generalizing_rows, measured, phases, row_at_or_after
-from reference_tasks.model.spec import PROBES
-from reference_tasks.runfolder.schema import REGION_QUANTITIES, Row, lmn_column, region_column
+from reference_tasks.analysis.phases import (
+    PAPER_CRITERION,
+    generalizing_rows,
+    measured,
+    phases,
+    row_at_or_after,
+)
+from reference_tasks.experiment import Criterion
+from reference_tasks.runfolder.schema import REGION_QUANTITIES, Row, header_probes, lmn_column, region_column
 
 # The spans of training a correlation is taken over.
 SPANS = ("training", "generalizing")
 
 
-def _rows_with_both(rows: Sequence[Row], first: str, second: str, span: str) -> list[Row]:
-    chosen = generalizing_rows(rows, first) if span == "generalizing" else measured(rows, first)
+def _rows_with_both(
+    rows: Sequence[Row], first: str, second: str, span: str, criterion: Criterion
+) -> list[Row]:
+    chosen = generalizing_rows(rows, first, criterion) if span == "generalizing" else measured(rows, first)
     return measured(chosen, second)
 
 
-def _probe_summary(rows: Sequence[Row], probe: str) -> dict[str, Any] | None:
+def _probe_summary(rows: Sequence[Row], probe: str, criterion: Criterion) -> dict[str, Any] | None:
     """Correlations and phase-point values of one probe, ``None`` where it was never measured."""
     lmn = lmn_column(probe)
     counted = measured(rows, region_column("pieces_mean", probe))
@@ -35,7 +43,7 @@ def _probe_summary(rows: Sequence[Row], probe: str) -> dict[str, Any] | None:
         return None
     summary: dict[str, Any] = {}
     for span in SPANS:
-        both = _rows_with_both(rows, lmn, region_column("pieces_mean", probe), span)
+        both = _rows_with_both(rows, lmn, region_column("pieces_mean", probe), span, criterion)
         summary[f"n_{span}"] = len(both)
         summary[f"pearson_{span}"] = {
             quantity: pearson(
@@ -43,7 +51,7 @@ def _probe_summary(rows: Sequence[Row], probe: str) -> dict[str, Any] | None:
             )
             for quantity in REGION_QUANTITIES
         }
-    phase = phases(rows)
+    phase = phases(rows, criterion)
     points = {
         "init": 0,
         "memorization": phase.memorization_step,
@@ -80,8 +88,8 @@ def value_at(entry: Mapping[str, Any], point: str) -> Mapping[str, Any] | None:
     return entry["at"].get(point)
 
 
-def region_summary(rows: Sequence[Row]) -> dict[str, Any]:
-    """``{probe: ...}`` for a run with region columns, ``{}`` for any other.
+def region_summary(rows: Sequence[Row], criterion: Criterion = PAPER_CRITERION) -> dict[str, Any]:
+    """``{probe: ...}`` for a run with region columns, ``{}`` for any other (phases by ``criterion``).
 
     Per probe measured: ``pearson_training`` and ``pearson_generalizing`` (the Pearson r
     of the LMN with each region quantity, ``None`` where either has no spread),
@@ -89,7 +97,10 @@ def region_summary(rows: Sequence[Row]) -> dict[str, Any]:
     ``at``: the step, LMN and region quantities at the first checkpoint at or after
     initialization, memorization and generalization, and at the last.
     """
-    if not rows or region_column("pieces_mean", PROBES[0]) not in rows[0]:
+    if not rows:
         return {}
-    probes = {probe: _probe_summary(rows, probe) for probe in PROBES}
+    found = header_probes(tuple(rows[0]))
+    if found is None or not found[1]:
+        return {}
+    probes = {probe: _probe_summary(rows, probe, criterion) for probe in found[0]}
     return {probe: summary for probe, summary in probes.items() if summary is not None}

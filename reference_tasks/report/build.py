@@ -34,12 +34,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reference_tasks.experiment import task_order
 from reference_tasks.report import claim_figures, figures, region_figures
 from reference_tasks.report.figure4 import figure4_drawing
 from reference_tasks.report.run_data import RunData, find_runs
 from reference_tasks.report.tables import group_runs, region_section, report_summary_markdown, summary_table
 from reference_tasks.runfolder import write_json
-from reference_tasks.tasks import task_order
 
 REPORT_DIR = "report"
 

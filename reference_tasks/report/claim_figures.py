@@ -17,15 +17,14 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from reference_tasks.analysis import generalizing_rows, linear_fit, population_claims
-from reference_tasks.model.spec import HEADLINE_PROBE
+from reference_tasks.experiment import task_title
 from reference_tasks.report.figures import n_note, ordered_tasks, save_figure
 from reference_tasks.report.run_data import RunData
-from reference_tasks.runfolder.schema import HEADLINE_COLUMN
-from reference_tasks.tasks import task_title
+from reference_tasks.runfolder.schema import lmn_column
 
 
 def figure_claim(runs_by_task: Mapping[str, Sequence[RunData]], path: str | Path, *, framework: str) -> Path:
-    """LMN (hidden1) and L2 norm against test loss over the generalizing phase, with fits.
+    """LMN (at the headline probe) and L2 norm against test loss over the generalizing phase, with fits.
 
     One column per task; each seed is a scatter, joined in step order by a thin line,
     with its least-squares line and ``R²`` in the legend (the rows of
@@ -37,12 +36,15 @@ def figure_claim(runs_by_task: Mapping[str, Sequence[RunData]], path: str | Path
     axes = figure.subplots(2, len(items), squeeze=False)
     colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     for column, (task, runs) in enumerate(items):
+        headline = runs[0].config.headline_probe
         for row, (name, quantity) in enumerate(
-            ((HEADLINE_COLUMN, f"LMN ({HEADLINE_PROBE} → logits)"), ("l2_norm", "L2 norm"))
+            ((lmn_column(headline), f"LMN ({headline} → logits)"), ("l2_norm", "L2 norm"))
         ):
             ax = axes[row, column]
             for index, run in enumerate(runs):
-                window = generalizing_rows(run.rows)
+                window = generalizing_rows(
+                    run.rows, name if row == 0 else lmn_column(headline), run.config.criterion
+                )
                 x = np.array([r["test_loss"] for r in window])
                 y = np.array([r[name] for r in window])
                 color = colors[index % len(colors)]
@@ -75,7 +77,7 @@ def figure_claim_r2(
         for seed, r2_l2, r2_lmn in zip(claims["r2_seeds"], claims["r2_l2"], claims["r2_lmn"], strict=True):
             ax.plot([0, 1], [r2_l2, r2_lmn], color="0.5", lw=0.8, marker="o", ms=4)
             ax.annotate(f"{seed}", (1, r2_lmn), xytext=(4, 0), textcoords="offset points", fontsize=6)
-        ax.set_xticks([0, 1], ["L2 norm", "LMN (hidden1)"])
+        ax.set_xticks([0, 1], ["L2 norm", f"LMN ({runs[0].config.headline_probe})"])
         ax.set_xlim(-0.4, 1.4)
         ax.set_ylabel("R² of the line against test loss (generalizing phase)")
         ax.grid(alpha=0.3, axis="y")

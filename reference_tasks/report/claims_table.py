@@ -19,11 +19,13 @@ from reference_tasks.analysis.claims import (
     PaperStatement,
     mean_std_text,
 )
-from reference_tasks.tasks import task_title
+from reference_tasks.experiment import task_title
 
 PREAMBLE = (
-    "Over the seeds of each task. *Grokked*: seeds whose test accuracy reached 100% within the run. "
-    "*N*: samples of the LMN. *Rise*: LMN (hidden1) at the memorization point over its value at "
+    "Over the seeds of each task. *Grokked*: seeds whose test accuracy reached the task's criterion "
+    "(100% for the paper's tasks) within the run. "
+    "*N*: samples of the LMN. *Rise*: LMN at the headline probe (the MLP's hidden1) at the memorization "
+    "point over its value at "
     "initialization; *fall*: at the "
     "memorization point over the generalization point (mean ± sample std over seeds). *R²*: of the "
     "least-squares line against test loss over the generalizing phase, per seed that grokked; "

@@ -26,14 +26,16 @@ from typing import Any
 import numpy as np
 
 import lmn_core
+from reference_tasks.experiment import task_title
 from reference_tasks.model.numpy_model import NumpyGrokMLP
+from reference_tasks.model.spec import tables_in, weight_layout
 from reference_tasks.report import figures
 from reference_tasks.report.clustering import Clustering, by_size, figure4_clustering
 from reference_tasks.report.run_data import RunData, load_run
 from reference_tasks.runfolder import lmn_column
 from reference_tasks.runfolder.run_summary import PHASE_POINTS
 from reference_tasks.runfolder.weights import load_snapshot, snapshot_path
-from reference_tasks.tasks import lmn_sample_indices, make_task, task_title
+from reference_tasks.tasks import lmn_sample_indices
 
 logger = logging.getLogger(__name__)
 
@@ -140,10 +142,22 @@ def figure4_steps(run: RunData) -> list[tuple[str, str, int]]:
     return chosen
 
 
+def holds_reference_mlp(run: RunData) -> bool:
+    """Whether the run's snapshots hold the reference MLP's weights (Figure 4 recomputes that
+    network with NumPy; runs of other models have no Figure 4)."""
+    steps = run.snapshot_steps
+    if not steps:
+        return False
+    with np.load(snapshot_path(run.path, steps[0])) as snapshot:
+        names = set(snapshot.files)
+    return names == {slot.name for slot in weight_layout(tables_in(names))}
+
+
 def prepare_figure4(run_dir: str | Path) -> int:
-    """Compute and cache the Figure 4 matrices of a finished run; return how many (0 if unfinished)."""
+    """Compute and cache the Figure 4 matrices of a finished run; return how many (0 if unfinished,
+    or not the reference MLP)."""
     run = load_run(run_dir)
-    if run is None:
+    if run is None or not holds_reference_mlp(run):
         return 0
     steps = [step for _, _, step in figure4_steps(run)]
     for step in steps:
@@ -164,8 +178,8 @@ def checkpoint_lmn(run: RunData, step: int, probe: str = "hidden1", **lmn_kwargs
     FileNotFoundError
         If the run has no snapshot at ``step``.
     """
-    task = make_task(run.config.task, **run.config.task_options)
-    pairs = task.pairs[lmn_sample_indices(task.n_samples, size=run.config.lmn_samples, seed=run.config.seed)]
+    task = run.config.resolved_task().make_data(**run.config.task_options)
+    pairs = task.inputs[lmn_sample_indices(task.n_samples, size=run.config.lmn_samples, seed=run.config.seed)]
     model = NumpyGrokMLP.from_snapshot(load_snapshot(run.path, step), run.config.activation)
     prefix, rest = model.folded_head(probe)
     samples = prefix(model.activations(pairs, probe))
@@ -228,6 +242,11 @@ def figure4_drawing(
     when no run has a snapshot at a phase point); ``bar`` wraps the panels (progress).
     """
     framework, task = task_runs[0].framework, task_runs[0].task
+    if task_runs[0].snapshot_steps and not holds_reference_mlp(task_runs[0]):
+        logger.info(
+            "Figure 4 of %s %s is left out: it recomputes the reference MLP, not this model", framework, task
+        )
+        return None, []
     with_snapshots = [run for run in task_runs if run.snapshot_steps]
     if not with_snapshots:
         logger.warning(

@@ -28,10 +28,10 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from reference_tasks.analysis import measured
-from reference_tasks.model.spec import PROBES
+from reference_tasks.experiment import task_order, task_title
 from reference_tasks.report.clustering import Clustering, figure4_clustering
 from reference_tasks.report.run_data import RunData
-from reference_tasks.tasks import task_order, task_title
+from reference_tasks.runfolder.schema import header_probes, lmn_column
 
 logger = logging.getLogger(__name__)
 
@@ -185,6 +185,15 @@ def save_figure(figure: Figure, path: str | Path) -> Path:
     return path
 
 
+def model_probes(runs: Sequence[RunData]) -> list[str]:
+    """The probes of the runs' models, from their ``metrics.csv`` columns, in the models' order."""
+    probes: dict[str, None] = {}
+    for run in runs:
+        found = header_probes(tuple(run.rows[0])) if run.rows else None
+        probes.update(dict.fromkeys(found[0] if found else ()))
+    return list(probes)
+
+
 def ordered_tasks(runs_by_task: Mapping[str, Sequence[RunData]]) -> list[tuple[str, Sequence[RunData]]]:
     items = [(task, runs) for task, runs in runs_by_task.items() if runs]
     if not items:
@@ -225,20 +234,23 @@ def training_figure(
         accuracy.set_ylabel("accuracy")
         accuracy.set_ylim(-0.02, 1.02)
         accuracy.legend(fontsize=7, loc="center left")
+        headline = runs[0].config.headline_probe
         _plot_curve(
             lmn_ax,
-            aggregate(runs, "lmn_hidden1"),
-            PROBE_COLORS["hidden1"],
-            "LMN hidden1",
+            aggregate(runs, lmn_column(headline)),
+            PROBE_COLORS.get(headline, "tab:red"),
+            f"LMN {headline}",
             marker="o",
             shift=shift,
         )
-        lmn_ax.set_ylabel(f"LMN (hidden1 → logits), {n_note(runs)}")
+        lmn_ax.set_ylabel(f"LMN ({headline} → logits), {n_note(runs)}")
         _plot_curve(l2_ax, aggregate(runs, "l2_norm"), "tab:gray", "L2 norm", shift=shift)
         l2_ax.set_ylabel("L2 norm of the parameters")
         title = f"{task_title(task)} ({framework}): {_seeds_note(runs)}"
         accuracy.set_title(title + (f"; {note}" if note else ""), loc="left", fontsize=9)
-    figure.suptitle("Figure 2: training curves, LMN at the first hidden layer, parameter norm")
+    figure.suptitle(
+        "Figure 2: training curves, LMN at the headline probe (MLP: the first hidden layer), L2 norm"
+    )
     figure.tight_layout()
     return figure
 
@@ -259,12 +271,13 @@ def probes_figure(runs_by_task: Mapping[str, Sequence[RunData]], *, framework: s
     axes = figure.subplots(1, len(items), squeeze=False)
     for ax, (task, runs) in zip(axes[0], items, strict=True):
         note = shade_phases(ax, runs, label=False)
-        for probe in PROBES:
+        for index, probe in enumerate(model_probes(runs)):
             # each probe over the seeds that measured it (side probes may be on seed 0 alone)
-            probe_runs = [run for run in runs if measured(run.rows, f"lmn_{probe}")]
+            probe_runs = [run for run in runs if measured(run.rows, lmn_column(probe))]
             if probe_runs:
                 label = f"{probe} ({_seeds_note(probe_runs)})" if len(probe_runs) < len(runs) else probe
-                _plot_curve(ax, aggregate(probe_runs, f"lmn_{probe}"), PROBE_COLORS[probe], label, marker="o")
+                color = PROBE_COLORS.get(probe, f"C{index}")
+                _plot_curve(ax, aggregate(probe_runs, lmn_column(probe)), color, label, marker="o")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel(STEP_LABEL)

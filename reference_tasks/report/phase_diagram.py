@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from reference_tasks.experiment import task_title
 from reference_tasks.report.figures import DPI
-from reference_tasks.tasks import task_title
 
 
 def _grid(

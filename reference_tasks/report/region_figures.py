@@ -25,6 +25,7 @@ from reference_tasks.report.figures import (
     PROBE_COLORS,
     STEP_LABEL,
     aggregate,
+    model_probes,
     n_note,
     ordered_tasks,
     save_figure,
@@ -34,7 +35,14 @@ from reference_tasks.report.figures import (
 from reference_tasks.report.run_data import RunData
 from reference_tasks.runfolder.schema import lmn_column, region_column
 
-REGION_PROBES = ("hidden1", "embedding")
+
+def region_probes(runs: Sequence[RunData]) -> list[str]:
+    """The probes the region figures draw: the headline probe, then those before it, nearest first
+    (for the reference MLP ``hidden1``, ``embedding``; after the headline the head has fewer hinges)."""
+    probes = model_probes(runs)
+    headline = runs[0].config.headline_probe
+    before = probes[: probes.index(headline)] if headline in probes else []
+    return [headline, *reversed(before)]
 
 
 def region_runs(runs_by_task: Mapping[str, Sequence[RunData]]) -> dict[str, list[RunData]]:
@@ -67,8 +75,8 @@ def figure_regions(
             ax.set_xscale("log")
             ax.set_xlabel(STEP_LABEL)
             ax.grid(alpha=0.3)
-        for probe in REGION_PROBES:
-            color = PROBE_COLORS[probe]
+        for index, probe in enumerate(region_probes(runs)):
+            color = PROBE_COLORS.get(probe, f"C{index}")
             _curve(lmn_ax, runs, lmn_column(probe), color, f"LMN {probe}")
             _curve(pieces_ax, runs, region_column("pieces_mean", probe), color, f"mean pieces {probe}")
             _curve(regions_ax, runs, region_column("regions", probe), color, f"occupied regions {probe}")
@@ -95,17 +103,18 @@ def figure_regions(
 def figure_lmn_pieces(
     runs_by_task: Mapping[str, Sequence[RunData]], path: str | Path, *, framework: str
 ) -> Path:
-    """LMN (hidden1) against mean pieces per segment and region perplexity, generalizing phase."""
+    """LMN (headline probe) against mean pieces per segment and region perplexity, generalizing phase."""
     items = ordered_tasks(region_runs(runs_by_task))
     figure = Figure(figsize=(5.2 * len(items), 8))
     axes = figure.subplots(2, len(items), squeeze=False)
     colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
-    lmn = lmn_column("hidden1")
     for column, (task, runs) in enumerate(items):
+        headline = runs[0].config.headline_probe
+        lmn = lmn_column(headline)
         for row, quantity in enumerate(("pieces_mean", "region_perplexity")):
-            ax, name = axes[row, column], region_column(quantity, "hidden1")
+            ax, name = axes[row, column], region_column(quantity, headline)
             for index, run in enumerate(runs):
-                window = measured(generalizing_rows(run.rows, lmn), name)
+                window = measured(generalizing_rows(run.rows, lmn, run.config.criterion), name)
                 x = np.array([r[name] for r in window])
                 y = np.array([r[lmn] for r in window])
                 r = pearson(x, y)
@@ -114,8 +123,8 @@ def figure_lmn_pieces(
                 ax.plot(x, y, color=color, lw=0.5, alpha=0.5)
                 ax.scatter(x, y, s=10, color=color, label=label)
             what = "mean pieces per segment" if quantity == "pieces_mean" else "region perplexity"
-            ax.set_xlabel(f"{what} (hidden1)")
-            ax.set_ylabel(f"LMN (hidden1), {n_note(runs)}")
+            ax.set_xlabel(f"{what} ({headline})")
+            ax.set_ylabel(f"LMN ({headline}), {n_note(runs)}")
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7)
             ax.set_title(f"{task_title(task)} ({framework}): LMN vs {what}", fontsize=9)

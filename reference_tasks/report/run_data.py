@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from reference_tasks.analysis import run_summary
+from reference_tasks.experiment import Criterion
 from reference_tasks.runfolder import (
     CONFIG_FILE,
     LEGACY_CONFIG_VALUES,
@@ -79,10 +80,13 @@ def train_config_from_json(record: Mapping[str, Any]) -> TrainConfig:
     """
     fields = {field.name for field in dataclasses.fields(TrainConfig)}
     values = {key: value for key, value in {**LEGACY_CONFIG_VALUES, **record}.items() if key in fields}
-    for key in ("probes", "checkpoint_steps"):
+    for key in ("probes", "checkpoint_steps", "betas"):
         if values.get(key) is not None:
             values[key] = tuple(values[key])
     values["task_options"] = dict(values.get("task_options") or {})
+    values["model_options"] = dict(values.get("model_options") or {})
+    if isinstance(values["criterion"], Mapping):
+        values["criterion"] = Criterion(**values["criterion"])
     return TrainConfig(**values)
 
 

@@ -22,10 +22,11 @@ from reference_tasks.analysis.claims import (
     region_claims,
 )
 from reference_tasks.analysis.regions import value_at
+from reference_tasks.experiment import task_order, task_title
 from reference_tasks.report.claims_table import claims_markdown
+from reference_tasks.report.region_figures import region_probes
 from reference_tasks.report.run_data import RunData
 from reference_tasks.runfolder.run_summary import PHASE_POINTS, TABLE_QUANTITIES
-from reference_tasks.tasks import task_order, task_title
 
 
 def group_runs(runs: Sequence[RunData]) -> dict[str, dict[str, list[RunData]]]:
@@ -81,7 +82,7 @@ def report_summary_markdown(tables: Sequence[dict[str, Any]], checks: Sequence[d
         "(a run that never generalized has no generalization step). Pearson r and R² are taken over the",
         "LMN checkpoints of the generalizing phase (memorization to generalization step, both included);",
         "R² is that of the least-squares line of LMN (resp. L2 norm) against test loss. The LMN rebound is",
-        "the largest rise of LMN (hidden1) after the generalization step: its minimum comes before its",
+        "the largest rise of the headline LMN after the generalization step: its minimum comes before its",
         "maximum (the paper's XOR double descent), searched only while training is stable: up to the",
         "first step after memorization where train accuracy falls below 100% (a float32 blow-up).",
         "",
@@ -203,10 +204,18 @@ def region_section(
                     f"| {task_title(task)} | {framework} | {len(runs)} | {population['grokked']}/{len(runs)} "
                     f"| {step} | {probe} | {span} | {cells} |"
                 )
-        entries.append({"framework": framework, "task": task, "seeds": population["seeds"], "claims": claims})
-    lines += ["", "Per seed, hidden1, generalizing phase (seed: r):", ""]
+        entries.append(
+            {
+                "framework": framework,
+                "task": task,
+                "seeds": population["seeds"],
+                "headline_probe": runs[0].config.headline_probe,
+                "claims": claims,
+            }
+        )
+    lines += ["", "Per seed, at the headline probe (the MLP's hidden1), generalizing phase (seed: r):", ""]
     for entry in entries:
-        spans = entry["claims"].get("hidden1", {}).get("generalizing", {})
+        spans = entry["claims"].get(entry["headline_probe"], {}).get("generalizing", {})
         for quantity in ("pieces_mean", "region_perplexity"):
             if quantity in spans:
                 what = f"{task_title(entry['task'])}, {entry['framework']}, {REGION_QUANTITY_NAMES[quantity]}"
@@ -215,8 +224,8 @@ def region_section(
     lines += ["| task | framework | probe | LMN | mean pieces | occupied regions | region perplexity |"]
     lines += ["| --- | --- | --- | --- | --- | --- | --- |"]
     for framework, task, runs in groups:
-        for probe in ("hidden1", "embedding"):
-            if any(probe in run.summary.regions for run in runs):
+        for probe in region_probes(runs):
+            if any(probe in (run.summary.regions or {}) for run in runs):
                 cells = " | ".join(
                     _phase_values(runs, probe, quantity)
                     for quantity in ("lmn", "pieces_mean", "regions", "region_perplexity")

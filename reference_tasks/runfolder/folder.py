@@ -7,6 +7,7 @@ written twice.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -32,6 +33,8 @@ from reference_tasks.runfolder.weights import remove_snapshots_from
 def _json_safe(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):  # a config's criterion
+        return _json_safe(dataclasses.asdict(value))
     if isinstance(value, Mapping):
         return {key: _json_safe(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
@@ -40,7 +43,8 @@ def _json_safe(value: Any) -> Any:
 
 
 def write_json(path: str | Path, data: Mapping[str, Any]) -> None:
-    """Write ``data`` as indented JSON atomically (non-finite floats become ``null``)."""
+    """Write ``data`` as indented JSON atomically (non-finite floats become ``null``, dataclasses
+    their fields)."""
     path = Path(path)
     temporary = path.with_name(path.name + ".tmp")
     temporary.write_text(json.dumps(_json_safe(data), indent=2, sort_keys=False) + "\n")

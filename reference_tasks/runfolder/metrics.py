@@ -8,21 +8,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
-from reference_tasks.runfolder.schema import (
-    INTEGER_COLUMNS,
-    METRIC_COLUMNS,
-    REGION_COLUMNS,
-    Row,
-    metric_columns,
-)
-
-HEADERS = (metric_columns(regions=False), metric_columns(regions=True))
+from reference_tasks.runfolder.schema import METRIC_COLUMNS, Row, header_probes, is_integer_column
 
 
 def _cell(column: str, value: Any) -> str:
     if value is None:
         return ""
-    if column in INTEGER_COLUMNS:
+    if is_integer_column(column):
         return str(int(value))
     return repr(float(value))
 
@@ -30,7 +22,7 @@ def _cell(column: str, value: Any) -> str:
 def _parse(column: str, text: str) -> float | int | None:
     if text == "":
         return None
-    return int(text) if column in INTEGER_COLUMNS else float(text)
+    return int(text) if is_integer_column(column) else float(text)
 
 
 class MetricsWriter:
@@ -44,7 +36,7 @@ class MetricsWriter:
         Keep the rows already in the file (to resume a run); its header must be
         ``columns``. Otherwise the file is started afresh.
     columns : tuple of str
-        The schema's columns, with the region columns or without
+        The schema's columns for the model's probes, with the region columns or without
         (:func:`~reference_tasks.runfolder.schema.metric_columns`).
     """
 
@@ -52,8 +44,8 @@ class MetricsWriter:
         self, path: str | Path, *, append: bool = False, columns: tuple[str, ...] = METRIC_COLUMNS
     ) -> None:
         self.path = Path(path)
-        if columns not in HEADERS:
-            raise ValueError(f"columns must be the metrics schema's, with or without {list(REGION_COLUMNS)}")
+        if header_probes(columns) is None:
+            raise ValueError(f"columns {list(columns)} are not a metrics schema's (schema.metric_columns)")
         self.columns = columns
         keep = append and self.path.exists() and self.path.stat().st_size > 0
         if keep:
@@ -74,7 +66,8 @@ class MetricsWriter:
         """Append one row; missing columns stay empty, unknown columns are an error."""
         unknown = set(row) - set(self.columns)
         if unknown:
-            regions = " of a model without linear regions" if unknown <= set(REGION_COLUMNS) else ""
+            region_columns = {c for c in unknown if c.split("_")[0] in ("regions", "region", "pieces")}
+            regions = " of a model without linear regions" if unknown == region_columns else ""
             raise ValueError(f"columns {sorted(unknown)} are not in the metrics schema{regions}")
         if row.get("step") is None:
             raise ValueError("every metrics row needs a step")
@@ -93,10 +86,10 @@ class MetricsWriter:
 
 def _checked_header(path: str | Path, header: Any) -> tuple[str, ...]:
     header = tuple(header or ())
-    if header not in HEADERS:
+    if header_probes(header) is None:
         raise ValueError(
-            f"{path} has columns {list(header)}, expected {list(METRIC_COLUMNS)} (and the region columns "
-            "for a piecewise-linear model)"
+            f"{path} has columns {list(header)}, expected the metrics schema's, as "
+            f"{list(METRIC_COLUMNS)} for the reference MLP (and region columns for a piecewise-linear model)"
         )
     return header
 

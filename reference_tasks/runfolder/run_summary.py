@@ -194,6 +194,9 @@ _CSV_PLAIN = ("memorization_step", "generalization_step", "max_test_acc")
 
 
 def _lmn_key(name: str) -> str:
+    """The key of the headline LMN at a phase point (named after the reference MLP's headline
+    column, ``lmn_hidden1_...``, whatever the run's headline probe: the keys of every sweep's
+    ``summary.csv``)."""
     return f"{HEADLINE_COLUMN}_{name}"
 
 
@@ -249,12 +252,12 @@ def _plain(name: str, description: str, spec: str) -> Quantity:
 
 #: The numbers of a run summary the report's tables average over seeds, in their order.
 TABLE_QUANTITIES = (
-    _plain("memorization_step", "memorization step (train acc 100%)", ".0f"),
-    _plain("generalization_step", "generalization step (test acc 100%)", ".0f"),
+    _plain("memorization_step", "memorization step (train acc at the criterion)", ".0f"),
+    _plain("generalization_step", "generalization step (test acc at the criterion)", ".0f"),
     _plain("max_test_acc", "max test accuracy", ".4f"),
     _plain("lmn_n_samples", "N of the LMN", ".0f"),
     *(
-        Quantity(_lmn_key(point), f"LMN {HEADLINE_COLUMN[4:]} at {label}", lambda s, p=point: s.lmn[p], ".2f")
+        Quantity(_lmn_key(point), f"LMN (headline probe) at {label}", lambda s, p=point: s.lmn[p], ".2f")
         for point, label in zip(
             PHASE_POINTS, ("initialization", "memorization", "generalization", "the last step"), strict=True
         )

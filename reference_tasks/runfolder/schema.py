@@ -9,14 +9,19 @@ marks a finished run) and the framework's final weights ``model.*``.
 
 In ``metrics.csv`` an empty cell means "not measured at this step" (LMN is measured
 only at checkpoints); a measured value that is not a number is written as ``nan``.
-Accuracies are fractions in ``[0, 1]``. ``lmn_n_samples`` is the ``N`` the LMN values
-of that row were measured on. A piecewise-linear model's ``metrics.csv`` has the region
-columns too (:data:`REGION_COLUMNS`, after the others): at each probe measured, the
+Accuracies are fractions in ``[0, 1]``. There is an ``lmn_{probe}`` column for every probe
+the run's model names (``Model.probes``, in its order: the reference MLP's
+``lmn_embedding, lmn_hidden1, lmn_hidden2``), measured there or not. ``lmn_n_samples`` is
+the ``N`` the LMN values of that row were measured on. A piecewise-linear model's
+``metrics.csv`` has the region columns too (after the others): at each probe measured, the
 linear regions its ``N`` samples occupy, the perplexity of their occupancy, and the mean
 and median linear pieces per segment (docs/design.md, section 1.6).
 """
 
 from __future__ import annotations
+
+import re
+from collections.abc import Sequence
 
 from reference_tasks.model.spec import HEADLINE_PROBE, PROBES
 
@@ -31,33 +36,38 @@ SNAPSHOT_DIR = "snapshots"
 VOLATILE_CONFIG_KEYS = frozenset({"torch_version", "keras_version", "device", "progress"})
 # Config entries added after run folders were first written, each with the value that
 # describes a folder written before it existed (its run behaved so).
-LEGACY_CONFIG_VALUES = {"init_scale": 1.0, "loss_dtype": None, "side_probe_every": 1, "activation": "silu"}
+LEGACY_CONFIG_VALUES = {
+    "init_scale": 1.0,
+    "loss_dtype": None,
+    "side_probe_every": 1,
+    "activation": "silu",
+    # from the experiment protocol (docs/design.md, section 2.6): the paper's tasks and MLP
+    "task_source": None,
+    "optimizer": "adamw",
+    "betas": [0.9, 0.999],
+    "batch_size": None,
+    "loss": "cross_entropy",
+    "model_options": {},
+    "headline_probe": "hidden1",
+    "criterion": {"train_acc": 1.0, "test_acc": 1.0},
+}
 
 Row = dict[str, float | int | None]
 
 
-def lmn_column(probe: str) -> str:
-    """The metrics column holding the LMN measured at ``probe``."""
-    if probe not in PROBES:
-        raise ValueError(f"unknown probe {probe!r}; the metrics schema has {', '.join(PROBES)}")
-    return f"lmn_{probe}"
-
-
-LMN_COLUMNS = tuple(lmn_column(probe) for probe in PROBES)
-HEADLINE_COLUMN = lmn_column(HEADLINE_PROBE)
+# A probe names a column: letters, digits and "_", "." or "-" (a submodule path such as blocks.0.mlp).
+_PROBE_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
+BASE_COLUMNS = ("step", "train_loss", "test_loss", "train_acc", "test_acc", "l2_norm")
 N_SAMPLES_COLUMN = "lmn_n_samples"
-METRIC_COLUMNS = (
-    "step",
-    "train_loss",
-    "test_loss",
-    "train_acc",
-    "test_acc",
-    "l2_norm",
-    *LMN_COLUMNS,
-    N_SAMPLES_COLUMN,
-)
 # What each LMN checkpoint of a piecewise-linear model also records at each probe.
 REGION_QUANTITIES = ("regions", "region_perplexity", "pieces_mean", "pieces_median")
+
+
+def lmn_column(probe: str) -> str:
+    """The metrics column holding the LMN measured at ``probe``."""
+    if not isinstance(probe, str) or not _PROBE_NAME.fullmatch(probe):
+        raise ValueError(f"probe {probe!r} cannot name a metrics column (letters, digits, '_', '.', '-')")
+    return f"lmn_{probe}"
 
 
 def region_column(quantity: str, probe: str) -> str:
@@ -70,10 +80,40 @@ def region_column(quantity: str, probe: str) -> str:
     return f"{quantity}_{probe}"
 
 
-REGION_COLUMNS = tuple(region_column(quantity, probe) for probe in PROBES for quantity in REGION_QUANTITIES)
-INTEGER_COLUMNS = frozenset({"step", N_SAMPLES_COLUMN, *(region_column("regions", p) for p in PROBES)})
+def metric_columns(regions: bool, probes: Sequence[str] = PROBES) -> tuple[str, ...]:
+    """The columns of ``metrics.csv`` for a model with ``probes``: with the region columns for a
+    piecewise-linear model (the reference MLP's probes by default)."""
+    lmn = tuple(lmn_column(probe) for probe in probes)
+    region = tuple(region_column(quantity, probe) for probe in probes for quantity in REGION_QUANTITIES)
+    return (*BASE_COLUMNS, *lmn, N_SAMPLES_COLUMN, *(region if regions else ()))
 
 
-def metric_columns(regions: bool) -> tuple[str, ...]:
-    """The columns of ``metrics.csv``: with the region columns for a piecewise-linear model."""
-    return METRIC_COLUMNS + REGION_COLUMNS if regions else METRIC_COLUMNS
+def header_probes(header: Sequence[str]) -> tuple[tuple[str, ...], bool] | None:
+    """The probes and whether there are region columns, of a ``metrics.csv`` header; ``None`` if it
+    is not one of :func:`metric_columns`."""
+    header = tuple(header)
+    if N_SAMPLES_COLUMN not in header:
+        return None
+    lmn = header[len(BASE_COLUMNS) : header.index(N_SAMPLES_COLUMN)]
+    if not all(column.startswith("lmn_") for column in lmn):
+        return None
+    probes = tuple(column[len("lmn_") :] for column in lmn)
+    for regions in (False, True):
+        try:
+            if header == metric_columns(regions, probes):
+                return probes, regions
+        except ValueError:
+            return None
+    return None
+
+
+def is_integer_column(column: str) -> bool:
+    """Whether ``column`` holds integers (the step, ``N``, a count of regions)."""
+    return column in ("step", N_SAMPLES_COLUMN) or column.startswith("regions_")
+
+
+#: The reference MLP's columns (the paper's tasks).
+LMN_COLUMNS = tuple(lmn_column(probe) for probe in PROBES)
+HEADLINE_COLUMN = lmn_column(HEADLINE_PROBE)
+METRIC_COLUMNS = metric_columns(regions=False)
+REGION_COLUMNS = metric_columns(regions=True)[len(METRIC_COLUMNS) :]

@@ -18,11 +18,21 @@ from pathlib import Path
 from typing import Any
 
 from reference_tasks.runfolder import read_json, write_json
-from reference_tasks.tasks import make_task
 from reference_tasks.training.recipe import TrainConfig, lmn_checkpoints
 
 # Fields that a grid may not sweep: their own options set them, or they are not scalars.
-NOT_SWEPT = ("task", "seed", "task_options", "checkpoint_steps", "probes")
+NOT_SWEPT = (
+    "task",
+    "task_source",
+    "seed",
+    "task_options",
+    "checkpoint_steps",
+    "probes",
+    "betas",
+    "model_options",
+    "headline_probe",
+    "criterion",
+)
 TRUE_WORDS, FALSE_WORDS = ("true", "yes", "1"), ("false", "no", "0")
 SWEEP_DIR = "sweep"
 SWEEP_FILE = "sweep.json"
@@ -49,7 +59,7 @@ def estimated_cost(run: Run) -> int:
     count as about a third of a headline measurement per checkpoint.
     """
     config = run.config
-    n = config.lmn_samples or make_task(config.task, **config.task_options).n_samples
+    n = config.lmn_samples or config.resolved_task().make_data(**config.task_options).n_samples
     checkpoints = len(lmn_checkpoints(config))
     measurements = checkpoints + (checkpoints // 3 if len(config.probes) > 1 else 0)
     return n * (n - 1) // 2 * config.lmn_points * measurements + config.steps
@@ -147,7 +157,10 @@ def plan_sweep(
 ) -> list[Run]:
     """Every run of the sweep: each task, each combination of the grid's values, each seed.
 
-    ``settings`` are fixed ``TrainConfig`` values for every run (``steps``, ...).
+    ``tasks`` are registered names, ``module:function`` or ``path/to/file.py:function``
+    (:meth:`TrainConfig.for_task`: each starts from its task's recipe); ``settings`` are fixed
+    ``TrainConfig`` values for every run (``steps``, ...). A run's folder is named after its
+    task's name.
 
     Raises
     ------
@@ -165,10 +178,10 @@ def plan_sweep(
             swept = dict(zip(grid, values, strict=True))
             for seed in dict.fromkeys(seeds):
                 try:
-                    config = TrainConfig(task=task, seed=seed, **settings, **swept)
+                    config = TrainConfig.for_task(task, seed=seed, **settings, **swept)
                 except (TypeError, ValueError) as error:
                     raise ValueError(f"{run_name(task, seed, swept)}: {error}") from None
-                runs.append(Run(framework, config, out / framework / run_name(task, seed, swept)))
+                runs.append(Run(framework, config, out / framework / run_name(config.task, seed, swept)))
     return runs
 
 

@@ -7,7 +7,7 @@ checkpoint and measure; the engine only knows *how*, in its framework.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +15,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from reference_tasks.tasks import lmn_sample_indices, make_task, train_test_split
+from reference_tasks.experiment import ExperimentError, Task, TaskData
+from reference_tasks.tasks import lmn_sample_indices, train_test_split
 from reference_tasks.training.recipe import TrainConfig
 
 
@@ -25,42 +26,65 @@ class TrainingData:
 
     Attributes
     ----------
-    train_pairs, test_pairs : numpy.ndarray
-        ``(K, n_train, 2)`` and ``(K, n_test, 2)`` int64 operand pairs.
+    task : Task
+        The runs' task (its model, loss and names).
+    samples : TaskData
+        Every sample of the task, as its ``data`` gave them (what a model builder receives).
+    train_inputs, test_inputs : numpy.ndarray
+        ``(K, n_train, *s)`` and ``(K, n_test, *s)`` inputs.
     train_labels, test_labels : numpy.ndarray
         ``(K, n_train)`` and ``(K, n_test)`` int64 classes.
-    lmn_pairs : tuple of numpy.ndarray
-        Per run, the ``(N, 2)`` pairs its LMN is measured on.
-    n_tokens, n_classes : int
-        Operand values and classes of the task.
+    lmn_inputs : tuple of numpy.ndarray
+        Per run, the ``(N, *s)`` inputs its LMN is measured on.
     """
 
-    train_pairs: np.ndarray
+    task: Task
+    samples: TaskData
+    train_inputs: np.ndarray
     train_labels: np.ndarray
-    test_pairs: np.ndarray
+    test_inputs: np.ndarray
     test_labels: np.ndarray
-    lmn_pairs: tuple[np.ndarray, ...]
-    n_tokens: int
-    n_classes: int
+    lmn_inputs: tuple[np.ndarray, ...]
+
+    @property
+    def n_classes(self) -> int:
+        """Classes of the task (the model's output width)."""
+        return self.samples.n_classes
 
     @classmethod
     def for_configs(cls, configs: Sequence[TrainConfig]) -> TrainingData:
-        """Each config's seeded train/test split and LMN samples of its task."""
-        task = make_task(configs[0].task, **configs[0].task_options)
+        """Each config's seeded train/test split and LMN samples of its task.
+
+        Raises
+        ------
+        reference_tasks.experiment.ExperimentError
+            If the task cannot be found, is not the one the config names, or its data breaks
+            the protocol.
+        """
+        task = configs[0].resolved_task()
+        if task.name != configs[0].task:
+            raise ExperimentError(
+                f"task {configs[0].task_source or configs[0].task!r} is now named {task.name!r}, "
+                f"the config {configs[0].task!r}"
+            )
+        samples = task.make_data(**configs[0].task_options)
         splits = [
-            train_test_split(task.n_samples, train_fraction=c.train_fraction, seed=c.seed) for c in configs
+            train_test_split(samples.n_samples, train_fraction=c.train_fraction, seed=c.seed) for c in configs
         ]
-        pairs, labels = task.pairs.astype(np.int64), task.labels.astype(np.int64)
+        inputs = np.asarray(samples.inputs)
+        inputs = inputs.astype(np.int64) if np.issubdtype(inputs.dtype, np.integer) else inputs
+        labels = np.asarray(samples.labels).astype(np.int64)
         return cls(
-            train_pairs=np.stack([pairs[train] for train, _ in splits]),
+            task=task,
+            samples=samples,
+            train_inputs=np.stack([inputs[train] for train, _ in splits]),
             train_labels=np.stack([labels[train] for train, _ in splits]),
-            test_pairs=np.stack([pairs[test] for _, test in splits]),
+            test_inputs=np.stack([inputs[test] for _, test in splits]),
             test_labels=np.stack([labels[test] for _, test in splits]),
-            lmn_pairs=tuple(
-                pairs[lmn_sample_indices(task.n_samples, size=c.lmn_samples, seed=c.seed)] for c in configs
+            lmn_inputs=tuple(
+                inputs[lmn_sample_indices(samples.n_samples, size=c.lmn_samples, seed=c.seed)]
+                for c in configs
             ),
-            n_tokens=task.n_tokens,
-            n_classes=task.n_classes,
         )
 
 
@@ -87,6 +111,11 @@ class Engine(Protocol):
     def devices(device: str) -> list[str] | None:
         """One device per worker process for runs on ``device`` (every GPU); ``None`` for the CPU."""
 
+    @classmethod
+    def check_experiment(cls, config: TrainConfig, data: TrainingData) -> None:
+        """Refuse, before training, a model that has no version here or a probe that is not its cut
+        (``ExperimentError`` naming the task)."""
+
     @staticmethod
     def use_threads(threads: int) -> None:
         """Run this process's framework on ``threads`` CPU threads (where it has that setting)."""
@@ -94,8 +123,10 @@ class Engine(Protocol):
     def running(self) -> AbstractContextManager[Any]:
         """A context the loop runs in (a Keras device scope, say)."""
 
-    def update(self, evaluate: bool) -> Evaluation | None:
-        """One AdamW step of every run; with ``evaluate``, the train metrics of its forward pass."""
+    def update(self, step: int, evaluate: bool) -> Evaluation | None:
+        """The update after step ``step`` of every run (its mini-batch from
+        ``recipe.batch_indices`` or the whole training set); with ``evaluate``, the train
+        metrics of its forward pass."""
 
     def evaluate(self, split: str) -> Evaluation:
         """Metrics on ``"train"`` or ``"test"`` with the weights of now."""
@@ -104,7 +135,7 @@ class Engine(Protocol):
         """The L2 norm of all parameters of every run."""
 
     def weights(self, run: int) -> dict[str, np.ndarray]:
-        """Run ``run``'s weights in the snapshot layout (``model.spec``)."""
+        """Run ``run``'s weights in the snapshot layout (``runfolder.weights``)."""
 
     def state(self, run: int) -> dict[str, np.ndarray]:
         """Run ``run``'s whole training state (weights and optimizer) as named arrays."""
@@ -113,10 +144,38 @@ class Engine(Protocol):
         """Restore every run from what :meth:`state` gave."""
 
     def lmn(self, run: int, probes: Sequence[str], n_points: int, progress: bool) -> dict[str, Any]:
-        """Run ``run``'s ``LMNResult`` at each probe, on its LMN samples."""
+        """Run ``run``'s ``LMNResult`` at each probe, on its LMN inputs."""
 
     def regions(self, run: int, probes: Sequence[str], progress: bool) -> dict[str, Any]:
         """Run ``run``'s ``lmn_core.RegionSummary`` at each probe, on its LMN samples (piecewise linear)."""
 
     def save(self, run: int, out_dir: Path) -> Any:
         """Write run ``run``'s final weights into ``out_dir``; return its model."""
+
+
+def check_cuts(
+    task: Task, probes: Sequence[str], cut: Callable[[str], Any], regions: Callable[[str], Any] | None
+) -> None:
+    """Call ``cut(probe)`` (an adapter's ``split``) for each probe, and ``regions(probe)`` (its
+    ``LayerRegions``) for a piecewise-linear model; refuse the first that fails.
+
+    Raises
+    ------
+    reference_tasks.experiment.ExperimentError
+        Naming the task, the probe and the adapter's reason.
+    """
+    for probe in probes:
+        try:
+            cut(probe)
+        except (ValueError, KeyError, AttributeError) as error:
+            raise ExperimentError(
+                f"task {task.name!r}: probe {probe!r} is not a cut of model {task.model.name!r}: {error}"
+            ) from error
+        try:
+            if regions is not None:
+                regions(probe)
+        except (ValueError, TypeError) as error:
+            raise ExperimentError(
+                f"task {task.name!r}: model {task.model.name!r} says it is piecewise linear, but its "
+                f"regions after probe {probe!r} cannot be counted: {error}"
+            ) from error

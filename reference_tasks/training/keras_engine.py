@@ -1,13 +1,15 @@
 """Keras 3 training: the model's own compiled train step, one run at a time.
 
-The recipe is the PyTorch engine's: full batch, ``keras.optimizers.AdamW`` with the
-config's learning rate and weight decay (``epsilon=1e-8``, PyTorch's default), sparse
-cross-entropy on the logits computed in the config's loss dtype, the same schedule. Each
-update is one call of ``train_on_batch`` (with XLA on TensorFlow, the fastest measured on a
-2-core CPU), whose loss and accuracy, computed on the weights before the update, are the
-row's train metrics. The initial weights come from ``config.seed`` alone (seeded
-initializers), and on the CPU the same config gives the same ``metrics.csv``. The LMN is
-measured through the adapter's own :class:`adapters.keras.LayerLMN`.
+The model is the task's (``Model.keras`` built from the run's config). The recipe is the
+PyTorch engine's: ``keras.optimizers.AdamW`` with the config's learning rate, weight decay
+and betas (``epsilon=1e-8``, PyTorch's default) or ``keras.optimizers.SGD``; sparse
+cross-entropy on the logits, or the mean squared error to one-hot labels, computed in the
+config's loss dtype; full batch or the seeded mini-batches of ``recipe.batch_indices``; the
+same schedule. Each update is one call of ``train_on_batch`` (with XLA on TensorFlow, the
+fastest measured on a 2-core CPU); in full batch its loss and accuracy, computed on the
+weights before the update, are the row's train metrics. The initial weights come from
+``config.seed`` alone (seeded initializers), and on the CPU the same config gives the same
+``metrics.csv``. The LMN is measured through the adapter's own :class:`adapters.keras.LayerLMN`.
 """
 
 from __future__ import annotations
@@ -21,37 +23,68 @@ from typing import Any
 import keras
 import numpy as np
 
-from adapters.keras import LayerLMN
+from adapters.keras import LayerLMN, split
 from adapters.keras_regions import LayerRegions
-from reference_tasks.model import keras_model
+from reference_tasks.experiment import ExperimentError
 from reference_tasks.runfolder.schema import WEIGHTS_STEM
-from reference_tasks.training.engine import Evaluation, TrainingData
-from reference_tasks.training.recipe import TrainConfig
+from reference_tasks.training.engine import Evaluation, TrainingData, check_cuts
+from reference_tasks.training.recipe import TrainConfig, batch_indices
 
 ADAM_EPSILON = 1e-8
 
 
-def build_model(config: TrainConfig, n_tokens: int, n_classes: int) -> keras.Model:
-    """The config's model (its dtype, weights drawn from ``config.seed``), compiled with its AdamW.
+def build_model(config: TrainConfig, data: TrainingData) -> keras.Model:
+    """The task's model for ``config`` (``Model.keras``), compiled with the config's optimizer and loss.
 
     Compiled with ``jit_compile=True`` (XLA) on TensorFlow and Keras's default elsewhere.
+
+    Raises
+    ------
+    reference_tasks.experiment.ExperimentError
+        If the task's model has no Keras version or its builder does not return a ``keras.Model``.
     """
-    model = keras_model.build_model(
-        n_tokens,
-        n_classes,
-        dtype=config.dtype,
-        **config.model_options(),
-    )
+    task = data.task
+    if task.model.keras is None:
+        raise ExperimentError(f"task {task.name!r}: model {task.model.name!r} has no Keras version")
+    model = task.model.keras(config, data.samples)
+    if not isinstance(model, keras.Model):
+        raise ExperimentError(
+            f"task {task.name!r}: model {task.model.name!r}'s keras builder returned "
+            f"{type(model).__name__}, not a keras.Model"
+        )
+    if config.loss == "mse":
+        loss = keras.losses.MeanSquaredError(dtype=config.computed_loss_dtype)
+        accuracy = keras.metrics.CategoricalAccuracy(name="accuracy")
+    else:
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, dtype=config.computed_loss_dtype)
+        accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
     model.compile(
-        optimizer=keras.optimizers.AdamW(
-            learning_rate=config.learning_rate, weight_decay=config.weight_decay, epsilon=ADAM_EPSILON
-        ),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, dtype=config.computed_loss_dtype),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        optimizer=_optimizer(config),
+        loss=loss,
+        metrics=[accuracy],
         jit_compile=True if keras.backend.backend() == "tensorflow" else "auto",
     )
     model.optimizer.build(model.trainable_variables)
     return model
+
+
+def _optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
+    """AdamW (the config's betas, epsilon 1e-8) or plain SGD (Keras's decay equals PyTorch's L2 there)."""
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate=config.learning_rate, weight_decay=config.weight_decay)
+    beta_1, beta_2 = config.betas
+    return keras.optimizers.AdamW(
+        learning_rate=config.learning_rate,
+        weight_decay=config.weight_decay,
+        beta_1=beta_1,
+        beta_2=beta_2,
+        epsilon=ADAM_EPSILON,
+    )
+
+
+def _keras_inputs(inputs: np.ndarray, dtype: str) -> np.ndarray:
+    """Token indices as int32, features in the run's dtype."""
+    return inputs.astype(np.int32) if np.issubdtype(inputs.dtype, np.integer) else inputs.astype(dtype)
 
 
 def keras_device_name(device: str) -> str:
@@ -71,13 +104,39 @@ class KerasEngine:
             raise ValueError(f"the Keras engine trains one run at a time, got {len(configs)}")
         self.config, self.data, self.device = configs[0], data, keras_device_name(device)
         with keras.device(self.device):
-            self.model = build_model(self.config, data.n_tokens, data.n_classes)
+            self.model = build_model(self.config, data)
         self.splits = {
-            "train": (data.train_pairs[0].astype(np.int32), data.train_labels[0].astype(np.int32)),
-            "test": (data.test_pairs[0].astype(np.int32), data.test_labels[0].astype(np.int32)),
+            "train": (
+                _keras_inputs(data.train_inputs[0], self.config.dtype),
+                self._targets(data.train_labels[0]),
+            ),
+            "test": (
+                _keras_inputs(data.test_inputs[0], self.config.dtype),
+                self._targets(data.test_labels[0]),
+            ),
         }
-        self.lmn_pairs = data.lmn_pairs[0].astype(np.int32)
+        self.lmn_inputs = _keras_inputs(data.lmn_inputs[0], self.config.dtype)
         self.measures = {probe: LayerLMN(self.model, probe) for probe in self.config.probes}
+
+    def _targets(self, labels: np.ndarray) -> np.ndarray:
+        """Class indices as int32, or one-hot rows in the loss dtype for ``mse``."""
+        if self.config.loss == "mse":
+            return np.eye(self.data.n_classes, dtype=self.config.computed_loss_dtype)[labels]
+        return labels.astype(np.int32)
+
+    @classmethod
+    def check_experiment(cls, config: TrainConfig, data: TrainingData) -> None:
+        """Refuse a model without a Keras version, a probe that ``adapters.keras.split`` cannot cut, or,
+        for a piecewise-linear model, a head whose regions cannot be read there."""
+        model = build_model(config, data)
+        model(_keras_inputs(data.lmn_inputs[0][:2], config.dtype))
+        regions = LayerRegions if data.task.model.is_piecewise_linear(config) else None
+        check_cuts(
+            data.task,
+            config.probes,
+            lambda probe: split(model, probe),
+            None if regions is None else lambda probe: regions(model, probe),
+        )
 
     @staticmethod
     def use_threads(threads: int) -> None:
@@ -101,21 +160,26 @@ class KerasEngine:
         """The device scope the run trains in."""
         return keras.device(self.device)
 
-    def _evaluation(self, logs: dict[str, Any], split: str) -> Evaluation:
-        """Loss and the exact count of correct predictions (Keras reports a float32 fraction)."""
-        n_rows = self.splits[split][1].size
+    @staticmethod
+    def _evaluation(logs: dict[str, Any], n_rows: int) -> Evaluation:
+        """Loss and the exact count of correct predictions of ``n_rows`` (Keras gives a float32 share)."""
         return Evaluation(
             np.asarray([float(logs["loss"])]), np.asarray([round(float(logs["accuracy"]) * n_rows)])
         )
 
-    def update(self, evaluate: bool) -> Evaluation | None:
-        """One ``train_on_batch`` step on the full training set."""
-        logs = self.model.train_on_batch(*self.splits["train"], return_dict=True)
-        return self._evaluation(logs, "train") if evaluate else None
+    def update(self, step: int, evaluate: bool) -> Evaluation | None:
+        """One ``train_on_batch`` step on the full training set or the mini-batch after ``step``."""
+        inputs, targets = self.splits["train"]
+        if self.config.batch_size is not None:
+            rows = batch_indices(targets.shape[0], self.config.batch_size, self.config.seed, step)
+            inputs, targets = inputs[rows], targets[rows]
+        logs = self.model.train_on_batch(inputs, targets, return_dict=True)
+        return self._evaluation(logs, targets.shape[0]) if evaluate else None
 
     def evaluate(self, split: str) -> Evaluation:
         """Metrics on ``"train"`` or ``"test"`` with the weights of now."""
-        return self._evaluation(self.model.test_on_batch(*self.splits[split], return_dict=True), split)
+        inputs, targets = self.splits[split]
+        return self._evaluation(self.model.test_on_batch(inputs, targets, return_dict=True), targets.shape[0])
 
     def l2_norms(self) -> np.ndarray:
         """The L2 norm of all trainable weights, in float64."""
@@ -125,8 +189,11 @@ class KerasEngine:
         return np.asarray([math.sqrt(total)])
 
     def weights(self, run: int) -> dict[str, np.ndarray]:
-        """The weights in the snapshot layout (PyTorch names and shapes)."""
-        return keras_model.snapshot_arrays(self.model)
+        """The weights in the snapshot layout: ``Model.keras_snapshot``'s, else by variable path."""
+        snapshot = self.data.task.model.keras_snapshot
+        if snapshot is not None:
+            return dict(snapshot(self.model))
+        return {variable.path: variable.numpy() for variable in self.model.weights}
 
     def state(self, run: int) -> dict[str, np.ndarray]:
         """Every model and optimizer variable by position (``weight_i``, ``optimizer_i``)."""
@@ -151,7 +218,7 @@ class KerasEngine:
     def lmn(self, run: int, probes: Sequence[str], n_points: int, progress: bool) -> dict[str, Any]:
         """The LMN at each probe through the adapter's :class:`~adapters.keras.LayerLMN`."""
         return {
-            probe: self.measures[probe](self.lmn_pairs, n_points=n_points, progress=progress)
+            probe: self.measures[probe](self.lmn_inputs, n_points=n_points, progress=progress)
             for probe in probes
         }
 
@@ -162,7 +229,7 @@ class KerasEngine:
 
     def regions(self, run: int, probes: Sequence[str], progress: bool) -> dict[str, Any]:
         """The linear regions at each probe, through the adapter's ``LayerRegions``."""
-        return {probe: self.region_counters[probe](self.lmn_pairs, progress=progress) for probe in probes}
+        return {probe: self.region_counters[probe](self.lmn_inputs, progress=progress) for probe in probes}
 
     def save(self, run: int, out_dir: Path) -> keras.Model:
         """Write ``model.keras``; return the model."""

@@ -8,9 +8,10 @@ their seed as one engine (PyTorch stacks them with ``torch.func``); each folder 
 ``train`` would write for it alone, up to the rounding of the batched products.
 
 Step ``s`` is measured with the weights after ``s`` updates; a row's train loss and
-accuracy come from the forward pass of the update that follows. Full-batch training on the
-CPU is deterministic, and ``resume=True`` continues a killed run from its checkpoint at step
-``s``: its rows and snapshots from ``s`` on are dropped and measured again, so its
+accuracy come from the forward pass of the update that follows (with mini-batches, from the
+whole training set before it). Training on the CPU is deterministic (mini-batches come from
+a seeded stream, ``recipe.batch_indices``), and ``resume=True`` continues a killed run from
+its checkpoint at step ``s``: its rows and snapshots from ``s`` on are dropped and measured again, so its
 ``metrics.csv`` ends byte for byte as the uninterrupted run's. Runs whose folders resume
 from different steps train as separate groups.
 """
@@ -29,7 +30,6 @@ from typing import Any
 import numpy as np
 
 from reference_tasks.analysis.summary import write_run_summary
-from reference_tasks.model.spec import is_piecewise_linear
 from reference_tasks.runfolder.folder import check_resumable, rewind_run, start_run
 from reference_tasks.runfolder.metrics import MetricsWriter
 from reference_tasks.runfolder.run_summary import RunFacts, RunSummary
@@ -81,6 +81,20 @@ def engine_class(framework: str) -> type:
 
         return KerasEngine
     raise ValueError(f"unknown framework {framework!r}; choose one of {FRAMEWORKS}")
+
+
+def check_experiment(config: TrainConfig, framework: str = "torch") -> None:
+    """Refuse, before training, a run whose task or model breaks the protocol.
+
+    Builds the task's data (labels in range, ...) and its model in ``framework`` on the CPU,
+    and cuts the model at each of the config's probes.
+
+    Raises
+    ------
+    reference_tasks.experiment.ExperimentError
+        Naming the task and what is wrong.
+    """
+    engine_class(framework).check_experiment(config, TrainingData.for_configs([config]))
 
 
 def train(
@@ -148,6 +162,7 @@ def train_batched(
     paths = [Path(out_dir) for out_dir in out_dirs]
     _check_batch(configs, paths)
     engine_type = engine_class(framework)
+    check_experiment(configs[0], framework)
     records = [{**engine_type.record(), **_config_record(config)} for config in configs]
     starts = _prepare(paths, records, resume)
     results: dict[int, RunResult] = {}
@@ -226,7 +241,8 @@ class _Training:
         self.seconds_lmn = [start.seconds_lmn for start in starts]
         self.probes_at = probes_at(self.config)
         self.eval_steps = set(eval_steps(self.config).tolist())
-        self.regions = is_piecewise_linear(self.config.activation)
+        self.model = engine.data.task.model
+        self.regions = self.model.is_piecewise_linear(self.config)
 
     def run(self) -> list[RunResult]:
         """Train from the first step to the end; write the final files."""
@@ -238,7 +254,7 @@ class _Training:
                     MetricsWriter(
                         out_dir / METRICS_FILE,
                         append=self.first_step > 0,
-                        columns=metric_columns(self.regions),
+                        columns=metric_columns(self.regions, self.model.probes),
                     )
                 )
                 for out_dir in self.out_dirs
@@ -281,7 +297,12 @@ class _Training:
                 threading.Event().wait()
             lmn_values = self._measure_lmn(self.probes_at[step])
         last = step == self.config.steps
-        train = self.engine.evaluate("train") if last else self.engine.update(evaluate)
+        if last or (evaluate and self.config.batch_size is not None):  # a mini-batch is not the train set
+            train = self.engine.evaluate("train")
+            if not last:
+                self.engine.update(step, False)
+        else:
+            train = self.engine.update(step, evaluate)
         if train is None:
             return None
         return [{**self._row(step, k, train, test, l2), **lmn_values[k]} for k in range(len(self.configs))]
@@ -312,7 +333,7 @@ class _Training:
             started = time.perf_counter()
             results = self.engine.lmn(k, probes, self.config.lmn_points, self.options.progress)
             row: Row = {lmn_column(probe): result.lmn for probe, result in results.items()}
-            row[N_SAMPLES_COLUMN] = len(self.engine.data.lmn_pairs[k])
+            row[N_SAMPLES_COLUMN] = len(self.engine.data.lmn_inputs[k])
             values.append(row)
             self.seconds_lmn[k] += time.perf_counter() - started
             if self.regions:
@@ -342,13 +363,6 @@ class _Training:
             seconds_lmn=self.seconds_lmn[k],
             batched_runs=len(self.configs),
         )
-        summary = write_run_summary(
-            out_dir,
-            task=config.task,
-            framework=self.engine.framework,
-            seed=config.seed,
-            steps=config.steps,
-            facts=facts,
-        )
+        summary = write_run_summary(out_dir, framework=self.engine.framework, facts=facts)
         (out_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
         return RunResult(out_dir, summary, model)

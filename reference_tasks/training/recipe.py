@@ -2,33 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from reference_tasks.model.spec import DEFAULT_ACTIVATION, HEADLINE_PROBE, PROBES, check_activation
+from reference_tasks.experiment.protocol import LOSSES, OPTIMIZERS, Criterion, Recipe, Task
+from reference_tasks.experiment.registry import canonical_source, resolve_task
+from reference_tasks.model.spec import DEFAULT_ACTIVATION, check_activation
 from reference_tasks.tasks import DEFAULT_TRAIN_FRACTION
 
 DTYPES = ("float32", "float64")
-PAPER_WEIGHT_DECAY = 0.2
-# The reference recipe's one change to the paper's, per task (docs/design.md, section 2):
-# at 0.2, S4 groks within 20000 steps in 2 of 8 seeds; at 1.0 in 8 of 8 (results/s4_sweep).
-TASK_WEIGHT_DECAY = {"s4": 1.0}
-# Every probe where the paper draws the LMN at every layer (its Figure 3: addition mod 31),
-# the headline probe elsewhere (docs/design.md, section 2.3).
-TASK_PROBES = {"modadd": PROBES}
-
-
-def reference_weight_decay(task: str) -> float:
-    """The reference recipe's AdamW weight decay for ``task``: the paper's 0.2, 1.0 for S4."""
-    return TASK_WEIGHT_DECAY.get(task, PAPER_WEIGHT_DECAY)
-
-
-def reference_probes(task: str) -> tuple[str, ...]:
-    """The reference recipe's probes for ``task``: all of them for addition mod 31, ``hidden1`` else."""
-    return TASK_PROBES.get(task, (HEADLINE_PROBE,))
+#: The fields a task's :class:`~reference_tasks.experiment.Recipe` sets (:meth:`TrainConfig.for_task`).
+RECIPE_FIELDS = tuple(f.name for f in dataclasses.fields(Recipe))
 
 
 @dataclass(frozen=True)
@@ -41,21 +29,33 @@ class TrainConfig:
     Attributes
     ----------
     task, task_options
-        Task registry name and its options (see ``reference_tasks.tasks``).
+        The task's name (``Task.name``) and its options (the keyword arguments of its ``data``).
+    task_source
+        Where the task is found when its name is not registered: ``module:function`` or
+        ``/absolute/path/file.py:function`` (``reference_tasks.experiment.registry``);
+        ``None`` for a registered name.
     seed
         Seeds the train/test split, the initial weights and the LMN subset.
     train_fraction
         Share of all pairs used for training.
     steps
         Optimizer steps; step ``s`` is measured after ``s`` updates (0 to ``steps``).
-    learning_rate, weight_decay
-        AdamW settings; ``weight_decay=None`` is the task's reference value
-        (:func:`reference_weight_decay`), and the config holds that value.
+    optimizer, learning_rate, weight_decay, betas
+        ``"adamw"`` (with ``betas``) or ``"sgd"``, as the task's
+        :class:`~reference_tasks.experiment.Recipe` says; ``weight_decay=None`` is the
+        task's reference value, and the config holds that value.
+    batch_size
+        ``None``: every update sees the whole training set; an integer: mini-batches from
+        the seeded stream of :func:`batch_indices`.
+    loss
+        ``"cross_entropy"`` or ``"mse"`` (to one-hot labels); ``None`` is the task's.
     embedding_dim, hidden_dim, shared_embedding
-        Model shape; one embedding table for both operands or one each.
+        The reference MLP's shape; one embedding table for both operands or one each.
+    model_options
+        Options of another model's builder (``Model.torch`` / ``Model.keras`` read them).
     init_scale
         Factor on every initial weight (PyTorch's default initialisation times it), as
-        Omnigrok's initialisation scale; 1 is PyTorch's default.
+        Omnigrok's initialisation scale; 1 is PyTorch's default. The model's builder applies it.
     activation
         The hidden activation, one of ``model.spec.ACTIVATIONS``: ``"silu"`` (the paper's),
         ``"relu"``, ``"leaky_relu"`` (slope 0.01 below zero), ``"gelu"`` (exact) or ``"tanh"``.
@@ -75,22 +75,25 @@ class TrainConfig:
         LMN is measured at ``checkpoint_steps`` if given, else at about
         ``n_checkpoints`` steps from :func:`checkpoint_schedule`.
     side_probe_every
-        The headline probe (``hidden1``) is measured at every LMN checkpoint, the other
+        The headline probe is measured at every LMN checkpoint, the other
         probes at about one in ``side_probe_every`` of them, spread evenly over
         ``log(step + 1)`` (see :func:`probes_at`); 1 measures every probe at every checkpoint.
     probes
-        Layers whose LMN (to the logits) is measured, a subset of ``model.spec.PROBES``;
-        ``None`` is the task's reference probes (:func:`reference_probes`), and the config
-        holds them.
+        Layers whose LMN (to the logits) is measured, a subset of the model's probes;
+        ``None`` is the task's reference probes, and the config holds them.
+    headline_probe
+        The probe of the headline claims; ``None`` is the model's.
+    criterion
+        When the run has memorized and generalized; ``None`` is the task's.
     lmn_samples
-        ``N`` for the LMN: a seeded subset of all pairs of the task (train and test);
+        ``N`` for the LMN: a seeded subset of all samples of the task (train and test);
         ``None`` uses all of them.
     lmn_points
         Points per segment ``T``.
     """
 
     task: str = "modadd"
-    task_options: dict[str, int] = field(default_factory=dict)
+    task_options: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
     train_fraction: float = DEFAULT_TRAIN_FRACTION
     steps: int = 20000
@@ -111,12 +114,67 @@ class TrainConfig:
     probes: tuple[str, ...] | None = None
     lmn_samples: int | None = None
     lmn_points: int = 21
+    task_source: str | None = None
+    optimizer: str = "adamw"
+    betas: tuple[float, float] = (0.9, 0.999)
+    batch_size: int | None = None
+    loss: str | None = None
+    model_options: dict[str, Any] = field(default_factory=dict)
+    headline_probe: str | None = None
+    criterion: Criterion | None = None
+
+    @classmethod
+    def for_task(cls, source: str, **settings: Any) -> TrainConfig:
+        """A run of the task named by ``source``, its reference recipe overridden by ``settings``.
+
+        ``source`` is a registered name, ``module:function`` or ``path/to/file.py:function``
+        (``reference_tasks.experiment.registry``); every :data:`RECIPE_FIELDS` field starts
+        from the task's :class:`~reference_tasks.experiment.Recipe`.
+
+        Raises
+        ------
+        reference_tasks.experiment.ExperimentError
+            If the task cannot be found or breaks the protocol.
+        ValueError
+            If the settings do not make a valid config.
+        """
+        task = resolve_task(source)
+        recipe = {name: getattr(task.recipe, name) for name in RECIPE_FIELDS}
+        where = None if source == task.name else canonical_source(source)
+        return cls(task=task.name, task_source=where, **{**recipe, **settings})
+
+    def resolved_task(self) -> Task:
+        """The run's task (``reference_tasks.experiment.resolve_task`` of its source or name)."""
+        return resolve_task(self.task_source or self.task)
+
+    def _fill_from_task(self) -> None:
+        """Take what the config leaves open (``None``) from its task, and check the probes."""
+        task = self.resolved_task()
+        model = task.model
+        defaults = {
+            "weight_decay": task.recipe.weight_decay,
+            "probes": task.recipe.probes or (self.headline_probe or model.headline_probe,),
+            "headline_probe": model.headline_probe,
+            "loss": task.loss,
+            "criterion": task.criterion,
+        }
+        for name, value in defaults.items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, tuple(value) if name == "probes" else value)
+        unknown = [probe for probe in (*self.probes, self.headline_probe) if probe not in model.probes]
+        if unknown:
+            raise ValueError(
+                f"task {task.name!r}: unknown probes {sorted(set(unknown))}; model {model.name!r} has probes "
+                f"{', '.join(model.probes)}"
+            )
 
     def __post_init__(self) -> None:
-        if self.weight_decay is None:
-            object.__setattr__(self, "weight_decay", reference_weight_decay(self.task))
-        if self.probes is None:
-            object.__setattr__(self, "probes", reference_probes(self.task))
+        open_fields = ("weight_decay", "probes", "headline_probe", "loss", "criterion")
+        if any(getattr(self, name) is None for name in open_fields):
+            self._fill_from_task()
+        self._check()
+
+    def _check(self) -> None:
         if self.steps < 1:
             raise ValueError(f"steps must be at least 1, got {self.steps}")
         if self.side_probe_every < 1:
@@ -130,24 +188,16 @@ class TrainConfig:
         if not (math.isfinite(self.init_scale) and self.init_scale > 0):
             raise ValueError(f"init_scale must be a positive number, got {self.init_scale}")
         check_activation(self.activation)
-        unknown = set(self.probes) - set(PROBES)
-        if unknown:
-            raise ValueError(f"unknown probes {sorted(unknown)}; the metrics schema has {PROBES}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss {self.loss!r} is not known; choose one of {', '.join(LOSSES)}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ValueError(f"batch_size must be None (full batch) or at least 1, got {self.batch_size}")
         if self.lmn_samples is not None and self.lmn_samples < 1:
             raise ValueError(f"lmn_samples must be at least 1 or None, got {self.lmn_samples}")
         if self.checkpoint_steps is not None and not all(0 <= s <= self.steps for s in self.checkpoint_steps):
             raise ValueError(f"checkpoint_steps must lie in 0..{self.steps}")
-
-    def model_options(self) -> dict[str, Any]:
-        """The keyword arguments of every framework's ``build_model`` but the dtype."""
-        return {
-            "embedding_dim": self.embedding_dim,
-            "hidden_dim": self.hidden_dim,
-            "shared_embedding": self.shared_embedding,
-            "init_scale": self.init_scale,
-            "activation": self.activation,
-            "seed": self.seed,
-        }
 
     @property
     def computed_loss_dtype(self) -> str:
@@ -221,12 +271,13 @@ def side_checkpoints(steps: np.ndarray, every: int) -> set[int]:
 def probes_at(config: TrainConfig) -> dict[int, tuple[str, ...]]:
     """The probes measured at each LMN checkpoint (in the order of ``config.probes``).
 
-    The headline probe at every checkpoint; the others at :func:`side_checkpoints`.
+    The headline probe (``config.headline_probe``) at every checkpoint; the others at
+    :func:`side_checkpoints`.
     """
     steps = lmn_checkpoints(config)
     side = side_checkpoints(steps, config.side_probe_every)
     return {
-        step: tuple(probe for probe in config.probes if probe == HEADLINE_PROBE or step in side)
+        step: tuple(probe for probe in config.probes if probe == config.headline_probe or step in side)
         for step in steps.tolist()
     }
 
@@ -238,3 +289,26 @@ def eval_steps(config: TrainConfig) -> np.ndarray:
     return np.unique(np.concatenate([dense, regular, [config.steps], lmn_checkpoints(config)])).astype(
         np.int64
     )
+
+
+def batch_indices(n_train: int, batch_size: int, seed: int, step: int) -> np.ndarray:
+    """The training samples of the update that follows step ``step``: the seeded mini-batch stream.
+
+    The stream is one permutation of ``range(n_train)`` per epoch (epoch ``e`` drawn from
+    ``numpy.random.default_rng([seed, 2, e])``), cut into consecutive batches of
+    ``batch_size`` that run on into the next epoch. Update ``step`` takes the stream's
+    entries ``step * batch_size`` onward: a pure function of the step, so a resumed run
+    draws what the uninterrupted run drew. A batch as large as the training set is the
+    whole set, in order.
+    """
+    if batch_size >= n_train:
+        return np.arange(n_train)
+    start = step * batch_size
+    epoch, offset = divmod(start, n_train)
+    parts, needed = [], batch_size
+    while needed > 0:
+        order = np.random.default_rng([seed, 2, epoch]).permutation(n_train)[offset : offset + needed]
+        parts.append(order)
+        needed -= order.size
+        epoch, offset = epoch + 1, 0
+    return np.concatenate(parts)

@@ -1,20 +1,23 @@
-"""PyTorch training: autograd and ``torch.optim.AdamW``, ``K`` seeds stacked with ``torch.func``.
+"""PyTorch training: autograd and ``torch.optim.AdamW`` or ``SGD``, ``K`` seeds stacked with ``torch.func``.
 
+The model is the task's (``Model.torch`` built from the run's config, cast to its dtype).
 The ``K`` runs' parameters are stacked on a leading axis (``torch.func.stack_module_state``)
 and the model runs on all of them at once as ``torch.vmap(torch.func.functional_call)``.
-The loss is the sum of the runs' mean cross-entropies, so one ``backward`` gives every run
-its own gradient, and one ``torch.optim.AdamW`` over the stacked tensors updates each run
-exactly as its own optimizer would (AdamW is elementwise). With ``K = 1`` the model is
+The loss is the sum of the runs' mean losses (cross-entropy, or the squared error to one-hot
+labels averaged over samples and classes), so one ``backward`` gives every run its own
+gradient, and one optimizer over the stacked tensors updates each run exactly as its own
+optimizer would (AdamW and SGD are elementwise). With ``K = 1`` the model is
 called without ``vmap`` (the same numbers, a fifth less time on a small step): a plain
 training loop on one model.
 
-On a GPU the whole update (forward, loss, backward, AdamW) is captured once as a CUDA
-graph (``torch.cuda.graph``, with AdamW's ``capturable`` state on the device) and
-replayed at every step, so a step costs the GPU's time rather than hundreds of kernel
-launches from Python, and nothing waits for the GPU but the evaluation steps
-(``benchmarks/bench_gpu.py``). The first :data:`EAGER_STEPS` updates after a start or a
-resume run eagerly, on a side stream, as the capture requires. On the CPU the update is
-the plain one, whose results the committed runs hold bit for bit.
+On a GPU the whole full-batch update (forward, loss, backward, optimizer) is captured once
+as a CUDA graph (``torch.cuda.graph``, with AdamW's ``capturable`` state on the device) and
+replayed at every step (mini-batches, whose rows change from step to step, run eagerly), so
+a step costs the GPU's time rather than hundreds of kernel launches from Python, and nothing
+waits for the GPU but the evaluation steps (``benchmarks/bench_gpu.py``). The first
+:data:`EAGER_STEPS` updates after a start or a resume run eagerly, on a side stream, as the
+capture requires. On the CPU the update is the plain one, whose results the committed runs
+hold bit for bit.
 
 Threads: while other processes keep the cores busy, PyTorch's OpenMP threads spin against
 them; on the 2-core development machine a shared-machine step ran several times slower on
@@ -33,16 +36,16 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 from torch.func import functional_call, stack_module_state
 from torch.nn import functional
 
-from adapters.torch import LayerLMN
+from adapters.torch import LayerLMN, split
 from adapters.torch_regions import LayerRegions
-from reference_tasks.model import torch_model
-from reference_tasks.model.torch_model import GrokMLP
+from reference_tasks.experiment import ExperimentError
 from reference_tasks.runfolder.schema import WEIGHTS_STEM
-from reference_tasks.training.engine import Evaluation, TrainingData
-from reference_tasks.training.recipe import TrainConfig
+from reference_tasks.training.engine import Evaluation, TrainingData, check_cuts
+from reference_tasks.training.recipe import TrainConfig, batch_indices
 
 ADAM_EPSILON = 1e-8
 OPTIMIZER_PREFIX = "optimizer."
@@ -57,33 +60,51 @@ class TorchEngine:
     batches = True
 
     def __init__(self, configs: Sequence[TrainConfig], data: TrainingData, device: str) -> None:
-        config = configs[0]
+        config = self.config = configs[0]
+        self.seeds = [c.seed for c in configs]
         self.data, self.device = data, torch.device(device)
         self.loss_dtype = getattr(torch, config.computed_loss_dtype)
-        models = [build_model(c, data.n_tokens, data.n_classes) for c in configs]
+        models = [build_model(c, data) for c in configs]
         stacked, _ = stack_module_state(models)  # on the CPU, where the models are built
         self.model = models[0].to(self.device)  # the architecture; holds one run's weights to measure
         self.params = {
             name: value.to(self.device).detach().requires_grad_() for name, value in stacked.items()
         }
-        self.graphed = self.device.type == "cuda"
-        self.optimizer = torch.optim.AdamW(
-            list(self.params.values()),
-            lr=config.learning_rate,
-            weight_decay=config.weight_decay,
-            eps=ADAM_EPSILON,
-            capturable=self.graphed,
-        )
+        self.graphed = self.device.type == "cuda" and config.batch_size is None
+        self.optimizer = _optimizer(config, list(self.params.values()), capturable=self.graphed)
         self._graph: _GraphedUpdate | None = None
         self._measures: dict[str, LayerLMN] = {}
         self._regions: dict[str, LayerRegions] = {}
         # vmap costs about a fifth of a small step; one run needs no batching.
         self._logits = torch.vmap(self._logits_of_one) if len(configs) > 1 else self._logits_of_single
-        tensors = (data.train_pairs, data.train_labels, data.test_pairs, data.test_labels)
-        self.train_pairs, self.train_labels, self.test_pairs, self.test_labels = (
-            torch.from_numpy(array).to(self.device) for array in tensors
+        tensors = (data.train_inputs, data.train_labels, data.test_inputs, data.test_labels)
+        self.train_inputs, self.train_labels, self.test_inputs, self.test_labels = (
+            self._tensor(array) for array in tensors
         )
-        self.lmn_pairs = [torch.from_numpy(pairs).to(self.device) for pairs in data.lmn_pairs]
+        self.lmn_inputs = [self._tensor(inputs) for inputs in data.lmn_inputs]
+
+    def _tensor(self, array: np.ndarray) -> torch.Tensor:
+        """Integers as they are, features in the run's dtype, on the device."""
+        tensor = torch.from_numpy(array)
+        if tensor.is_floating_point():
+            tensor = tensor.to(getattr(torch, self.config.dtype))
+        return tensor.to(self.device)
+
+    @classmethod
+    def check_experiment(cls, config: TrainConfig, data: TrainingData) -> None:
+        """Refuse a model without a PyTorch version, a probe that ``adapters.torch.split`` cannot cut,
+        or, for a piecewise-linear model, a head whose regions cannot be read there."""
+        model = build_model(config, data)
+        example = torch.from_numpy(data.lmn_inputs[0][:4])
+        if example.is_floating_point():
+            example = example.to(getattr(torch, config.dtype))
+        regions = LayerRegions if data.task.model.is_piecewise_linear(config) else None
+        check_cuts(
+            data.task,
+            config.probes,
+            lambda probe: split(model, probe, example_inputs=example),
+            None if regions is None else lambda probe: regions(model, probe),
+        )
 
     @classmethod
     def record(cls) -> dict[str, Any]:
@@ -129,27 +150,46 @@ class TorchEngine:
         return functional_call(self.model, weights, (pairs[0],)).unsqueeze(0)
 
     def _losses(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Every run's mean cross-entropy, its log-softmax computed in the loss dtype."""
-        return functional.cross_entropy(
-            logits.to(self.loss_dtype).transpose(1, 2), labels, reduction="none"
-        ).mean(dim=1)
+        """Every run's mean loss, computed in the loss dtype (a cross-entropy's log-softmax too)."""
+        outputs = logits.to(self.loss_dtype)
+        if self.config.loss == "mse":
+            targets = functional.one_hot(labels, outputs.shape[-1]).to(self.loss_dtype)
+            return (outputs - targets).square().mean(dim=(1, 2))
+        return functional.cross_entropy(outputs.transpose(1, 2), labels, reduction="none").mean(dim=1)
 
     @staticmethod
     def _host(losses: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> Evaluation:
         correct = (logits.detach().argmax(dim=-1) == labels).sum(dim=1)
         return Evaluation(losses.detach().cpu().numpy(), correct.cpu().numpy())
 
-    def _update(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """One AdamW step of every run on its full training set; the losses and logits before it."""
+    def _update(
+        self, inputs: torch.Tensor | None = None, labels: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimizer step of every run on ``inputs`` (its full training set by default);
+        the losses and logits before it."""
+        inputs = self.train_inputs if inputs is None else inputs
+        labels = self.train_labels if labels is None else labels
         self.optimizer.zero_grad(set_to_none=True)
-        logits = self._logits(self.params, self.train_pairs)
-        losses = self._losses(logits, self.train_labels)
+        logits = self._logits(self.params, inputs)
+        losses = self._losses(logits, labels)
         losses.sum().backward()
         self.optimizer.step()
         return losses, logits
 
-    def update(self, evaluate: bool) -> Evaluation | None:
-        """One AdamW step of every run on its full training set (a CUDA graph's replay on a GPU)."""
+    def _mini_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every run's mini-batch of the update after ``step`` (``recipe.batch_indices``)."""
+        n_train, size = self.train_labels.shape[1], self.config.batch_size
+        rows = torch.from_numpy(np.stack([batch_indices(n_train, size, seed, step) for seed in self.seeds]))
+        rows = rows.to(self.device)
+        runs = torch.arange(len(self.seeds), device=self.device)[:, None]
+        return self.train_inputs[runs, rows], self.train_labels[runs, rows]
+
+    def update(self, step: int, evaluate: bool) -> Evaluation | None:
+        """The update after ``step``: full batch (a CUDA graph's replay on a GPU) or a mini-batch."""
+        if self.config.batch_size is not None:
+            inputs, labels = self._mini_batch(step)
+            losses, logits = self._update(inputs, labels)
+            return self._host(losses, logits, labels) if evaluate else None
         if self.graphed:
             if self._graph is None:
                 self._graph = _GraphedUpdate(self._update)
@@ -162,10 +202,10 @@ class TorchEngine:
     def evaluate(self, split: str) -> Evaluation:
         """Metrics on ``"train"`` or ``"test"`` with the weights of now."""
         if split == "train":
-            pairs, labels = self.train_pairs, self.train_labels
+            inputs, labels = self.train_inputs, self.train_labels
         else:
-            pairs, labels = self.test_pairs, self.test_labels
-        logits = self._logits(self.params, pairs)
+            inputs, labels = self.test_inputs, self.test_labels
+        logits = self._logits(self.params, inputs)
         return self._host(self._losses(logits, labels), logits, labels)
 
     @torch.no_grad()
@@ -201,7 +241,7 @@ class TorchEngine:
                 saved["state"][index] = {key[len(prefix) :]: _stacked(states, key) for key in keys}
         self.optimizer.load_state_dict(saved)
 
-    def _load_run(self, run: int) -> GrokMLP:
+    def _load_run(self, run: int) -> nn.Module:
         """:attr:`model` holding run ``run``'s weights of now."""
         with torch.no_grad():
             for name, parameter in self.model.named_parameters():
@@ -216,9 +256,9 @@ class TorchEngine:
         self._load_run(run)
         for probe in probes:
             if probe not in self._measures:
-                self._measures[probe] = LayerLMN(self.model, probe, example_inputs=self.lmn_pairs[run])
+                self._measures[probe] = LayerLMN(self.model, probe, example_inputs=self.lmn_inputs[run])
         return {
-            probe: self._measures[probe](self.lmn_pairs[run], n_points=n_points, progress=progress)
+            probe: self._measures[probe](self.lmn_inputs[run], n_points=n_points, progress=progress)
             for probe in probes
         }
 
@@ -228,9 +268,9 @@ class TorchEngine:
         for probe in probes:
             if probe not in self._regions:
                 self._regions[probe] = LayerRegions(self.model, probe)
-        return {probe: self._regions[probe](self.lmn_pairs[run], progress=progress) for probe in probes}
+        return {probe: self._regions[probe](self.lmn_inputs[run], progress=progress) for probe in probes}
 
-    def save(self, run: int, out_dir: Path) -> GrokMLP:
+    def save(self, run: int, out_dir: Path) -> nn.Module:
         """Write ``model.pt`` (a ``state_dict``); return a copy of run ``run``'s model."""
         model = copy.deepcopy(self._load_run(run))
         torch.save(model.state_dict(), out_dir / f"{WEIGHTS_STEM}.pt")
@@ -270,13 +310,37 @@ class _GraphedUpdate:
         return outputs
 
 
-def build_model(config: TrainConfig, n_tokens: int, n_classes: int) -> GrokMLP:
-    """The config's model: its dtype and shape, initial weights drawn from ``config.seed``."""
-    return torch_model.build_model(
-        n_tokens,
-        n_classes,
-        dtype=getattr(torch, config.dtype),
-        **config.model_options(),
+def build_model(config: TrainConfig, data: TrainingData) -> nn.Module:
+    """The task's model for ``config`` (``Model.torch``), cast to the config's dtype.
+
+    Raises
+    ------
+    reference_tasks.experiment.ExperimentError
+        If the task's model has no PyTorch version or its builder does not return a module.
+    """
+    task = data.task
+    if task.model.torch is None:
+        raise ExperimentError(f"task {task.name!r}: model {task.model.name!r} has no PyTorch version")
+    model = task.model.torch(config, data.samples)
+    if not isinstance(model, nn.Module):
+        raise ExperimentError(
+            f"task {task.name!r}: model {task.model.name!r}'s torch builder returned "
+            f"{type(model).__name__}, not a torch.nn.Module"
+        )
+    return model.to(dtype=getattr(torch, config.dtype))
+
+
+def _optimizer(config: TrainConfig, params: list[torch.Tensor], *, capturable: bool) -> torch.optim.Optimizer:
+    """The config's optimizer over ``params``: AdamW (its betas, epsilon 1e-8) or plain SGD."""
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    return torch.optim.AdamW(
+        params,
+        lr=config.learning_rate,
+        betas=tuple(config.betas),
+        weight_decay=config.weight_decay,
+        eps=ADAM_EPSILON,
+        capturable=capturable,
     )
 
 

@@ -100,6 +100,8 @@ ROOMS = (
     "adapters",
     "tasks",
     "model",
+    "experiment",
+    "testbeds",
     "runfolder",
     "analysis",
     "training",
@@ -110,7 +112,8 @@ ROOMS = (
 FRAMEWORKS = ("torch", "keras", "tensorflow", "jax", "lightning", "transformers")
 FRAMEWORK_MODULES = re.compile(
     r"adapters/(torch\w*|keras\w*|lightning|transformers)\.py|reference_tasks/model/(torch_model|keras_model|"
-    r"crossframework)\.py|reference_tasks/training/(torch_engine|keras_engine)\.py"
+    r"crossframework)\.py|reference_tasks/training/(torch_engine|keras_engine)\.py|"
+    r"reference_tasks/testbeds/(torch|keras)\w*\.py"
 )
 
 

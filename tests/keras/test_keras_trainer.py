@@ -12,6 +12,7 @@ from run_folder_checks import check_run_folder, without_timings
 from reference_tasks.runfolder import read_metrics
 from reference_tasks.runfolder.weights import load_snapshot, snapshot_steps
 from reference_tasks.training import keras_engine, loop
+from reference_tasks.training.engine import TrainingData
 from reference_tasks.training.recipe import TrainConfig
 
 train = partial(quiet_training.train, framework="keras")
@@ -147,7 +148,8 @@ def test_snapshots_hold_the_model_weights_in_pytorch_layout(short_run):
 )
 def test_the_loss_is_computed_in_its_own_dtype(loss_dtype, saturated_loss_is_zero):
     """Logits 20 apart: float32 rounds the softmax to exactly 1 (loss 0, no gradient), float64 does not."""
-    model = keras_engine.build_model(TrainConfig(task="xor", loss_dtype=loss_dtype), 32, 32)
+    config = TrainConfig(task="xor", loss_dtype=loss_dtype)
+    model = keras_engine.build_model(config, TrainingData.for_configs([config]))
     logits = np.zeros((4, 32), dtype=np.float32)
     logits[:, 0] = 20.0
     loss = float(model.loss(np.zeros(4, dtype=np.int32), logits))

@@ -31,8 +31,9 @@ def test_schema_has_the_required_columns_in_order():
     assert METRIC_COLUMNS[:9] == tuple(REQUIRED.split(", "))
     assert "lmn_n_samples" in METRIC_COLUMNS
     assert lmn_column("hidden1") == "lmn_hidden1"
-    with pytest.raises(ValueError, match="unknown probe 'hidden3'"):
-        lmn_column("hidden3")
+    assert lmn_column("blocks.0.mlp") == "lmn_blocks.0.mlp"  # any model's probe names a column
+    with pytest.raises(ValueError, match="probe 'a,b' cannot name a metrics column"):
+        lmn_column("a,b")
 
 
 def test_rows_are_flushed_as_written_and_unmeasured_cells_are_empty(tmp_path):

@@ -106,6 +106,6 @@ def test_every_stacked_tensor_lands_on_the_engines_device():
 
     configs = [seed_config(seed) for seed in SEEDS]
     engine = TorchEngine(configs, TrainingData.for_configs(configs), "meta")
-    tensors = [*engine.params.values(), *engine.model.parameters(), engine.train_pairs, *engine.lmn_pairs]
+    tensors = [*engine.params.values(), *engine.model.parameters(), engine.train_inputs, *engine.lmn_inputs]
     assert {tensor.device.type for tensor in tensors} == {"meta"}
     assert all(value.shape[0] == len(SEEDS) for value in engine.params.values())

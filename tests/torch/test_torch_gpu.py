@@ -85,7 +85,7 @@ def test_the_graphed_update_matches_the_eager_one():
     graphed, eager = TorchEngine(configs, data, "cuda"), TorchEngine(configs, data, "cuda")
     eager.graphed = False
     for step in range(30):
-        first, second = graphed.update(step % 10 == 0), eager.update(step % 10 == 0)
+        first, second = graphed.update(step, step % 10 == 0), eager.update(step, step % 10 == 0)
         if first is not None:
             np.testing.assert_allclose(first.loss, second.loss, rtol=1e-5)
     for name, value in graphed.params.items():
@@ -120,3 +120,19 @@ def test_batched_training_on_cuda(tmp_path):
     )
     assert batched_rows[0]["lmn_hidden1"] == pytest.approx(alone_rows[0]["lmn_hidden1"], rel=1e-5)
     assert batched_rows[-1]["train_loss"] == pytest.approx(alone_rows[-1]["train_loss"], rel=1e-2)
+
+
+def test_a_users_mini_batch_experiment_trains_on_cuda_as_on_the_cpu(tmp_path):
+    from pathlib import Path
+
+    bits = Path(__file__).resolve().parents[1] / "experiments" / "bits_experiment.py"
+    config = TrainConfig.for_task(f"{bits}:task", steps=20, n_checkpoints=3, probes=("linear", "hidden"))
+    rows = {}
+    for device in ("cpu", "cuda"):
+        train(config, tmp_path / device, options=RunOptions(device=device, progress=False))
+        rows[device] = read_metrics(tmp_path / device / METRICS_FILE)
+    assert [row["step"] for row in rows["cuda"]] == [row["step"] for row in rows["cpu"]]
+    cpu, cuda = rows["cpu"][0], rows["cuda"][0]  # the same weights; later steps drift in float32
+    for column in ("train_loss", "test_loss", "l2_norm", "lmn_linear", "lmn_hidden", "regions_linear"):
+        assert cuda[column] == pytest.approx(cpu[column], rel=1e-5), column
+    assert rows["cuda"][-1]["train_acc"] == pytest.approx(rows["cpu"][-1]["train_acc"], abs=0.1)
