@@ -21,8 +21,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from adapters.keras import LayerLMN
-from adapters.keras_regions import LayerRegions
+from adapters.keras import LayerLMN, LayerRegions
 from reference_tasks.model import keras_model
 from reference_tasks.runfolder.schema import WEIGHTS_STEM
 from reference_tasks.training.engine import Evaluation, TrainingData
@@ -157,7 +156,7 @@ class KerasEngine:
 
     @functools.cached_property
     def region_counters(self) -> dict[str, LayerRegions]:
-        """A :class:`adapters.keras_regions.LayerRegions` per probe, cut once."""
+        """A :class:`adapters.keras.LayerRegions` per probe, cut once."""
         return {probe: LayerRegions(self.model, probe) for probe in self.config.probes}
 
     def regions(self, run: int, probes: Sequence[str], progress: bool) -> dict[str, Any]:

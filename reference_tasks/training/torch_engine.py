@@ -36,8 +36,7 @@ import torch
 from torch.func import functional_call, stack_module_state
 from torch.nn import functional
 
-from adapters.torch import LayerLMN
-from adapters.torch_regions import LayerRegions
+from adapters.torch import LayerLMN, LayerRegions
 from reference_tasks.model import torch_model
 from reference_tasks.model.torch_model import GrokMLP
 from reference_tasks.runfolder.schema import WEIGHTS_STEM
@@ -223,7 +222,7 @@ class TorchEngine:
         }
 
     def regions(self, run: int, probes: Sequence[str], progress: bool) -> dict[str, Any]:
-        """Run ``run``'s linear regions at each probe (``adapters.torch_regions.LayerRegions``, cut once)."""
+        """Run ``run``'s linear regions at each probe (``adapters.torch.LayerRegions``, cut once)."""
         self._load_run(run)
         for probe in probes:
             if probe not in self._regions:

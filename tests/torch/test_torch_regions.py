@@ -1,4 +1,4 @@
-"""adapters.torch_regions: PyTorch heads read as affine maps and hinges, and the regions of a run."""
+"""adapters.torch.regions: PyTorch heads read as affine maps and hinges, and the regions of a run."""
 
 import numpy as np
 import pytest
@@ -11,7 +11,7 @@ from torch_threads import one_thread  # noqa: F401 (an autouse fixture)
 
 import lmn_core
 from adapters.torch import split
-from adapters.torch_regions import LayerRegions, layer_regions, piecewise_linear_head
+from adapters.torch.regions import LayerRegions, layer_regions, piecewise_linear_head
 from reference_tasks.model.numpy_model import NumpyGrokMLP
 from reference_tasks.model.torch_model import build_model
 from reference_tasks.runfolder import read_metrics

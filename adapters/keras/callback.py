@@ -10,7 +10,7 @@ import keras
 import numpy as np
 
 import lmn_core
-from adapters.keras_layer import LayerLMN, LayerOptions
+from adapters.keras.layer import LayerLMN, LayerOptions
 from adapters.schedule import (
     N_SAMPLES_KEY,
     Schedule,
@@ -26,7 +26,7 @@ class LMNCallback(keras.callbacks.Callback):
 
     At the end of each scheduled epoch the callback measures, for every layer in
     ``layers``, the LMN between that layer and the model's output on ``inputs`` (see
-    :func:`adapters.keras_layer.layer_lmn`), and writes into the epoch's ``logs``:
+    :func:`adapters.keras.layer.layer_lmn`), and writes into the epoch's ``logs``:
 
     - ``lmn_<layer>`` (see :func:`lmn_key`): the LMN, one key per layer;
     - ``lmn_n_samples``: ``N``, the number of samples it was measured on.
@@ -45,7 +45,7 @@ class LMNCallback(keras.callbacks.Callback):
         Model inputs ``(N, ...)`` to measure on (``N`` about 100 to 1000: the cost
         grows as ``N**2``).
     layers : str or sequence of str
-        Keras names of the layers to measure at (see :func:`adapters.keras_cuts.split`).
+        Keras names of the layers to measure at (see :func:`adapters.keras.split.split`).
     every : int or collection of int
         Schedule: an int ``k`` measures after epochs ``k, 2k, 3k, ...``; a collection
         measures after exactly those epochs. Epochs count from 1, as in Keras's
@@ -59,7 +59,7 @@ class LMNCallback(keras.callbacks.Callback):
         Also measure after every ``every_batches``-th optimizer step (batch), counted
         over the whole of ``fit``; with full-batch training one batch is one epoch.
     **keywords
-        Any :class:`adapters.keras_layer.LayerOptions` field (``batch_size``, ``fold``,
+        Any :class:`adapters.keras.layer.LayerOptions` field (``batch_size``, ``fold``,
         ``reduction``, ``output``, ``compile_rule``) and any keyword of :func:`lmn_core.lmn`
         (``n_points``, ``memory_budget``, ...).
 

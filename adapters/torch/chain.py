@@ -10,7 +10,7 @@ passes through its output):
   modules. Nothing is traced.
 - **Graphs.** Anything else that ``torch.fx`` can trace (custom ``forward`` methods with
   ``flatten``, ``permute``, residual blocks, several inputs, tuples or dicts returned) is
-  cut in its graph (:mod:`adapters.torch_graph`): body and head are
+  cut in its graph (:mod:`adapters.torch.graph`): body and head are
   ``torch.fx.GraphModule`` objects sharing the model's modules. A skip connection over
   ``layer`` is refused naming its source and target nodes; a model that cannot be traced
   is refused with the tracer's reason. When some of ``forward``'s inputs are fixed
@@ -33,9 +33,9 @@ from typing import Any
 import torch
 from torch import fx, nn
 
-from adapters import torch_graph as graphs
 from adapters.refusals import NotACutError
-from adapters.torch_function import as_tensor, eval_mode, floating_dtype, module_device
+from adapters.torch import graph as graphs
+from adapters.torch.function import as_tensor, eval_mode, floating_dtype, module_device
 
 N_EXAMPLE_ROWS = 8
 

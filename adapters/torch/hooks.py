@@ -42,7 +42,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from adapters.torch_function import (
+from adapters.torch.function import (
     OutputChoice,
     as_tensor,
     eval_mode,
@@ -225,7 +225,7 @@ def hook_split(
         The other ``forward`` arguments, one value for every call.
     output : int, str or callable, optional
         The output that is measured, and so compared (as for
-        :class:`adapters.torch_function.OutputSelector`): what else the model returns, a
+        :class:`adapters.torch.function.OutputSelector`): what else the model returns, a
         cache of the layers before the cut for example, may differ.
 
     Returns

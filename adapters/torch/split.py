@@ -16,10 +16,10 @@ from typing import Any
 
 from torch import fx, nn
 
-from adapters import torch_graph as graphs
 from adapters.refusals import NotACutError, nearest_cut_points
-from adapters.torch_function import eval_mode
-from adapters.torch_split import split_at
+from adapters.torch import graph as graphs
+from adapters.torch.chain import split_at
+from adapters.torch.function import eval_mode
 
 
 def _scope_names(node: fx.Node) -> list[str]:

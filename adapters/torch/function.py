@@ -26,6 +26,7 @@ except ImportError as error:  # pragma: no cover - depends on the environment
     raise ImportError("adapters.torch needs PyTorch: pip install 'lmn[torch]'") from error
 
 import lmn_core
+from adapters.devices import is_torch_out_of_memory, torch_free_memory
 from adapters.options import checked_compile_rule, checked_reduction, measures_on_device, rule_compiler
 
 #: Rows per forward pass on the CPU (the fastest measured for the reference MLP on a
@@ -84,19 +85,6 @@ def half_precision_rtol(dtype: torch.dtype) -> float | None:
     if dtype in HALF_DTYPES:
         return lmn_core.default_const_rtol(torch.finfo(dtype).eps)
     return None
-
-
-def free_memory(device: torch.device) -> int | None:
-    """Bytes free on a CUDA ``device``, memory cached by PyTorch's allocator included; else ``None``."""
-    if device.type != "cuda":
-        return None
-    free, _ = torch.cuda.mem_get_info(device)
-    return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
-
-
-def is_out_of_memory(error: BaseException) -> bool:
-    """Whether ``error`` is PyTorch running out of device memory."""
-    return isinstance(error, torch.OutOfMemoryError)
 
 
 @contextmanager
@@ -319,8 +307,8 @@ class TorchFunction:
         return lmn_core.DevicePlan(
             to_device=self.tensor,
             run=self.run,
-            free_memory=free_memory(self.device),
-            is_out_of_memory=is_out_of_memory,
+            free_memory=torch_free_memory(self.device),
+            is_out_of_memory=is_torch_out_of_memory,
             session=self._session,
             compile=rule_compiler(self.compile_rule, "torch", torch.compile),
         )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import keras
 
-from adapters.keras_split import split_at
+from adapters.keras.graph import split_at
 from adapters.refusals import NotACutError, nearest_cut_points
 
 

@@ -15,8 +15,7 @@ from torch import nn
 
 import lmn_core
 from adapters.options import Options
-from adapters.torch_cuts import split
-from adapters.torch_function import (
+from adapters.torch.function import (
     NotOneTensorError,
     OutputChoice,
     OutputSelector,
@@ -26,8 +25,9 @@ from adapters.torch_function import (
     half_precision_rtol,
     module_device,
 )
-from adapters.torch_graph import changes_its_input
-from adapters.torch_width import padded_once, widen_last_linear
+from adapters.torch.graph import changes_its_input
+from adapters.torch.split import split
+from adapters.torch.width import padded_once, widen_last_linear
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,10 +39,10 @@ class LayerOptions(Options):
     output : int, str or callable, optional
         What to measure when the model returns more than one tensor: an index (tuple),
         a key (dict, ``ModelOutput``) or a callable on what the head returns; see
-        :class:`adapters.torch_function.OutputSelector`.
+        :class:`adapters.torch.function.OutputSelector`.
     input, fixed_inputs
         For a ``forward`` of several inputs: the one the samples replace and the fixed
-        values of the others (see :func:`adapters.torch_cuts.split`).
+        values of the others (see :func:`adapters.torch.split.split`).
     device, batch_size
         Passed to :class:`TorchFunction` for the body and the head.
     fold : bool
@@ -53,7 +53,7 @@ class LayerOptions(Options):
     widen_output : bool
         Run the head's last ``nn.Linear`` at the output width its matrix product is
         fastest at, on the CPU, when that is measurably wider than its own (the same
-        outputs bit for bit; :mod:`adapters.torch_width`).
+        outputs bit for bit; :mod:`adapters.torch.width`).
     compile_rule : bool, optional
         On the device path, compile the core's r² rule with ``torch.compile`` (see
         :class:`TorchFunction`; off unless true).
@@ -74,7 +74,7 @@ class LayerLMN:
     """The LMN "between ``layer`` and the output" of ``model``, split once, measured many times.
 
     The samples are ``X = body(inputs)``, the function is the head, followed by the
-    choice of ``output``; see :func:`adapters.torch_cuts.split`. Body and head share
+    choice of ``output``; see :func:`adapters.torch.split.split`. Body and head share
     the model's parameters, so a ``LayerLMN`` built once follows training. Each
     measurement runs in eval mode without gradients and restores every submodule's
     mode. A float16 or bfloat16 head is measured on float32 copies of its outputs with

@@ -32,7 +32,7 @@ from torch import fx, nn
 from torch.nn import functional
 
 from adapters.refusals import NotACutError
-from adapters.torch_function import eval_mode
+from adapters.torch.function import eval_mode
 
 IN_PLACE_FUNCTIONS = {
     operator.iadd,

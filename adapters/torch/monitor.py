@@ -1,6 +1,6 @@
 """Measure the LMN at named layers on a schedule inside a hand-written PyTorch training loop.
 
-:class:`LMNMonitor` cuts the model once per layer (:class:`adapters.torch_layer.LayerLMN`);
+:class:`LMNMonitor` cuts the model once per layer (:class:`adapters.torch.layer.LayerLMN`);
 ``monitor.step(step)`` measures on the scheduled steps, appends one CSV row per
 measurement, and logs to a TensorBoard ``SummaryWriter`` when given one (any object with
 ``add_scalar``: TensorBoard is never imported here). The model's train/eval modes, its
@@ -27,7 +27,7 @@ from adapters.schedule import (
     measured_values,
     read_monitor_csv,
 )
-from adapters.torch_layer import LayerLMN, LayerOptions
+from adapters.torch.layer import LayerLMN, LayerOptions
 
 __all__ = ["LMNMonitor", "lmn_key", "read_monitor_csv", "training_state_kept"]
 
@@ -70,7 +70,7 @@ class LMNMonitor:
     writer : torch.utils.tensorboard.SummaryWriter, optional
         Receives ``add_scalar("lmn_<layer>", value, step)`` per layer.
     **keywords
-        Any :class:`adapters.torch_layer.LayerOptions` field (``output``, ``fold``,
+        Any :class:`adapters.torch.layer.LayerOptions` field (``output``, ``fold``,
         ``reduction``, ...), and any keyword of :func:`lmn_core.lmn` (``n_points``,
         ``memory_budget``, ...).
 

@@ -13,10 +13,10 @@ from typing import Any
 import keras
 
 import lmn_core
-from adapters.keras_cuts import split
-from adapters.keras_function import KerasFunction
-from adapters.keras_precision import warn_if_float64_off_tensorflow
-from adapters.keras_split import select_output
+from adapters.keras.function import KerasFunction
+from adapters.keras.graph import select_output
+from adapters.keras.precision import warn_if_float64_off_tensorflow
+from adapters.keras.split import split
 from adapters.options import Options
 
 
@@ -30,12 +30,12 @@ class LayerOptions(Options):
         Passed to :class:`KerasFunction` for the body and the head.
     fold : bool
         Fold the linear ``Dense`` layers that start the head into the samples (the same
-        ``L`` up to rounding, in less time; see :mod:`adapters.keras_split`).
+        ``L`` up to rounding, in less time; see :mod:`adapters.keras.graph`).
     reduction : {"auto", "device", "host"}
         Where ``lmn_core`` measures (see :class:`KerasFunction`).
     output : int, str or callable, optional
         For a model with several outputs, the one to measure (see
-        :func:`adapters.keras_split.select_output`).
+        :func:`adapters.keras.graph.select_output`).
     compile_rule : bool, optional
         On the device path, run the core's r² rule compiled (see :class:`KerasFunction`:
         ``jax.jit`` unless false, ``torch.compile`` only when true).
@@ -59,7 +59,7 @@ class LayerLMN:
     model : keras.Model
         A Sequential or functional model.
     layer : str
-        Keras name of the layer; see :func:`adapters.keras_cuts.split`.
+        Keras name of the layer; see :func:`adapters.keras.split.split`.
     options : LayerOptions, optional
         How to cut and run (the defaults of :class:`LayerOptions` otherwise).
     **option_keywords
@@ -90,7 +90,7 @@ class LayerLMN:
 
         A head that computes in float16 or bfloat16 gets the constant tolerance of that
         dtype unless ``const_rtol`` is passed. A float64 model measured on a backend other
-        than TensorFlow is warned about, once (:mod:`adapters.keras_precision`).
+        than TensorFlow is warned about, once (:mod:`adapters.keras.precision`).
         """
         warn_if_float64_off_tensorflow(self.model)
         samples = self.body(inputs)
@@ -104,7 +104,7 @@ def layer_lmn(model: keras.Model, inputs: Any, layer: str, **keywords: Any) -> l
     """LMN "between ``layer`` and the output" of ``model`` on ``inputs``.
 
     The samples are ``X = body(inputs)``, the function is the head: see
-    :func:`adapters.keras_cuts.split`. By default the linear ``Dense`` layers that start
+    :func:`adapters.keras.split.split`. By default the linear ``Dense`` layers that start
     the head are folded into the body (the same ``L`` up to rounding, in less time).
 
     Parameters
