@@ -6,8 +6,8 @@ are the activations at a layer after the embedding (a block of the layer stack, 
 choice of ``output`` (``"logits"`` by default). ``torch.fx`` cannot trace most of these
 models, so the model is cut with forward hooks (:mod:`adapters.torch.hooks`): any model
 whose output depends on its token ids only through the layer's output, checked on
-every example row. The measurement itself is :class:`adapters.torch.LayerLMN`'s, on the
-chain ``(body, head)`` of that cut.
+every example row. The measurement itself is :class:`adapters.torch.LayerLMN`'s with
+``cut_by=("hooks",)``.
 
 :class:`LMNCallback` is a thin layer over the framework-free schedule
 (:mod:`adapters.schedule`) and that measure: it measures at ``global_step`` 0 and on
@@ -91,23 +91,18 @@ def layer_measure(
     """
     options = CutOptions.with_keywords(options, option_keywords, "layer_measure")
     with training_state_kept(model):
-        body, head = hook_split(
+        return LayerLMN(
             model,
             layer,
-            example_inputs,
+            example_inputs=example_inputs,
+            output=options.output,
             input=options.input,
             fixed_inputs=options.fixed_inputs,
-            output=options.output,
+            batch_size=options.batch_size,
+            reduction=options.reduction,
+            fold=False,
+            cut_by=("hooks",),
         )
-    chain = nn.Sequential(body, head)
-    return LayerLMN(
-        chain,
-        "0",
-        output=options.output,
-        batch_size=options.batch_size,
-        reduction=options.reduction,
-        fold=False,
-    )
 
 
 def layer_lmn(model: nn.Module, inputs: Any, layer: str, **keywords: Any) -> lmn_core.LMNResult:

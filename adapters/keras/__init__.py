@@ -30,8 +30,7 @@ if int(keras.__version__.split(".")[0]) < 3:  # pragma: no cover - depends on th
 from adapters.keras.callback import LMNCallback
 from adapters.keras.function import KerasFunction
 from adapters.keras.graph import select_output
-from adapters.keras.layer import LayerLMN, LayerOptions, layer_lmn
-from adapters.keras.regions import LayerRegions, layer_regions
+from adapters.keras.layer import LayerLMN, LayerOptions, LayerRegions, layer_lmn, layer_regions
 from adapters.keras.split import cut_points, split
 from adapters.schedule import lmn_key
 

@@ -7,16 +7,20 @@ measures; the rest of their keywords go to :func:`lmn_core.lmn`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+from collections.abc import Iterator
 from typing import Any
 
 import keras
+import numpy as np
 
 import lmn_core
+from adapters import layer as shared
 from adapters.keras.function import KerasFunction
-from adapters.keras.graph import select_output
+from adapters.keras.graph import candidates, select_output, split_at
 from adapters.keras.precision import warn_if_float64_off_tensorflow
-from adapters.keras.split import split
+from adapters.keras.regions import piecewise_linear_head
 from adapters.options import Options
 
 
@@ -48,36 +52,35 @@ class LayerOptions(Options):
     compile_rule: bool | None = None
 
 
-class LayerLMN:
-    """The LMN "between ``layer`` and the output" of ``model``, split once, measured many times.
+class KerasBackend:
+    """What Keras gives the measurement: cuts, ``KerasFunction`` parts, half precision, regions."""
 
-    Body and head share the model's weights, so a ``LayerLMN`` built once follows
-    training (and keeps Keras's compiled inference functions between measurements).
+    made_of = "layers"
+    lister = "adapters.keras.cut_points"
 
-    Parameters
-    ----------
-    model : keras.Model
-        A Sequential or functional model.
-    layer : str
-        Keras name of the layer; see :func:`adapters.keras.split.split`.
-    options : LayerOptions, optional
-        How to cut and run (the defaults of :class:`LayerOptions` otherwise).
-    **option_keywords
-        Any :class:`LayerOptions` field (``batch_size=``, ``fold=``, ``reduction=``, ...),
-        over ``options``.
-    """
+    def candidates(self, model: keras.Model, options: LayerOptions) -> list[str]:
+        """Every layer name and nested path, in graph order (:func:`adapters.keras.graph.candidates`)."""
+        return candidates(model)
 
-    def __init__(
-        self, model: keras.Model, layer: str, options: LayerOptions | None = None, **option_keywords: Any
-    ) -> None:
-        options = LayerOptions.with_keywords(options, option_keywords, "LayerLMN")
-        self.layer, self.model, self.options = layer, model, options
-        body, head = split(model, layer, fold=options.fold)
+    def spelled(self, layer: str) -> str:
+        """A nested path as the candidates spell it (``"base/inner"`` for ``"base.inner"``)."""
+        return layer.replace(".", "/")
+
+    def cut(
+        self, model: keras.Model, layer: str, options: LayerOptions, example_inputs: Any
+    ) -> tuple[keras.Model, keras.Model]:
+        """:func:`adapters.keras.graph.split_at`: a Sequential's list of layers, or the functional graph."""
+        return split_at(model, layer, fold=options.fold)
+
+    def parts(
+        self, model: keras.Model, layer: str, cut: tuple[keras.Model, keras.Model], options: LayerOptions
+    ) -> tuple[KerasFunction, KerasFunction]:
+        """The body and the head (narrowed to ``options.output``) as :class:`KerasFunction` callables."""
+        body, head = cut
         body_name, head_name = (f"the {part} of the cut at layer {layer!r}" for part in ("body", "head"))
-        self.body = KerasFunction(body, batch_size=options.batch_size, name=body_name)
         names = None if options.output is None else list(model.output_names)
         head = select_output(head, options.output, names)
-        self.head = KerasFunction(
+        return KerasFunction(body, batch_size=options.batch_size, name=body_name), KerasFunction(
             head,
             batch_size=options.batch_size,
             reduction=options.reduction,
@@ -85,19 +88,62 @@ class LayerLMN:
             compile_rule=options.compile_rule,
         )
 
-    def __call__(self, inputs: Any, **lmn_kwargs: Any) -> lmn_core.LMNResult:
-        """LMN of the head on ``X = body(inputs)``; ``lmn_kwargs`` go to :func:`lmn_core.lmn`.
+    def half_rtol(self, head: KerasFunction, samples: np.ndarray) -> float | None:
+        """The tolerance of the head's output dtype when it is half precision."""
+        return head.const_rtol(samples)
 
-        A head that computes in float16 or bfloat16 gets the constant tolerance of that
-        dtype unless ``const_rtol`` is passed. A float64 model measured on a backend other
-        than TensorFlow is warned about, once (:mod:`adapters.keras.precision`).
-        """
-        warn_if_float64_off_tensorflow(self.model)
-        samples = self.body(inputs)
-        # on the device the core reads the output dtype itself; the host sees float32 copies
-        if "const_rtol" not in lmn_kwargs and len(samples) and not self.head.measures_on_device:
-            lmn_kwargs = {**lmn_kwargs, "const_rtol": self.head.const_rtol(samples)}
-        return lmn_core.lmn(self.head, samples, **lmn_kwargs)
+    @contextlib.contextmanager
+    def measuring(self, model: keras.Model, head: KerasFunction) -> Iterator[None]:
+        """A float64 model measured off TensorFlow is warned about, once (:mod:`adapters.keras.precision`)."""
+        warn_if_float64_off_tensorflow(model)
+        yield
+
+    def piecewise_linear_head(self, head: KerasFunction) -> lmn_core.PiecewiseLinearHead:
+        """The head's layers as affine maps and hinges."""
+        return piecewise_linear_head(head.model)
+
+
+class LayerLMN(shared.LayerLMN):
+    """The LMN "between ``layer`` and the output" of a Keras model, cut once, measured many times.
+
+    See :class:`adapters.layer.LayerLMN`: the cut is :func:`adapters.keras.split`'s; body
+    and head keep Keras's compiled inference functions between measurements.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A Sequential or functional model.
+    layer : str
+        Keras name of the layer; see :func:`adapters.keras.split`.
+    options : LayerOptions, optional
+        How to cut and run (the defaults of :class:`LayerOptions` otherwise).
+    **option_keywords
+        Any :class:`LayerOptions` field (``batch_size=``, ``fold=``, ``reduction=``, ...),
+        over ``options``.
+    """
+
+    backend = KerasBackend()
+    options_type = LayerOptions
+
+
+class LayerRegions(shared.LayerRegions):
+    """The linear regions of a Keras model's head after ``layer``, cut once, counted many times.
+
+    See :class:`adapters.layer.LayerRegions`; the options are :class:`LayerOptions`' (``fold`` always true).
+    """
+
+    backend = KerasBackend()
+    options_type = LayerOptions
+
+
+def layer_regions(
+    model: keras.Model, inputs: Any, layer: str, *, progress: bool = False, **option_keywords: Any
+) -> lmn_core.RegionSummary:
+    """The linear regions of ``model`` "between ``layer`` and the output" on ``inputs``.
+
+    See :class:`LayerRegions`; ``option_keywords`` are :class:`LayerOptions` fields.
+    """
+    return LayerRegions(model, layer, **option_keywords)(inputs, progress=progress)
 
 
 def layer_lmn(model: keras.Model, inputs: Any, layer: str, **keywords: Any) -> lmn_core.LMNResult:

@@ -5,9 +5,8 @@
 ``Dense`` layers with a linear, ``relu`` or ``leaky_relu`` activation, ``Activation``
 layers of those, ``ReLU`` (without a cap or threshold), ``LeakyReLU``, ``PReLU`` (one
 slope per unit) and ``Identity`` layers. Any other layer is refused by name.
-:class:`LayerRegions` cuts a model once and counts the regions of its head on
-``X = body(inputs)`` with :mod:`lmn_core.regions`, as :class:`adapters.keras.LayerLMN`
-measures its LMN on the same samples.
+:class:`adapters.keras.LayerRegions` reads it to count the regions of the head on
+``X = body(inputs)`` with :mod:`lmn_core.regions`.
 """
 
 from __future__ import annotations
@@ -19,8 +18,6 @@ import keras
 import numpy as np
 
 import lmn_core
-from adapters.keras.function import KerasFunction
-from adapters.keras.split import split
 
 LAYERS = "Dense, Activation, ReLU, LeakyReLU, PReLU or Identity"
 
@@ -78,50 +75,3 @@ def piecewise_linear_head(head: keras.Model) -> lmn_core.PiecewiseLinearHead:
         Naming the first layer that is not one of the chain's.
     """
     return lmn_core.PiecewiseLinearHead([part for layer in head.layers for part in _from_layer(layer)])
-
-
-class LayerRegions:
-    """The linear regions of ``model``'s head after ``layer``, cut once, counted many times.
-
-    The cut is :func:`adapters.keras.split.split` with ``fold=True``, as
-    :class:`adapters.keras.LayerLMN` measures. The head shares the model's weights and
-    is read again at every count. Its layers must form a chain: the extracted head is
-    checked against the head itself on the first samples.
-
-    Parameters
-    ----------
-    model : keras.Model
-        A Sequential or functional model.
-    layer : str
-        Keras name of the layer (or a path into a nested model); see :func:`split`.
-    batch_size : int, optional
-        Passed to :class:`KerasFunction` for the body and the head.
-    """
-
-    def __init__(self, model: keras.Model, layer: str, *, batch_size: int | None = None) -> None:
-        self.layer = layer
-        body, head = split(model, layer, fold=True)
-        piecewise_linear_head(head)  # refuse a head that is not piecewise linear at once
-        self.body = KerasFunction(body, batch_size=batch_size)
-        self.head = KerasFunction(head, batch_size=batch_size)
-
-    def __call__(self, inputs: Any, *, progress: bool = False) -> lmn_core.RegionSummary:
-        """Regions and pieces of the head on ``X = body(inputs)`` (see :func:`lmn_core.linear_regions`)."""
-        samples = self.body(inputs)
-        extracted = piecewise_linear_head(self.head.model)
-        if not extracted.agrees_with(self.head, samples):
-            raise ValueError(
-                f"the head after {self.layer!r} does not compute what its layers say (a branch, or a "
-                "layer used twice): its linear regions cannot be read from its weights"
-            )
-        return lmn_core.linear_regions(extracted, samples, progress=progress)
-
-
-def layer_regions(
-    model: keras.Model, inputs: Any, layer: str, *, progress: bool = False
-) -> lmn_core.RegionSummary:
-    """The linear regions of ``model`` "between ``layer`` and the output" on ``inputs``.
-
-    See :class:`LayerRegions`.
-    """
-    return LayerRegions(model, layer)(inputs, progress=progress)

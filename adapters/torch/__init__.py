@@ -5,7 +5,7 @@ The public names live here; the work is done in one module per purpose:
 - :mod:`adapters.torch.function`: :class:`TorchFunction` (a module as a callable for
   ``lmn_core``, in eval mode, without gradients, measured on its own device off the
   CPU), :class:`OutputSelector` (``output=``), half precision;
-- :mod:`adapters.torch.chain`: :func:`split`, the cut of a model after a layer, on
+- :mod:`adapters.torch.cut`: :func:`split`, the cut of a model after a layer, on
   chains of ``nn.Sequential`` or on any graph ``torch.fx`` can trace
   (:mod:`adapters.torch.graph`), with affine prefix folding;
 - :mod:`adapters.torch.split`: :func:`cut_points`, the layers ``split`` can cut at;
@@ -26,7 +26,7 @@ except ImportError as error:  # pragma: no cover - depends on the environment
 
 import lmn_core
 from adapters.options import REDUCTIONS
-from adapters.torch.chain import BoundInputs
+from adapters.torch.cut import BoundInputs
 from adapters.torch.function import (
     DEFAULT_BATCH_SIZE,
     OutputChoice,
@@ -35,9 +35,8 @@ from adapters.torch.function import (
     eval_mode,
     select_output,
 )
-from adapters.torch.layer import LayerLMN, LayerOptions
+from adapters.torch.layer import LayerLMN, LayerOptions, LayerRegions, layer_regions
 from adapters.torch.monitor import LMNMonitor, lmn_key, read_monitor_csv
-from adapters.torch.regions import LayerRegions, layer_regions
 from adapters.torch.split import cut_points, split
 
 __all__ = [

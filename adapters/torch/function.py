@@ -108,7 +108,7 @@ def _describe(outputs: Any) -> str:
     return f"a {type(outputs).__name__}"
 
 
-def _picked(outputs: Any, output: int | str) -> Any:
+def picked_output(outputs: Any, output: int | str) -> Any:
     """``outputs[output]`` (an int indexes a dict's values, a str may name an attribute)."""
     try:
         if isinstance(output, int) and isinstance(outputs, Mapping):
@@ -134,7 +134,7 @@ def select_output(outputs: Any, output: OutputChoice) -> torch.Tensor:
             "leave output= out"
         )
     else:
-        chosen = _picked(outputs, output)
+        chosen = picked_output(outputs, output)
     if isinstance(chosen, torch.Tensor):
         return chosen
     if output is None:

@@ -108,18 +108,22 @@ def plan_inputs(model: nn.Module, input: str | None, fixed_inputs: dict[str, Any
     return Inputs(sample, fixed, defaults)
 
 
+class UntraceableError(ValueError):
+    """``torch.fx`` cannot trace the model: the cut falls back to forward hooks when it may."""
+
+
 def trace(model: nn.Module, layer: str, inputs: Inputs) -> fx.Graph:
     """The graph of ``model`` in eval mode with ``layer`` as one call; refused with the tracer's reason."""
     try:
         with eval_mode(model):
             return _CutTracer(layer).trace(model, concrete_args=inputs.defaults or None)
     except Exception as error:
-        raise ValueError(
+        raise UntraceableError(
             f"cannot cut {type(model).__name__} at {layer!r}: torch.fx cannot trace it "
-            f"({type(error).__name__}: {error}). The way out: measure without split, computing the "
-            "samples X = the layer's outputs yourself (a forward hook, or your own body module) and "
-            "passing the rest of the network as a callable to lmn_core.lmn(f, X) "
-            "(adapters.torch.TorchFunction(head_module) makes one from a module)"
+            f"({type(error).__name__}: {error}). The ways out: give example_inputs, and the model is cut "
+            "with forward hooks (checked on them); or measure without split, computing the samples "
+            "X = the layer's outputs yourself and passing the rest of the network as a callable to "
+            "lmn_core.lmn(f, X) (adapters.torch.TorchFunction(head_module) makes one from a module)"
         ) from error
 
 

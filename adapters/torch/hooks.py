@@ -42,6 +42,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from adapters.refusals import NotACutError
 from adapters.torch.function import (
     OutputChoice,
     as_tensor,
@@ -178,19 +179,19 @@ def check_hook_cut(
         with _counting_calls(model.get_submodule(layer)) as outputs:
             expected = _call(model, body.sample, rows, body.fixed)
         if len(outputs) != 1:
-            raise ValueError(
+            raise NotACutError(
                 f"layer {layer!r} is called {len(outputs)} times in {name}'s forward, not once, so its "
                 "output is not one value to cut at"
             )
         if not (isinstance(outputs[0], torch.Tensor) and outputs[0].is_floating_point()):
-            raise ValueError(
+            raise NotACutError(
                 f"layer {layer!r} outputs {_describe_output(outputs[0])}, not a floating-point tensor: the "
                 "samples are interpolated, so measure at a layer after the embedding (whose output is "
                 "floating point), not before it"
             )
         cut = select_output(head(body(rows)), output)
     if not torch.equal(cut, select_output(expected, output)):
-        raise ValueError(
+        raise NotACutError(
             f"layer {layer!r} is not a cut of {name}: with its output kept and the input {body.sample!r} "
             "changed, the model's output changes, so the model reads that input beside the layer (a "
             "skip connection, or token ids read again, as a classifier that looks for padding does)"

@@ -1,20 +1,28 @@
-"""The LMN of a PyTorch model at a layer: :class:`LayerLMN` cuts once and measures many times.
+"""The PyTorch backend of the measurement at a layer, and its options.
 
 :class:`LayerOptions` is the one home of the keyword options that every PyTorch entry point
-(``layer_lmn``, ``LayerLMN``, ``LMNMonitor``, the Lightning callback) passes down to the cut
-and to the callables it measures; the rest of their keywords go to :func:`lmn_core.lmn`.
+(``layer_lmn``, ``LayerLMN``, ``LayerRegions``, ``LMNMonitor``, the Lightning and Hugging
+Face callbacks) passes down to the cut and to the callables it measures; the rest of their
+keywords go to :func:`lmn_core.lmn`. :class:`TorchBackend` is what PyTorch gives
+:mod:`adapters.layer`, where :class:`LayerLMN` and :class:`LayerRegions` are written once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 
 import lmn_core
+from adapters import layer as shared
 from adapters.options import Options
+from adapters.torch import graph as graphs
+from adapters.torch.cut import CUT_STRATEGIES, graph_order, split_at
 from adapters.torch.function import (
     NotOneTensorError,
     OutputChoice,
@@ -26,7 +34,7 @@ from adapters.torch.function import (
     module_device,
 )
 from adapters.torch.graph import changes_its_input
-from adapters.torch.split import split
+from adapters.torch.regions import piecewise_linear_head
 from adapters.torch.width import padded_once, widen_last_linear
 
 
@@ -39,10 +47,10 @@ class LayerOptions(Options):
     output : int, str or callable, optional
         What to measure when the model returns more than one tensor: an index (tuple),
         a key (dict, ``ModelOutput``) or a callable on what the head returns; see
-        :class:`adapters.torch.function.OutputSelector`.
+        :class:`adapters.torch.OutputSelector`.
     input, fixed_inputs
         For a ``forward`` of several inputs: the one the samples replace and the fixed
-        values of the others (see :func:`adapters.torch.split.split`).
+        values of the others (see :func:`adapters.torch.split`).
     device, batch_size
         Passed to :class:`TorchFunction` for the body and the head.
     fold : bool
@@ -57,6 +65,9 @@ class LayerOptions(Options):
     compile_rule : bool, optional
         On the device path, compile the core's r² rule with ``torch.compile`` (see
         :class:`TorchFunction`; off unless true).
+    cut_by : tuple of str
+        The ways to cut the model, tried in order (:data:`adapters.torch.cut.CUT_STRATEGIES`:
+        a chain, its ``torch.fx`` graph, forward hooks).
     """
 
     output: OutputChoice = None
@@ -68,18 +79,88 @@ class LayerOptions(Options):
     reduction: str = "auto"
     widen_output: bool = True
     compile_rule: bool | None = None
+    cut_by: tuple[str, ...] = CUT_STRATEGIES
 
 
-class LayerLMN:
-    """The LMN "between ``layer`` and the output" of ``model``, split once, measured many times.
+class TorchBackend:
+    """What PyTorch gives the measurement: cuts, ``TorchFunction`` parts, half precision, regions."""
 
-    The samples are ``X = body(inputs)``, the function is the head, followed by the
-    choice of ``output``; see :func:`adapters.torch.split.split`. Body and head share
-    the model's parameters, so a ``LayerLMN`` built once follows training. Each
-    measurement runs in eval mode without gradients and restores every submodule's
-    mode. A float16 or bfloat16 head is measured on float32 copies of its outputs with
-    the constant tolerance of its own dtype (docs/design.md, section 1.2.1) unless
-    ``const_rtol`` is passed.
+    made_of = "modules"
+    lister = "adapters.torch.cut_points"
+
+    def candidates(self, model: nn.Module, options: LayerOptions) -> list[str]:
+        """Every module called in the forward, in graph order (:func:`adapters.torch.cut.graph_order`)."""
+        return graph_order(model, graphs.plan_inputs(model, options.input, options.fixed_inputs))
+
+    def spelled(self, layer: str) -> str:
+        """``layer`` itself: module names have one spelling."""
+        return layer
+
+    def cut(
+        self, model: nn.Module, layer: str, options: LayerOptions, example_inputs: Any
+    ) -> tuple[nn.Module, nn.Module]:
+        """:func:`adapters.torch.cut.split_at`: the strategies of ``options.cut_by``, in their order."""
+        return split_at(
+            model,
+            layer,
+            example_inputs=example_inputs,
+            fold=options.fold,
+            input=options.input,
+            fixed_inputs=options.fixed_inputs,
+            output=options.output,
+            cut_by=options.cut_by,
+        )
+
+    def parts(
+        self, model: nn.Module, layer: str, cut: tuple[nn.Module, nn.Module], options: LayerOptions
+    ) -> tuple[TorchFunction, TorchFunction]:
+        """The body and the head (with ``options.output`` picked) as :class:`TorchFunction` callables."""
+        body, head = cut
+        # a folded head may have no parameter left to tell the model's device and dtype
+        device = options.device if options.device is not None else module_device(model)
+        model_dtype = floating_dtype(model)
+        body_function = TorchFunction(
+            body,
+            device=device,
+            dtype=floating_dtype(body, model_dtype),
+            batch_size=options.batch_size,
+            name=f"the body of the cut at layer {layer!r}",
+        )
+        if options.widen_output:
+            head = widen_last_linear(head, rows=body_function.batch_size)
+        head_function = TorchFunction(
+            OutputSelector(head, options.output),
+            device=device,
+            dtype=floating_dtype(head, model_dtype),
+            batch_size=options.batch_size,
+            reduction=options.reduction,
+            copy_inputs=changes_its_input(head),
+            compile_rule=options.compile_rule,
+            name=f"the head of the cut at layer {layer!r}",
+        )
+        return body_function, head_function
+
+    def half_rtol(self, head: TorchFunction, samples: np.ndarray) -> float | None:
+        """The tolerance of the head's output dtype, read from one call, when it is half precision."""
+        return half_precision_rtol(head.run(head.tensor(samples[:1])).dtype)
+
+    @contextlib.contextmanager
+    def measuring(self, model: nn.Module, head: TorchFunction) -> Iterator[None]:
+        """The head in eval mode and a widened last layer padded, once rather than at every block."""
+        with eval_mode(head.module), padded_once(head.module):
+            yield
+
+    def piecewise_linear_head(self, head: TorchFunction) -> lmn_core.PiecewiseLinearHead:
+        """The head's modules (narrowed to ``output``) as affine maps and hinges."""
+        return piecewise_linear_head(head.module.module, head.module.output)
+
+
+class LayerLMN(shared.LayerLMN):
+    """The LMN "between ``layer`` and the output" of a PyTorch model, cut once, measured many times.
+
+    See :class:`adapters.layer.LayerLMN`: the cut is :func:`adapters.torch.split`'s (a
+    chain, a ``torch.fx`` graph, or forward hooks checked on ``example_inputs``); each
+    measurement runs in eval mode without gradients and restores every submodule's mode.
 
     Parameters
     ----------
@@ -90,53 +171,13 @@ class LayerLMN:
     options : LayerOptions, optional
         How to cut and run (the defaults of :class:`LayerOptions` otherwise).
     example_inputs : array_like, optional
-        Samples' inputs on which a graph cut is checked once (see ``split``).
+        Samples' inputs on which a graph or hook cut is checked once.
     **option_keywords
-        Any :class:`LayerOptions` field (``output=``, ``fold=``, ``reduction=``, ...), over
-        ``options``.
+        Any :class:`LayerOptions` field (``output=``, ``fold=``, ``reduction=``, ...), over ``options``.
     """
 
-    def __init__(
-        self,
-        model: nn.Module,
-        layer: str,
-        options: LayerOptions | None = None,
-        *,
-        example_inputs: Any = None,
-        **option_keywords: Any,
-    ) -> None:
-        options = LayerOptions.with_keywords(options, option_keywords, "LayerLMN")
-        self.layer, self.options = layer, options
-        body, head = split(
-            model,
-            layer,
-            example_inputs=example_inputs,
-            fold=options.fold,
-            input=options.input,
-            fixed_inputs=options.fixed_inputs,
-        )
-        # a folded head may have no parameter left to tell the model's device and dtype
-        device = options.device if options.device is not None else module_device(model)
-        model_dtype = floating_dtype(model)
-        self.body = TorchFunction(
-            body,
-            device=device,
-            dtype=floating_dtype(body, model_dtype),
-            batch_size=options.batch_size,
-            name=f"the body of the cut at layer {layer!r}",
-        )
-        if options.widen_output:
-            head = widen_last_linear(head, rows=self.body.batch_size)
-        self.head = TorchFunction(
-            OutputSelector(head, options.output),
-            device=device,
-            dtype=floating_dtype(head, model_dtype),
-            batch_size=options.batch_size,
-            reduction=options.reduction,
-            copy_inputs=changes_its_input(head),
-            compile_rule=options.compile_rule,
-            name=f"the head of the cut at layer {layer!r}",
-        )
+    backend = TorchBackend()
+    options_type = LayerOptions
 
     def samples(self, inputs: Any) -> Any:
         """``X = body(inputs)`` as a NumPy array (float16 and bfloat16 as float32)."""
@@ -145,15 +186,24 @@ class LayerLMN:
         except NotOneTensorError as error:
             raise ValueError(f"layer {self.layer!r} must output one tensor to measure at: {error}") from None
 
-    def __call__(self, inputs: Any, **lmn_kwargs: Any) -> lmn_core.LMNResult:
-        """LMN of the head on ``X = body(inputs)``; ``lmn_kwargs`` go to :func:`lmn_core.lmn`."""
-        samples = self.samples(inputs)
-        # on the device the core reads the output dtype itself; the host sees float32 copies
-        if "const_rtol" not in lmn_kwargs and len(samples) and not self.head.measures_on_device:
-            dtype = self.head.run(self.head.tensor(samples[:1])).dtype
-            rtol = half_precision_rtol(dtype)
-            if rtol is not None:
-                lmn_kwargs = {**lmn_kwargs, "const_rtol": rtol}
-        # once, rather than at every block of pairs
-        with eval_mode(self.head.module), padded_once(self.head.module):
-            return lmn_core.lmn(self.head, samples, **lmn_kwargs)
+
+class LayerRegions(shared.LayerRegions):
+    """The linear regions of a PyTorch model's head after ``layer``, cut once, counted many times.
+
+    See :class:`adapters.layer.LayerRegions`; the options are :class:`LayerOptions`'
+    (``fold`` always true, ``widen_output`` always false: the head is read from its modules).
+    """
+
+    backend = TorchBackend()
+    options_type = LayerOptions
+    fixed_options: ClassVar[dict[str, Any]] = {"fold": True, "widen_output": False}
+
+
+def layer_regions(
+    model: nn.Module, inputs: Any, layer: str, *, progress: bool = False, **option_keywords: Any
+) -> lmn_core.RegionSummary:
+    """The linear regions of ``model`` "between ``layer`` and the output" on ``inputs``.
+
+    See :class:`LayerRegions`; ``option_keywords`` are :class:`LayerOptions` fields.
+    """
+    return LayerRegions(model, layer, example_inputs=inputs, **option_keywords)(inputs, progress=progress)

@@ -5,15 +5,13 @@
 ``nn.Linear``, ``nn.ReLU``, ``nn.LeakyReLU``, ``nn.PReLU`` and ``nn.Identity`` modules
 (in ``nn.Sequential`` containers, or a ``torch.fx`` graph of them and of
 ``torch.relu`` / ``functional.relu`` / ``functional.leaky_relu``). Any other module or
-operation is refused by name. :class:`LayerRegions` cuts a model once and counts the
-regions of its head on ``X = body(inputs)`` with :mod:`lmn_core.regions`, as
-:class:`adapters.torch.LayerLMN` measures its LMN on the same samples.
+operation is refused by name. :class:`adapters.torch.LayerRegions` reads it to
+count the regions of the head on ``X = body(inputs)`` with :mod:`lmn_core.regions`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import numpy as np
 import torch
@@ -21,9 +19,9 @@ from torch import fx, nn
 from torch.nn import functional
 
 import lmn_core
-from adapters.torch.function import TorchFunction, floating_dtype, module_device
+from adapters.torch.cut import BoundInputs
+from adapters.torch.function import OutputChoice, picked_output
 from adapters.torch.graph import acts_as_linear
-from adapters.torch.split import split
 
 MODULES = "nn.Linear, nn.ReLU, nn.LeakyReLU, nn.PReLU or nn.Identity"
 RELU_FUNCTIONS = (torch.relu, functional.relu)
@@ -102,71 +100,35 @@ def _graph_layers(graph_module: fx.GraphModule) -> list[lmn_core.Affine | lmn_co
     return layers
 
 
-def piecewise_linear_head(head: nn.Module) -> lmn_core.PiecewiseLinearHead:
-    """The head as affine maps and hinges, in float64 (the module's weights of now).
+def _narrowed(graph_module: fx.GraphModule, output: OutputChoice) -> fx.GraphModule:
+    """The graph returning only the output ``output`` picks (an index or a key), dead nodes dropped."""
+    if output is None:
+        return graph_module
+    if callable(output):
+        raise ValueError(
+            "cannot count linear regions of the output a callable picks: choose it with an index or a key"
+        )
+    graph = fx.Graph()
+    returned = graph.graph_copy(graph_module.graph, {})
+    graph.output(picked_output(returned, output))
+    narrowed = fx.GraphModule(graph_module, graph)
+    narrowed.graph.eliminate_dead_code()
+    narrowed.recompile()
+    return narrowed
+
+
+def piecewise_linear_head(head: nn.Module, output: OutputChoice = None) -> lmn_core.PiecewiseLinearHead:
+    """The head (narrowed to ``output``) as affine maps and hinges, in float64 (the module's weights of now).
 
     Raises
     ------
     ValueError
         Naming the first module or operation that is not one of the chain's.
     """
+    if isinstance(head, BoundInputs):
+        head = head.graph_module
     if isinstance(head, fx.GraphModule):
-        layers = _graph_layers(head)
+        layers = _graph_layers(_narrowed(head, output))
     else:
         layers = [_from_module(module, f"module {name!r}") for name, module in _sequential_modules(head)]
     return lmn_core.PiecewiseLinearHead([layer for layer in layers if layer is not None])
-
-
-class LayerRegions:
-    """The linear regions of ``model``'s head after ``layer``, cut once, counted many times.
-
-    The cut is :func:`adapters.torch.split.split` with ``fold=True``: the samples are the
-    leading ``nn.Linear`` layers' outputs, as :class:`adapters.torch.LayerLMN` measures
-    them. Body and head share the model's parameters, so the head is read again at
-    every count and follows training.
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-        The model, on the device it runs on.
-    layer : str
-        Layer name as ``model.named_modules()`` gives it.
-    device, batch_size
-        Passed to :class:`TorchFunction` for the body.
-    """
-
-    def __init__(
-        self, model: nn.Module, layer: str, *, device: Any = None, batch_size: int | None = None
-    ) -> None:
-        self.layer = layer
-        body, head = split(model, layer, fold=True)
-        piecewise_linear_head(head)  # refuse a head that is not piecewise linear at once
-        device = device if device is not None else module_device(model)
-        model_dtype = floating_dtype(model)
-        self.body = TorchFunction(
-            body, device=device, dtype=floating_dtype(body, model_dtype), batch_size=batch_size
-        )
-        self.head = TorchFunction(
-            head, device=device, dtype=floating_dtype(head, model_dtype), batch_size=batch_size
-        )
-
-    def __call__(self, inputs: Any, *, progress: bool = False) -> lmn_core.RegionSummary:
-        """Regions and pieces of the head on ``X = body(inputs)`` (see :func:`lmn_core.linear_regions`)."""
-        samples = self.body(inputs)
-        extracted = piecewise_linear_head(self.head.module)
-        if not extracted.agrees_with(self.head, samples):
-            raise ValueError(
-                f"the head after {self.layer!r} does not compute what its modules say (a hook, or work "
-                "outside them): its linear regions cannot be read from its weights"
-            )
-        return lmn_core.linear_regions(extracted, samples, progress=progress)
-
-
-def layer_regions(
-    model: nn.Module, inputs: Any, layer: str, *, progress: bool = False
-) -> lmn_core.RegionSummary:
-    """The linear regions of ``model`` "between ``layer`` and the output" on ``inputs``.
-
-    See :class:`LayerRegions`.
-    """
-    return LayerRegions(model, layer)(inputs, progress=progress)

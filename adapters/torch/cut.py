@@ -1,8 +1,9 @@
 """Cut a PyTorch model after a layer into ``(body, head)`` with ``head(body(x)) == model(x)``.
 
-Two ways, one rule (``layer`` is a name from ``model.named_modules()``, nested as in
+Three ways, one rule (``layer`` is a name from ``model.named_modules()``, nested as in
 ``"layer2.1"``; it is a cut when every path from the samples' input to the outputs
-passes through its output):
+passes through its output), tried in this order (:data:`CUT_STRATEGIES`; ``cut_by=``
+narrows them):
 
 - **Chains.** When the model and every module above ``layer`` are plain
   ``nn.Sequential`` containers, the body is every module up to and including ``layer``
@@ -12,9 +13,13 @@ passes through its output):
   ``flatten``, ``permute``, residual blocks, several inputs, tuples or dicts returned) is
   cut in its graph (:mod:`adapters.torch.graph`): body and head are
   ``torch.fx.GraphModule`` objects sharing the model's modules. A skip connection over
-  ``layer`` is refused naming its source and target nodes; a model that cannot be traced
-  is refused with the tracer's reason. When some of ``forward``'s inputs are fixed
-  (``fixed_inputs``), body and head are :class:`BoundInputs` around the graph modules.
+  ``layer`` is refused naming its source and target nodes. When some of ``forward``'s
+  inputs are fixed (``fixed_inputs``), body and head are :class:`BoundInputs` around the
+  graph modules.
+- **Forward hooks.** A model that ``torch.fx`` cannot trace (most Hugging Face models,
+  ``nn.TransformerEncoder``) is cut with forward hooks (:mod:`adapters.torch.hooks`),
+  checked on every row of the example inputs; without example inputs it is refused with
+  the tracer's reason.
 
 Affine prefix folding (docs/design.md, identity 3). ``fold=True`` (what
 :func:`adapters.torch.layer_lmn` does by default) moves the ``nn.Linear`` calls that start
@@ -27,7 +32,7 @@ and in a graph only one that is the sole user of the cut's value.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
@@ -35,7 +40,8 @@ from torch import fx, nn
 
 from adapters.refusals import NotACutError
 from adapters.torch import graph as graphs
-from adapters.torch.function import as_tensor, eval_mode, floating_dtype, module_device
+from adapters.torch.function import OutputChoice, as_tensor, eval_mode, floating_dtype, module_device
+from adapters.torch.hooks import hook_split
 
 N_EXAMPLE_ROWS = 8
 
@@ -159,6 +165,20 @@ def _check_on_examples(
         )
 
 
+#: The ways to cut a model, in the order they are tried: a chain of ``nn.Sequential``
+#: containers (nothing traced), its ``torch.fx`` graph, forward hooks (any model, checked on
+#: the example inputs; only when the graph cannot be traced).
+CUT_STRATEGIES = ("chain", "graph", "hooks")
+
+
+def checked_strategies(cut_by: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """``cut_by`` as a tuple of :data:`CUT_STRATEGIES`, else a ``ValueError`` naming them."""
+    strategies = tuple(cut_by)
+    if not strategies or any(strategy not in CUT_STRATEGIES for strategy in strategies):
+        raise ValueError(f"cut_by must name some of {CUT_STRATEGIES}, got {cut_by!r}")
+    return strategies
+
+
 def split_at(
     model: nn.Module,
     layer: str,
@@ -167,13 +187,69 @@ def split_at(
     fold: bool = False,
     input: str | None = None,
     fixed_inputs: dict[str, Any] | None = None,
+    output: OutputChoice = None,
+    cut_by: tuple[str, ...] = CUT_STRATEGIES,
 ) -> tuple[nn.Module, nn.Module]:
-    """:func:`split` without the nearest cut points in its refusal (a ``NotACutError``)."""
+    """:func:`split` without the nearest cut points in its refusal (a ``NotACutError``).
+
+    The strategies of ``cut_by`` are tried in :data:`CUT_STRATEGIES`' order: the chain
+    where the model is one, else the graph, else (the graph untraceable, or not allowed)
+    forward hooks, which need ``example_inputs``.
+    """
+    strategies = checked_strategies(cut_by)
     _checked_layer(model, layer)
-    if _is_chain(model, layer) and not fixed_inputs and input in (None, "input"):
+    chain_inputs = not fixed_inputs and input in (None, "input")
+    if "chain" in strategies and chain_inputs and _is_chain(model, layer):
         return _chain_cut(model, layer, fold)
     inputs = graphs.plan_inputs(model, input, fixed_inputs)
-    body, head = _graph_cut(model, layer, inputs, fold)
-    if example_inputs is not None:
-        _check_on_examples(model, layer, body, head, inputs, example_inputs)
-    return body, head
+    if "graph" in strategies:
+        try:
+            body, head = _graph_cut(model, layer, inputs, fold)
+        except graphs.UntraceableError:
+            if "hooks" not in strategies or example_inputs is None:
+                raise
+        else:
+            if example_inputs is not None:
+                _check_on_examples(model, layer, body, head, inputs, example_inputs)
+            return body, head
+    if "hooks" not in strategies:
+        raise NotACutError(
+            f"layer {layer!r} of {type(model).__name__} is not a chain cut (cut_by={cut_by!r})"
+        )
+    if example_inputs is None:
+        raise ValueError(
+            f"cutting {type(model).__name__} at {layer!r} with forward hooks needs example_inputs"
+        )
+    return hook_split(
+        model, layer, example_inputs, input=inputs.sample, fixed_inputs=inputs.fixed, output=output
+    )
+
+
+def _scope_names(node: fx.Node) -> list[str]:
+    stack = node.meta.get("nn_module_stack") or {}
+    return [value[0] if isinstance(value, tuple) else key for key, value in stack.items()]
+
+
+def _post_order(module: nn.Module, prefix: str = "") -> Iterator[str]:
+    """Module names, each after the modules it contains."""
+    for name, child in module.named_children():
+        yield from _post_order(child, f"{prefix}{name}.")
+        yield f"{prefix}{name}"
+
+
+def graph_order(model: nn.Module, inputs: graphs.Inputs) -> list[str]:
+    """Every module called in ``model``'s forward, in the order its output appears in the graph.
+
+    A model that ``torch.fx`` cannot trace falls back to ``named_modules()`` in
+    post-order (children before their container), the order of a chain.
+    """
+    try:
+        with eval_mode(model):
+            graph = fx.Tracer().trace(model, concrete_args=inputs.defaults or None)
+    except Exception:  # untraceable: only chains can be cut, and their order is this one
+        return list(_post_order(model))
+    last: dict[str, tuple[int, int]] = {}
+    for position, node in enumerate(graph.nodes):
+        for name in _scope_names(node):
+            last[name] = (position, -name.count("."))
+    return sorted(last, key=last.__getitem__)
