@@ -62,8 +62,8 @@ class Backend(Protocol):
         """The constant tolerance of the head's output dtype when it is half precision, else ``None``."""
         ...
 
-    def measuring(self, model: Any, head: Part) -> AbstractContextManager[Any]:
-        """What holds while one measurement runs (eval mode, a widened last layer, a warning)."""
+    def measuring(self, model: Any, head: Part, lmn_kwargs: dict[str, Any]) -> AbstractContextManager[Any]:
+        """What holds while ``lmn_core`` measures (eval mode, a widened last layer, threads, a warning)."""
         ...
 
     def piecewise_linear_head(self, head: Part) -> lmn_core.PiecewiseLinearHead:
@@ -140,8 +140,8 @@ class LayerLMN:
 
     def __call__(self, inputs: Any, **lmn_kwargs: Any) -> lmn_core.LMNResult:
         """LMN of the head on ``X = body(inputs)``; ``lmn_kwargs`` go to :func:`lmn_core.lmn`."""
-        with self.backend.measuring(self.model, self.head):
-            samples = self.samples(inputs)
+        samples = self.samples(inputs)
+        with self.backend.measuring(self.model, self.head, lmn_kwargs):
             # on the device the core reads the output dtype itself; the host sees float32 copies
             if "const_rtol" not in lmn_kwargs and len(samples) and not self.head.measures_on_device:
                 rtol = self.backend.half_rtol(self.head, samples)

@@ -93,7 +93,9 @@ class KerasBackend:
         return head.const_rtol(samples)
 
     @contextlib.contextmanager
-    def measuring(self, model: keras.Model, head: KerasFunction) -> Iterator[None]:
+    def measuring(
+        self, model: keras.Model, head: KerasFunction, lmn_kwargs: dict[str, Any]
+    ) -> Iterator[None]:
         """A float64 model measured off TensorFlow is warned about, once (:mod:`adapters.keras.precision`)."""
         warn_if_float64_off_tensorflow(model)
         yield

@@ -35,6 +35,7 @@ from adapters.torch.function import (
 )
 from adapters.torch.graph import changes_its_input
 from adapters.torch.regions import piecewise_linear_head
+from adapters.torch.threads import lane_threads
 from adapters.torch.width import padded_once, widen_last_linear
 
 
@@ -145,9 +146,10 @@ class TorchBackend:
         return half_precision_rtol(head.run(head.tensor(samples[:1])).dtype)
 
     @contextlib.contextmanager
-    def measuring(self, model: nn.Module, head: TorchFunction) -> Iterator[None]:
-        """The head in eval mode and a widened last layer padded, once rather than at every block."""
-        with eval_mode(head.module), padded_once(head.module):
+    def measuring(self, model: nn.Module, head: TorchFunction, lmn_kwargs: dict[str, Any]) -> Iterator[None]:
+        """The head in eval mode and a widened last layer padded, once rather than at every block;
+        on one torch thread when the core chooses the lanes (:mod:`adapters.torch.threads`)."""
+        with eval_mode(head.module), padded_once(head.module), lane_threads(head, lmn_kwargs):
             yield
 
     def piecewise_linear_head(self, head: TorchFunction) -> lmn_core.PiecewiseLinearHead:
