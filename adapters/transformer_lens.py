@@ -35,7 +35,8 @@ from torch import nn
 
 import lmn_core
 from adapters import layer as shared
-from adapters import torch as torch_adapter
+from adapters.torch import layer as torch_layer
+from adapters.torch import monitor as torch_monitor
 from adapters.torch.layer import LayerOptions, TorchBackend
 
 #: The ``forward`` argument the tokens go to.
@@ -82,7 +83,7 @@ class TransformerLensBackend(TorchBackend):
         return super().cut(model, module_name(model, layer), options, example_inputs)
 
 
-class LayerLMN(torch_adapter.LayerLMN):
+class LayerLMN(torch_layer.LayerLMN):
     """The LMN "between the hook point ``layer`` and the logits" of a TransformerLens model.
 
     Parameters
@@ -132,7 +133,7 @@ def cut_points(model: nn.Module, example_inputs: Any) -> list[str]:
     return shared.backend_cut_points(LayerLMN.backend, model, LayerOptions(), example_inputs)
 
 
-class LMNMonitor(torch_adapter.LMNMonitor):
+class LMNMonitor(torch_monitor.LMNMonitor):
     """:class:`adapters.torch.LMNMonitor` at hook points: ``monitor.step(step)`` in a training loop.
 
     Parameters

@@ -34,9 +34,16 @@ from torch import nn
 import lmn_core
 from adapters.options import Options
 from adapters.schedule import Schedule, layer_names, logger_key, measure_layers, measured_values
-from adapters.torch import LayerLMN, OutputChoice
-from adapters.torch.function import as_tensor, eval_mode, floating_dtype, module_device, select_output
+from adapters.torch.function import (
+    OutputChoice,
+    as_tensor,
+    eval_mode,
+    floating_dtype,
+    module_device,
+    select_output,
+)
 from adapters.torch.hooks import hook_split
+from adapters.torch.layer import LayerLMN
 from adapters.torch.monitor import training_state_kept
 
 DEFAULT_OUTPUT = "logits"

@@ -26,7 +26,6 @@ except ImportError as error:  # pragma: no cover - depends on the environment
 
 import lmn_core
 from adapters.options import REDUCTIONS
-from adapters.torch.cut import BoundInputs
 from adapters.torch.function import (
     DEFAULT_BATCH_SIZE,
     OutputChoice,
@@ -35,6 +34,7 @@ from adapters.torch.function import (
     eval_mode,
     select_output,
 )
+from adapters.torch.graph import BoundInputs
 from adapters.torch.layer import LayerLMN, LayerOptions, LayerRegions, layer_regions
 from adapters.torch.monitor import LMNMonitor, lmn_key, read_monitor_csv
 from adapters.torch.split import cut_points, split

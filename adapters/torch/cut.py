@@ -32,40 +32,16 @@ and in a graph only one that is the sole user of the cut's value.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
-import torch
 from torch import fx, nn
 
 from adapters.refusals import NotACutError
 from adapters.torch import graph as graphs
-from adapters.torch.function import OutputChoice, as_tensor, eval_mode, floating_dtype, module_device
+from adapters.torch.function import OutputChoice, eval_mode
 from adapters.torch.hooks import hook_split
-
-N_EXAMPLE_ROWS = 8
-
-
-class BoundInputs(nn.Module):
-    """A graph module of several inputs called with one: the others are fixed.
-
-    Parameters
-    ----------
-    graph_module : torch.fx.GraphModule
-        Body or head; its first input takes the samples (or the cut's value).
-    fixed : dict
-        The other inputs, by name, passed to every call.
-    """
-
-    def __init__(self, graph_module: fx.GraphModule, fixed: dict[str, Any]) -> None:
-        super().__init__()
-        self.graph_module = graph_module
-        names = {node.target for node in graph_module.graph.nodes if node.op == "placeholder"}
-        self.fixed = {key: value for key, value in fixed.items() if key in names}
-
-    def forward(self, inputs: Any) -> Any:
-        """``graph_module(inputs, **fixed)``."""
-        return self.graph_module(inputs, **self.fixed)
+from adapters.torch.modules import acts_as_linear
 
 
 def _is_plain_sequential(module: nn.Module) -> bool:
@@ -112,57 +88,9 @@ def _chain_cut(model: nn.Module, layer: str, fold: bool) -> tuple[nn.Sequential,
         module, prefix = child, f"{prefix}{name}."
     head = [item for part in reversed(head_parts) for item in part]
     if fold:
-        n_affine = next((k for k, item in enumerate(head) if not graphs.acts_as_linear(item)), len(head))
+        n_affine = next((k for k, item in enumerate(head) if not acts_as_linear(item)), len(head))
         body, head = body + head[:n_affine], head[n_affine:]
     return nn.Sequential(*body), nn.Sequential(*head)
-
-
-def _graph_cut(
-    model: nn.Module, layer: str, inputs: graphs.Inputs, fold: bool
-) -> tuple[nn.Module, nn.Module]:
-    """Body and head graph modules of any model torch.fx can trace."""
-    graph = graphs.trace(model, layer, inputs)
-    sample = graphs.sample_placeholder(graph, inputs)
-    cut = graphs.layer_node(graph, model, layer)
-    through = graphs.check_cut(graph, cut, sample, layer, type(model).__name__)
-    while fold:
-        linear = graphs.first_linear_user(model, cut, graphs.acts_as_linear)
-        if linear is None:
-            break
-        cut = linear
-        through.discard(cut)
-    body, head = graphs.cut_graph(model, graph, cut, sample, through)
-    if inputs.fixed:
-        return BoundInputs(body, inputs.fixed), BoundInputs(head, inputs.fixed)
-    return body, head
-
-
-def same_outputs(first: Any, second: Any) -> bool:
-    """Whether two model outputs hold equal tensors in the same places (a mapping's type aside)."""
-    if isinstance(first, torch.Tensor) or isinstance(second, torch.Tensor):
-        both = isinstance(first, torch.Tensor) and isinstance(second, torch.Tensor)
-        return both and torch.equal(first, second)
-    if isinstance(first, Mapping) and isinstance(second, Mapping):
-        return list(first) == list(second) and all(same_outputs(first[key], second[key]) for key in first)
-    if isinstance(first, tuple | list) and isinstance(second, tuple | list):
-        return len(first) == len(second) and all(map(same_outputs, first, second))
-    return type(first) is type(second) and first == second
-
-
-def _check_on_examples(
-    model: nn.Module, layer: str, body: nn.Module, head: nn.Module, inputs: graphs.Inputs, examples: Any
-) -> None:
-    """Refuse the cut if ``head(body(x))`` differs from ``model(x)`` on the first example rows."""
-    rows = as_tensor(examples[:N_EXAMPLE_ROWS], module_device(model), floating_dtype(model))
-    with torch.no_grad(), eval_mode(model):
-        expected = model(**{inputs.sample: rows}, **inputs.fixed)
-        cut = head(body(rows))
-    if not same_outputs(cut, expected):
-        raise NotACutError(
-            f"layer {layer!r} is not a cut of {type(model).__name__}: head(body(x)) differs from model(x) on "
-            "the example inputs (work in forward that tracing does not capture: in-place changes, "
-            "Python state, randomness)"
-        )
 
 
 #: The ways to cut a model, in the order they are tried: a chain of ``nn.Sequential``
@@ -204,14 +132,10 @@ def split_at(
     inputs = graphs.plan_inputs(model, input, fixed_inputs)
     if "graph" in strategies:
         try:
-            body, head = _graph_cut(model, layer, inputs, fold)
+            return graphs.graph_cut(model, layer, inputs, fold, example_inputs)
         except graphs.UntraceableError:
             if "hooks" not in strategies or example_inputs is None:
                 raise
-        else:
-            if example_inputs is not None:
-                _check_on_examples(model, layer, body, head, inputs, example_inputs)
-            return body, head
     if "hooks" not in strategies:
         raise NotACutError(
             f"layer {layer!r} of {type(model).__name__} is not a chain cut (cut_by={cut_by!r})"

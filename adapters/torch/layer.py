@@ -33,7 +33,7 @@ from adapters.torch.function import (
     half_precision_rtol,
     module_device,
 )
-from adapters.torch.graph import changes_its_input
+from adapters.torch.modules import changes_its_input
 from adapters.torch.regions import piecewise_linear_head
 from adapters.torch.threads import lane_threads
 from adapters.torch.width import padded_once, widen_last_linear

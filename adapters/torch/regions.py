@@ -19,9 +19,9 @@ from torch import fx, nn
 from torch.nn import functional
 
 import lmn_core
-from adapters.torch.cut import BoundInputs
 from adapters.torch.function import OutputChoice, picked_output
-from adapters.torch.graph import acts_as_linear
+from adapters.torch.graph import BoundInputs
+from adapters.torch.modules import acts_as_linear
 
 MODULES = "nn.Linear, nn.ReLU, nn.LeakyReLU, nn.PReLU or nn.Identity"
 RELU_FUNCTIONS = (torch.relu, functional.relu)
