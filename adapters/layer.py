@@ -94,7 +94,38 @@ def backend_cut_points(backend: Backend, model: Any, options: Any, example_input
     )
 
 
-class LayerLMN:
+class CutOnce:
+    """A model cut at ``layer`` once, its body and head wrapped by the backend (the base of the two below).
+
+    Subclasses name :attr:`backend` and :attr:`options_type`, and the options every use
+    of the cut takes (:attr:`fixed_options`).
+    """
+
+    backend: ClassVar[Backend]
+    options_type: ClassVar[type[Options]]
+    fixed_options: ClassVar[dict[str, Any]] = {}
+
+    def __init__(
+        self,
+        model: Any,
+        layer: str,
+        options: Options | None = None,
+        *,
+        example_inputs: Any = None,
+        **option_keywords: Any,
+    ) -> None:
+        options = self.options_type.with_keywords(options, option_keywords, type(self).__name__)
+        options = dataclasses.replace(options, **self.fixed_options)  # type: ignore[type-var]
+        self.model, self.layer, self.options = model, layer, options
+        cut = cut_with_nearest(self.backend, model, layer, options, example_inputs)
+        self.body, self.head = self.backend.parts(model, layer, cut, options)
+        self.check()
+
+    def check(self) -> None:
+        """What a subclass refuses as soon as the cut is made (nothing here)."""
+
+
+class LayerLMN(CutOnce):
     """The LMN "between ``layer`` and the output" of ``model``, cut once, measured many times.
 
     The samples are ``X = body(inputs)``, the function is the head followed by the choice
@@ -117,23 +148,6 @@ class LayerLMN:
         Any field of :attr:`options_type`, over ``options``.
     """
 
-    backend: ClassVar[Backend]
-    options_type: ClassVar[type[Options]]
-
-    def __init__(
-        self,
-        model: Any,
-        layer: str,
-        options: Options | None = None,
-        *,
-        example_inputs: Any = None,
-        **option_keywords: Any,
-    ) -> None:
-        options = self.options_type.with_keywords(options, option_keywords, type(self).__name__)
-        self.model, self.layer, self.options = model, layer, options
-        cut = cut_with_nearest(self.backend, model, layer, options, example_inputs)
-        self.body, self.head = self.backend.parts(model, layer, cut, options)
-
     def samples(self, inputs: Any) -> Any:
         """``X = body(inputs)`` as a NumPy array (float16 and bfloat16 as float32)."""
         return self.body(inputs)
@@ -150,7 +164,7 @@ class LayerLMN:
             return lmn_core.lmn(self.head, samples, **lmn_kwargs)
 
 
-class LayerRegions:
+class LayerRegions(CutOnce):
     """The linear regions of ``model``'s head after ``layer``, cut once, counted many times.
 
     The cut is :class:`LayerLMN`'s with the head's leading affine layers folded into the
@@ -164,26 +178,11 @@ class LayerRegions:
         As for :class:`LayerLMN` (``fold`` is always true here).
     """
 
-    backend: ClassVar[Backend]
-    options_type: ClassVar[type[Options]]
-    #: Options every count takes (``fold``, and what else reading the head needs).
     fixed_options: ClassVar[dict[str, Any]] = {"fold": True}
 
-    def __init__(
-        self,
-        model: Any,
-        layer: str,
-        options: Options | None = None,
-        *,
-        example_inputs: Any = None,
-        **option_keywords: Any,
-    ) -> None:
-        options = self.options_type.with_keywords(options, option_keywords, type(self).__name__)
-        options = dataclasses.replace(options, **self.fixed_options)  # type: ignore[type-var]
-        self.model, self.layer, self.options = model, layer, options
-        cut = cut_with_nearest(self.backend, model, layer, options, example_inputs)
-        self.body, self.head = self.backend.parts(model, layer, cut, options)
-        self.backend.piecewise_linear_head(self.head)  # refuse a head that is not piecewise linear at once
+    def check(self) -> None:
+        """Refuse a head that is not piecewise linear at once, when the cut is made."""
+        self.backend.piecewise_linear_head(self.head)
 
     def __call__(self, inputs: Any, *, progress: bool = False) -> lmn_core.RegionSummary:
         """Regions and pieces of the head on ``X = body(inputs)`` (see :func:`lmn_core.linear_regions`)."""

@@ -39,7 +39,7 @@ from torch import fx, nn
 
 from adapters.refusals import NotACutError
 from adapters.torch import graph as graphs
-from adapters.torch.function import OutputChoice, eval_mode
+from adapters.torch.function import eval_mode
 from adapters.torch.hooks import hook_split
 from adapters.torch.modules import acts_as_linear
 
@@ -108,22 +108,17 @@ def checked_strategies(cut_by: tuple[str, ...] | list[str]) -> tuple[str, ...]:
 
 
 def split_at(
-    model: nn.Module,
-    layer: str,
-    *,
-    example_inputs: Any = None,
-    fold: bool = False,
-    input: str | None = None,
-    fixed_inputs: dict[str, Any] | None = None,
-    output: OutputChoice = None,
-    cut_by: tuple[str, ...] = CUT_STRATEGIES,
+    model: nn.Module, layer: str, options: Any, example_inputs: Any = None
 ) -> tuple[nn.Module, nn.Module]:
-    """:func:`split` without the nearest cut points in its refusal (a ``NotACutError``).
+    """:func:`adapters.torch.split` without the nearest cut points in its refusal (a ``NotACutError``).
 
-    The strategies of ``cut_by`` are tried in :data:`CUT_STRATEGIES`' order: the chain
-    where the model is one, else the graph, else (the graph untraceable, or not allowed)
-    forward hooks, which need ``example_inputs``.
+    ``options`` is an :class:`adapters.torch.LayerOptions` (``fold``, ``input``,
+    ``fixed_inputs``, ``output``, ``cut_by`` are read). The strategies of ``cut_by`` are
+    tried in :data:`CUT_STRATEGIES`' order: the chain where the model is one, else the
+    graph, else (the graph untraceable, or not allowed) forward hooks, which need
+    ``example_inputs``.
     """
+    fold, input, fixed_inputs, cut_by = options.fold, options.input, options.fixed_inputs, options.cut_by
     strategies = checked_strategies(cut_by)
     _checked_layer(model, layer)
     chain_inputs = not fixed_inputs and input in (None, "input")
@@ -145,7 +140,7 @@ def split_at(
             f"cutting {type(model).__name__} at {layer!r} with forward hooks needs example_inputs"
         )
     return hook_split(
-        model, layer, example_inputs, input=inputs.sample, fixed_inputs=inputs.fixed, output=output
+        model, layer, example_inputs, input=inputs.sample, fixed_inputs=inputs.fixed, output=options.output
     )
 
 

@@ -101,16 +101,7 @@ class TorchBackend:
         self, model: nn.Module, layer: str, options: LayerOptions, example_inputs: Any
     ) -> tuple[nn.Module, nn.Module]:
         """:func:`adapters.torch.cut.split_at`: the strategies of ``options.cut_by``, in their order."""
-        return split_at(
-            model,
-            layer,
-            example_inputs=example_inputs,
-            fold=options.fold,
-            input=options.input,
-            fixed_inputs=options.fixed_inputs,
-            output=options.output,
-            cut_by=options.cut_by,
-        )
+        return split_at(model, layer, options, example_inputs)
 
     def parts(
         self, model: nn.Module, layer: str, cut: tuple[nn.Module, nn.Module], options: LayerOptions
