@@ -10,11 +10,12 @@ run in float32.
 
 The public names live here; the work is done in one module per purpose, as in PyTorch's
 adapter: the callable (half precision, the device plans of :mod:`adapters.keras.device`):
-:mod:`adapters.keras.function`; cutting models at a layer, and affine prefix folding:
-:mod:`adapters.keras.graph`, the layers it can cut at: :mod:`adapters.keras.split`;
-:class:`LayerLMN` and ``layer_lmn``: :mod:`adapters.keras.layer`; the callback for
-``model.fit``: :mod:`adapters.keras.callback`; the float64 warning:
-:mod:`adapters.keras.precision`.
+:mod:`adapters.keras.function`; cutting Sequential and functional models (nested ones by
+path) and affine prefix folding: :mod:`adapters.keras.graph`; the Keras backend of
+:mod:`adapters.layer`, :class:`LayerLMN` and :class:`LayerRegions`:
+:mod:`adapters.keras.layer`; :func:`split` and :func:`cut_points`:
+:mod:`adapters.keras.split`; the callback for ``model.fit``: :mod:`adapters.keras.callback`;
+the float64 warning: :mod:`adapters.keras.precision`.
 """
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ class LMNCallback(keras.callbacks.Callback):
         Model inputs ``(N, ...)`` to measure on (``N`` about 100 to 1000: the cost
         grows as ``N**2``).
     layers : str or sequence of str
-        Keras names of the layers to measure at (see :func:`adapters.keras.split.split`).
+        Keras names of the layers to measure at (see :func:`adapters.keras.split`).
     every_n_epochs : int or collection of int
         Schedule: an int ``k`` measures after epochs ``k, 2k, 3k, ...``; a collection
         measures after exactly those epochs. Epochs count from 1, as in Keras's

@@ -152,7 +152,7 @@ def layer_lmn(model: keras.Model, inputs: Any, layer: str, **keywords: Any) -> l
     """LMN "between ``layer`` and the output" of ``model`` on ``inputs``.
 
     The samples are ``X = body(inputs)``, the function is the head: see
-    :func:`adapters.keras.split.split`. By default the linear ``Dense`` layers that start
+    :func:`adapters.keras.split`. By default the linear ``Dense`` layers that start
     the head are folded into the body (the same ``L`` up to rounding, in less time).
 
     Parameters

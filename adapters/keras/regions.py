@@ -1,6 +1,6 @@
 """Exact linear regions of a Keras model at a layer: its head as affine maps and hinges.
 
-:func:`piecewise_linear_head` reads a head that :func:`adapters.keras.split.split` cut
+:func:`piecewise_linear_head` reads a head that :func:`adapters.keras.split` cut
 (folded prefix included) as a :class:`lmn_core.PiecewiseLinearHead`: a chain of
 ``Dense`` layers with a linear, ``relu`` or ``leaky_relu`` activation, ``Activation``
 layers of those, ``ReLU`` (without a cap or threshold), ``LeakyReLU``, ``PReLU`` (one

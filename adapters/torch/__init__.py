@@ -5,13 +5,16 @@ The public names live here; the work is done in one module per purpose:
 - :mod:`adapters.torch.function`: :class:`TorchFunction` (a module as a callable for
   ``lmn_core``, in eval mode, without gradients, measured on its own device off the
   CPU), :class:`OutputSelector` (``output=``), half precision;
-- :mod:`adapters.torch.cut`: :func:`split`, the cut of a model after a layer, on
-  chains of ``nn.Sequential`` or on any graph ``torch.fx`` can trace
-  (:mod:`adapters.torch.graph`), with affine prefix folding;
-- :mod:`adapters.torch.split`: :func:`cut_points`, the layers ``split`` can cut at;
-- :mod:`adapters.torch.layer`: :class:`LayerLMN`, cut once and measure many times;
+- :mod:`adapters.torch.cut`: the cut strategies, tried in order: chains of
+  ``nn.Sequential``, any graph ``torch.fx`` can trace (:mod:`adapters.torch.graph`),
+  forward hooks (:mod:`adapters.torch.hooks`), with affine prefix folding;
+- :mod:`adapters.torch.layer`: :class:`LayerOptions`, the PyTorch backend of
+  :mod:`adapters.layer`, :class:`LayerLMN` and :class:`LayerRegions` (cut once, measure
+  many times);
+- :mod:`adapters.torch.split`: :func:`split` and :func:`cut_points`, the layers it cuts at;
 - :mod:`adapters.torch.width`: the head's last ``nn.Linear`` run at the output width its
-  matrix product is fastest at;
+  matrix product is fastest at; :mod:`adapters.torch.threads`: one torch thread for the
+  core's lanes;
 - :mod:`adapters.torch.monitor`: :class:`LMNMonitor` for hand-written training loops.
 """
 

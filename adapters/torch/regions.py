@@ -1,6 +1,6 @@
 """Exact linear regions of a PyTorch model at a layer: its head as affine maps and hinges.
 
-:func:`piecewise_linear_head` reads a head that :func:`adapters.torch.split.split` cut
+:func:`piecewise_linear_head` reads a head that :func:`adapters.torch.split` cut
 (folded prefix included) as a :class:`lmn_core.PiecewiseLinearHead`: a chain of
 ``nn.Linear``, ``nn.ReLU``, ``nn.LeakyReLU``, ``nn.PReLU`` and ``nn.Identity`` modules
 (in ``nn.Sequential`` containers, or a ``torch.fx`` graph of them and of
