@@ -70,6 +70,16 @@ def renamed(value: Any, default: Any, old_value: Any, names: tuple[str, str], ow
     return old_value
 
 
+def renamed_attribute(owner: Any, old: str, new: str) -> Any:
+    """``owner.<new>``, read under its old name ``old``: it warns for one release, naming the new one."""
+    warnings.warn(
+        f"{type(owner).__name__}.{old} is deprecated and goes in the next release: use .{new}",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return getattr(owner, new)
+
+
 def layer_names(layers: str | Collection[str], owner: str) -> tuple[str, ...]:
     """``layers`` as a tuple of names; refused when empty (``owner`` names the caller)."""
     names = (layers,) if isinstance(layers, str) else tuple(layers)

@@ -20,6 +20,7 @@ from adapters.schedule import (
     measure_layers,
     measured_values,
     renamed,
+    renamed_attribute,
 )
 
 
@@ -116,6 +117,16 @@ class LMNCallback(keras.callbacks.Callback):
     def every_n_steps(self) -> int | None:
         """Also measured after every ``k``-th optimizer step, or ``None``."""
         return None if self.batches is None else self.batches.every  # type: ignore[return-value]
+
+    @property
+    def every(self) -> int | frozenset[int]:
+        """The old name of :attr:`every_n_epochs` (for one release, with a ``DeprecationWarning``)."""
+        return renamed_attribute(self, "every", "every_n_epochs")
+
+    @property
+    def every_batches(self) -> int | None:
+        """The old name of :attr:`every_n_steps` (for one release, with a ``DeprecationWarning``)."""
+        return renamed_attribute(self, "every_batches", "every_n_steps")
 
     def scheduled(self, epoch: int) -> bool:
         """Whether the epoch with Keras index ``epoch`` (from 0) is measured."""

@@ -28,6 +28,7 @@ from adapters.schedule import (
     measured_values,
     read_monitor_csv,
     renamed,
+    renamed_attribute,
 )
 from adapters.torch.layer import LayerLMN, LayerOptions
 
@@ -116,6 +117,11 @@ class LMNMonitor:
     def every_n_steps(self) -> int | frozenset[int]:
         """The schedule: ``k`` (steps ``0, k, 2k, ...``) or the set of steps."""
         return self.schedule.every
+
+    @property
+    def every(self) -> int | frozenset[int]:
+        """The old name of :attr:`every_n_steps` (for one release, with a ``DeprecationWarning``)."""
+        return renamed_attribute(self, "every", "every_n_steps")
 
     @property
     def csv_path(self) -> Path | None:

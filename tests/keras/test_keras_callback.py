@@ -122,6 +122,10 @@ def test_the_old_schedule_names_warn_naming_the_new_ones_and_still_work(data):
         old_steps = LMNCallback(inputs, "hidden1", every_batches=3, n_points=5)
     new = LMNCallback(inputs, "hidden1", every_n_epochs=[2], n_points=5)
     assert old.every_n_epochs == new.every_n_epochs == frozenset({2}) and old_steps.every_n_steps == 3
+    with pytest.warns(
+        DeprecationWarning, match=r"LMNCallback\.every_batches is deprecated.*use \.every_n_steps"
+    ):
+        assert old_steps.every_batches == 3
     for callback in (old, new):
         compiled_model().fit(pairs, labels, batch_size=len(pairs), epochs=2, verbose=0, callbacks=[callback])
     assert [row["epoch"] for row in old.measurements] == [row["epoch"] for row in new.measurements] == [1]

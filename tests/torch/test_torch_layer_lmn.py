@@ -114,6 +114,8 @@ def test_the_old_schedule_name_of_the_monitor_warns_naming_the_new_one_and_still
         old = LMNMonitor(model, pairs, "hidden1", every=3, n_points=5)
     new = LMNMonitor(model, pairs, "hidden1", every_n_steps=3, n_points=5)
     assert old.every_n_steps == new.every_n_steps == 3
+    with pytest.warns(DeprecationWarning, match=r"LMNMonitor\.every is deprecated.*use \.every_n_steps"):
+        assert old.every == 3
     assert [old.is_due(step) for step in range(7)] == [new.is_due(step) for step in range(7)]
     assert [step for step in range(7) if new.is_due(step)] == [0, 3, 6]
     assert old.step(3)["hidden1"].lmn == new.step(3)["hidden1"].lmn
