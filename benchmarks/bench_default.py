@@ -1,11 +1,10 @@
-"""The default ``layer_lmn`` in fresh processes, against the folded floor, before and after the lanes' choice.
+"""The default ``layer_lmn`` in fresh processes against the folded floor, with torch's threads and with one.
 
-The model and probe of the issue that asked for it: the reference MLP of addition mod 31
-(``Linear(64,100)-SiLU-Linear(100,100)-SiLU-Linear(100,31)`` after the pair embedding,
-PyTorch's initial weights of seed 0), measured at ``hidden1`` on all ``N = 961`` pairs with
-every setting left to the library. Each fresh process (``--processes``, alternating the
-variants) makes one warm-up call, then times ``--calls`` calls of each variant it runs and
-the floor:
+The reference MLP of addition mod 31 (``Linear(64,100)-SiLU-Linear(100,100)-SiLU-
+Linear(100,31)`` after the pair embedding, PyTorch's initial weights of seed 0), measured
+at ``hidden1`` on ``--samples`` of its pairs (all ``N = 961`` by default) with every
+setting left to the library. Each fresh process (``--processes``, alternating the
+variants) runs one variant: one warm-up call, then ``--calls`` timed calls and the floor:
 
 - **before**: the default as it was, torch's own intra-op threads kept for the measurement
   (:func:`adapters.torch.threads.lane_threads` replaced by a context that does nothing);
@@ -15,10 +14,10 @@ the floor:
   torch's own threads (the quickest of the calls).
 
 It prints each process's median call over its floor, and the median and worst over the
-processes, for both variants. ``--large`` adds a large head (``Linear(64,512)-SiLU-
-Linear(512,512)-SiLU-Linear(512,512)`` at its first SiLU, ``N = 120``), whose matrix products
-torch's own threads share out well, to check that lanes do not slow it. Timings on a
-shared machine are noisy: run it idle, ``python benchmarks/bench_default.py --processes 10``.
+processes, for both variants. ``--large N`` adds a large head (``Linear(64,512)-SiLU-
+Linear(512,512)-SiLU-Linear(512,512)`` at its first SiLU, on ``N`` samples), whose matrix
+products torch's own threads share out well, to check that lanes do not slow it. Timings on a
+shared machine are noisy: run it idle, ``python benchmarks/bench_default.py --large 120``.
 """
 
 from __future__ import annotations
@@ -42,22 +41,24 @@ from lmn_core.measure import DEFAULT_MEMORY_BUDGET, DEFAULT_N_POINTS, pairs_per_
 VARIANTS = ("before", "after")
 
 
-def reference_case() -> tuple[nn.Module, np.ndarray, str]:
+def reference_case(samples: int) -> tuple[nn.Module, np.ndarray, str]:
     from reference_tasks.model.torch_model import GrokMLP
     from reference_tasks.tasks import make_task
 
     torch.manual_seed(0)
-    return GrokMLP(31, 31).eval(), make_task("modadd").pairs, "hidden1"
+    pairs = make_task("modadd").pairs
+    chosen = np.linspace(0, len(pairs) - 1, min(samples, len(pairs))).round().astype(int)
+    return GrokMLP(31, 31).eval(), pairs[chosen], "hidden1"
 
 
-def large_case() -> tuple[nn.Module, np.ndarray, str]:
+def large_case(samples: int) -> tuple[nn.Module, np.ndarray, str]:
     torch.manual_seed(0)
     widths = (64, 512, 512, 512)
     layers: list[nn.Module] = []
     for inputs, outputs in itertools.pairwise(widths):
         layers += [nn.Linear(inputs, outputs), nn.SiLU()]
     model = nn.Sequential(*layers[:-1]).eval()
-    return model, np.random.default_rng(0).normal(size=(120, 64)).astype(np.float32), "1"
+    return model, np.random.default_rng(0).normal(size=(samples, 64)).astype(np.float32), "1"
 
 
 CASES = {"reference": reference_case, "large": large_case}
@@ -79,14 +80,14 @@ def floor_seconds(head: lmn_core.Function, samples: np.ndarray) -> float:
     return time.perf_counter() - start
 
 
-def child(case: str, variant: str, calls: int) -> None:
+def child(case: str, variant: str, calls: int, samples: int) -> None:
     """In this fresh process: a warm-up call, then ``calls`` timed calls and the floor."""
     from adapters import torch as torch_adapter
     from adapters.torch import layer as torch_layer
 
     if variant == "before":
         torch_layer.lane_threads = lambda head, lmn_kwargs: contextlib.nullcontext()
-    model, inputs, probe = CASES[case]()
+    model, inputs, probe = CASES[case](samples)
     measure = torch_adapter.LayerLMN(model, probe, example_inputs=inputs)
     measure(inputs)
     seconds = []
@@ -100,18 +101,28 @@ def child(case: str, variant: str, calls: int) -> None:
     print(json.dumps({"seconds": seconds, "floor": floor, "torch_threads": torch.get_num_threads()}))
 
 
-def run_child(case: str, variant: str, calls: int) -> dict:
-    command = [sys.executable, __file__, "--child", case, variant, "--calls", str(calls)]
+def run_child(case: str, variant: str, calls: int, samples: int) -> dict:
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        case,
+        variant,
+        "--calls",
+        str(calls),
+        "--samples",
+        str(samples),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def table(case: str, processes: int, calls: int) -> None:
+def table(case: str, processes: int, calls: int, samples: int) -> None:
     """Each variant in ``processes`` fresh processes, alternating: median call / floor per process."""
     ratios: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
     for index in range(processes):
         for variant in VARIANTS if index % 2 == 0 else reversed(VARIANTS):
-            run = run_child(case, variant, calls)
+            run = run_child(case, variant, calls, samples)
             ratio = statistics.median(run["seconds"]) / run["floor"]
             ratios[variant].append(ratio)
             print(
@@ -131,16 +142,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--processes", type=int, default=10)
     parser.add_argument("--calls", type=int, default=3)
-    parser.add_argument("--large", action="store_true", help="also the large head whose own threads pay")
+    parser.add_argument("--samples", type=int, default=961, help="N (the reference task has 961)")
+    parser.add_argument("--large", type=int, default=0, metavar="N", help="also the large head, on N samples")
     parser.add_argument("--child", nargs=2, metavar=("CASE", "VARIANT"), help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.child:
-        child(*arguments.child, arguments.calls)
+        samples = arguments.samples if arguments.child[0] == "reference" else arguments.large
+        child(*arguments.child, arguments.calls, samples)
         return
     print(f"torch {torch.__version__}, {torch.get_num_threads()} intra-op threads by default")
-    table("reference", arguments.processes, arguments.calls)
+    table("reference", arguments.processes, arguments.calls, arguments.samples)
     if arguments.large:
-        table("large", arguments.processes, arguments.calls)
+        table("large", arguments.processes, arguments.calls, arguments.large)
 
 
 if __name__ == "__main__":
