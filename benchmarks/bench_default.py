@@ -10,8 +10,9 @@ variants) runs one variant: one warm-up call, then ``--calls`` timed calls and t
   (:func:`adapters.torch.threads.lane_threads` replaced by a context that does nothing);
 - **after**: the default as installed (the head on one torch thread, in the lanes the core
   chooses);
-- **floor**: the folded head alone on the rows the core evaluates, in its blocks, with
-  torch's own threads (the quickest of the calls).
+- **floor**: the folded head alone on the rows the core evaluates, in its blocks, in one
+  thread of the caller (the quickest of ``--calls`` runs with torch's own threads and as
+  many with one torch thread).
 
 It prints each process's median call over its floor, and the median and worst over the
 processes, for both variants. ``--large N`` adds a large head (``Linear(64,512)-SiLU-
@@ -80,6 +81,16 @@ def floor_seconds(head: lmn_core.Function, samples: np.ndarray) -> float:
     return time.perf_counter() - start
 
 
+@contextlib.contextmanager
+def torch_threads(threads: int):
+    own = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(own)
+
+
 def child(case: str, variant: str, calls: int, samples: int) -> None:
     """In this fresh process: a warm-up call, then ``calls`` timed calls and the floor."""
     from adapters import torch as torch_adapter
@@ -96,8 +107,11 @@ def child(case: str, variant: str, calls: int, samples: int) -> None:
         measure(inputs)
         seconds.append(time.perf_counter() - start)
     samples = measure.samples(inputs)
-    with measure.backend.measuring(model, measure.head, {"threads": 1}):  # eval mode, padding
-        floor = min(floor_seconds(measure.head, samples) for _ in range(calls))
+    floors = []
+    for threads in (torch.get_num_threads(), 1):  # the quicker of torch's threads and one
+        with measure.backend.measuring(model, measure.head, {"threads": 1}), torch_threads(threads):
+            floors += [floor_seconds(measure.head, samples) for _ in range(calls)]
+    floor = min(floors)
     print(json.dumps({"seconds": seconds, "floor": floor, "torch_threads": torch.get_num_threads()}))
 
 
@@ -144,6 +158,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=3)
     parser.add_argument("--samples", type=int, default=961, help="N (the reference task has 961)")
     parser.add_argument("--large", type=int, default=0, metavar="N", help="also the large head, on N samples")
+    parser.add_argument("--no-reference", action="store_true", help="the large head only")
     parser.add_argument("--child", nargs=2, metavar=("CASE", "VARIANT"), help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.child:
@@ -151,7 +166,8 @@ def main() -> None:
         child(*arguments.child, arguments.calls, samples)
         return
     print(f"torch {torch.__version__}, {torch.get_num_threads()} intra-op threads by default")
-    table("reference", arguments.processes, arguments.calls, arguments.samples)
+    if not arguments.no_reference:
+        table("reference", arguments.processes, arguments.calls, arguments.samples)
     if arguments.large:
         table("large", arguments.processes, arguments.calls, arguments.large)
 
