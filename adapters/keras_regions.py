@@ -15,11 +15,12 @@ _MOVED = ("LayerRegions", "layer_regions", "piecewise_linear_head")
 def __getattr__(name: str) -> Any:
     if name not in _MOVED:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    home = "adapters.keras.regions" if name == "piecewise_linear_head" else "adapters.keras"
     warnings.warn(
-        f"adapters.keras_regions.{name} moved: import it from adapters.keras",
+        f"adapters.keras_regions.{name} moved: import it from {home}",
         DeprecationWarning,
         stacklevel=2,
     )
-    from adapters.keras import regions
+    from adapters.keras import layer, regions
 
-    return getattr(regions, name)
+    return getattr(regions if name == "piecewise_linear_head" else layer, name)

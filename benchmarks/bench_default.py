@@ -162,8 +162,7 @@ def main() -> None:
     parser.add_argument("--child", nargs=2, metavar=("CASE", "VARIANT"), help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.child:
-        samples = arguments.samples if arguments.child[0] == "reference" else arguments.large
-        child(*arguments.child, arguments.calls, samples)
+        child(*arguments.child, arguments.calls, arguments.samples)
         return
     print(f"torch {torch.__version__}, {torch.get_num_threads()} intra-op threads by default")
     if not arguments.no_reference:

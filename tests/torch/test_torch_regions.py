@@ -175,3 +175,15 @@ def test_a_relu_run_records_the_regions_of_its_snapshots(tmp_path):
     silu = train(TrainConfig(task="xor", steps=5, lmn_samples=6, n_checkpoints=2), tmp_path / "silu")
     assert "regions_hidden1" not in read_metrics(silu.out_dir / "metrics.csv")[0]
     assert silu.summary.regions is None
+
+
+def test_the_old_module_warns_naming_the_new_home_and_still_works():
+    with pytest.warns(
+        DeprecationWarning,
+        match=r"adapters\.torch_regions\.layer_regions moved: import it from adapters\.torch$",
+    ):
+        from adapters.torch_regions import layer_regions as old
+    assert old is layer_regions
+    with pytest.warns(DeprecationWarning, match=r"import it from adapters\.torch\.regions"):
+        from adapters.torch_regions import piecewise_linear_head as old_head
+    assert old_head is piecewise_linear_head
