@@ -28,8 +28,8 @@ except ImportError as error:  # pragma: no cover - depends on the environment
 
 import lmn_core
 from adapters.schedule import Schedule, layer_names, logger_key, measure_layers, measured_values
-from adapters.torch import LayerLMN, LayerOptions
-from adapters.torch_monitor import training_state_kept
+from adapters.torch.layer import LayerLMN, LayerOptions
+from adapters.torch.monitor import training_state_kept
 
 
 class LMNCallback(pl.Callback):

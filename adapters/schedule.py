@@ -6,7 +6,10 @@ PyTorch loops), the Keras ``LMNCallback`` (``model.fit``), the Lightning ``LMNCa
 (``lightning.Trainer``) and the Hugging Face ``LMNCallback`` (``transformers.Trainer``).
 
 - :class:`Schedule`: an int ``k`` means every ``k``-th count (``0, k, 2k, ...``), a
-  collection means exactly those counts; :meth:`Schedule.take` measures a count once
+  collection means exactly those counts; every monitor and callback names its schedules
+  ``every_n_steps`` (optimizer steps) and ``every_n_epochs`` (epochs, counted from 1), and
+  :func:`renamed` keeps their old spellings working for one release;
+  :meth:`Schedule.take` measures a count once
   (a step that a loop reports twice, as with gradient accumulation, is measured once).
 - Keys: ``lmn_<layer>`` (:func:`lmn_key`: CSV columns, Keras logs, TensorBoard tags of
   ``LMNMonitor``) and ``lmn/<layer>`` (:func:`logger_key`: what the Lightning and
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import math
+import warnings
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
@@ -40,6 +44,40 @@ def lmn_key(layer: str) -> str:
 def logger_key(layer: str) -> str:
     """``lmn/<layer>``: the key of ``layer``'s LMN in a Lightning or Hugging Face trainer's logs."""
     return f"{LOGGER_KEY_PREFIX}{layer}"
+
+
+#: The value of a deprecated parameter that was not given.
+NOT_GIVEN: Any = object()
+
+
+def renamed(value: Any, default: Any, old_value: Any, names: tuple[str, str], owner: str) -> Any:
+    """``value`` of a parameter, or the ``old_value`` given under its old name, with a warning.
+
+    ``names`` is ``(old, new)``. The old spelling works for one release: it warns with a
+    ``DeprecationWarning`` that names the new one; giving both (the new one not at its
+    ``default``) is refused.
+    """
+    old, new = names
+    if old_value is NOT_GIVEN:
+        return value
+    warnings.warn(
+        f"{owner}({old}=...) is deprecated and goes in the next release: use {new}=",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    if value != default:
+        raise TypeError(f"{owner} got {new}= and its old name {old}=: give {new}= only")
+    return old_value
+
+
+def renamed_attribute(owner: Any, old: str, new: str) -> Any:
+    """``owner.<new>``, read under its old name ``old``: it warns for one release, naming the new one."""
+    warnings.warn(
+        f"{type(owner).__name__}.{old} is deprecated and goes in the next release: use .{new}",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return getattr(owner, new)
 
 
 def layer_names(layers: str | Collection[str], owner: str) -> tuple[str, ...]:

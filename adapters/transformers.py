@@ -4,10 +4,10 @@ Hugging Face models take integer token ids, which cannot be interpolated: the sa
 are the activations at a layer after the embedding (a block of the layer stack, such as
 ``"bert.encoder.layer.0"``), and the function is the rest of the model followed by the
 choice of ``output`` (``"logits"`` by default). ``torch.fx`` cannot trace most of these
-models, so the model is cut with forward hooks (:mod:`adapters.torch_hooks`): any model
+models, so the model is cut with forward hooks (:mod:`adapters.torch.hooks`): any model
 whose output depends on its token ids only through the layer's output, checked on
-every example row. The measurement itself is :class:`adapters.torch.LayerLMN`'s, on the
-chain ``(body, head)`` of that cut.
+every example row. The measurement itself is :class:`adapters.torch.LayerLMN`'s with
+``cut_by=("hooks",)``.
 
 :class:`LMNCallback` is a thin layer over the framework-free schedule
 (:mod:`adapters.schedule`) and that measure: it measures at ``global_step`` 0 and on
@@ -34,10 +34,17 @@ from torch import nn
 import lmn_core
 from adapters.options import Options
 from adapters.schedule import Schedule, layer_names, logger_key, measure_layers, measured_values
-from adapters.torch import LayerLMN, OutputChoice
-from adapters.torch_function import as_tensor, eval_mode, floating_dtype, module_device, select_output
-from adapters.torch_hooks import hook_split
-from adapters.torch_monitor import training_state_kept
+from adapters.torch.function import (
+    OutputChoice,
+    as_tensor,
+    eval_mode,
+    floating_dtype,
+    module_device,
+    select_output,
+)
+from adapters.torch.hooks import hook_split
+from adapters.torch.layer import LayerLMN
+from adapters.torch.monitor import training_state_kept
 
 DEFAULT_OUTPUT = "logits"
 DEFAULT_INPUT = "input_ids"
@@ -81,7 +88,7 @@ def layer_measure(
         A Hugging Face model (or any module), on its device.
     layer : str
         A name from ``model.named_modules()`` whose output is a floating-point tensor
-        and a cut (see :mod:`adapters.torch_hooks`); :func:`cut_points` lists them.
+        and a cut (see :mod:`adapters.torch.hooks`); :func:`cut_points` lists them.
     example_inputs : array_like or torch.Tensor
         Token ids ``(N, L)`` (or what ``input`` takes) the cut is checked on.
     options : CutOptions, optional
@@ -91,23 +98,18 @@ def layer_measure(
     """
     options = CutOptions.with_keywords(options, option_keywords, "layer_measure")
     with training_state_kept(model):
-        body, head = hook_split(
+        return LayerLMN(
             model,
             layer,
-            example_inputs,
+            example_inputs=example_inputs,
+            output=options.output,
             input=options.input,
             fixed_inputs=options.fixed_inputs,
-            output=options.output,
+            batch_size=options.batch_size,
+            reduction=options.reduction,
+            fold=False,
+            cut_by=("hooks",),
         )
-    chain = nn.Sequential(body, head)
-    return LayerLMN(
-        chain,
-        "0",
-        output=options.output,
-        batch_size=options.batch_size,
-        reduction=options.reduction,
-        fold=False,
-    )
 
 
 def layer_lmn(model: nn.Module, inputs: Any, layer: str, **keywords: Any) -> lmn_core.LMNResult:

@@ -8,8 +8,8 @@ training), and times, on all 961 pairs, one torch thread, at each ``--probes``:
 a. the LMN (``adapters.torch.LayerLMN``: folded head, host kernels, 21 points per
    segment): the floor the regions are set against;
 b. the exact pieces of all ``N (N - 1) / 2`` segments (``lmn_core.segment_pieces`` on the
-   folded samples, the head read by ``adapters.torch_regions``);
-c. everything a run records (``adapters.torch_regions.LayerRegions``: the samples, the
+   folded samples, the head read by ``adapters.torch.regions``);
+c. everything a run records (``adapters.torch.regions.LayerRegions``: the samples, the
    head read and checked, the patterns, regions, perplexity and the pieces);
 d. with ``--compare-methods``, the pieces with ``method="table"`` (every layer evaluated
    at every breakpoint) instead of the rank-one updates of ``"auto"``.
@@ -32,7 +32,7 @@ from torch.nn import functional
 
 import lmn_core
 from adapters.torch import LayerLMN, split
-from adapters.torch_regions import LayerRegions, piecewise_linear_head
+from adapters.torch.regions import LayerRegions, piecewise_linear_head
 from reference_tasks.model.torch_model import GrokMLP, build_model
 from reference_tasks.tasks import make_task, train_test_split
 

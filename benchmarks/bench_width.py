@@ -4,7 +4,7 @@ For each reference task (the paper's MLP, float32, PyTorch's initial weights of 
 torch thread) it prints, first, ``linear`` alone on 3230 rows (one block of pairs at
 ``hidden1``) at the task's output width and at the next multiples of 8 and 16; then the
 LMN at each probe on all ``N`` samples with ``widen_output=False`` and ``True``
-(:mod:`adapters.torch_width`), timed alternately, medians of ``--repeats``, their ratio,
+(:mod:`adapters.torch.width`), timed alternately, medians of ``--repeats``, their ratio,
 the width chosen, and the two LMNs' relative difference.
 Run it on an idle machine: ``python benchmarks/bench_width.py``.
 """
@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 import torch
 
 from adapters.torch import LayerLMN
-from adapters.torch_width import WidenedLinear, candidate_widths
+from adapters.torch.width import WidenedLinear, candidate_widths
 from reference_tasks.model.torch_model import build_model
 from reference_tasks.tasks import TaskData, make_task
 

@@ -6,8 +6,9 @@ that the rendered page does not show::
     <!-- test: env=torch; setup=torch_models; sub=20000 -> 20 | epochs=50 -> epochs=2 -->
 
 - ``env``: the tox environment whose tests run it (``core``, ``torch``, ``keras``,
-  ``crossframework``, ``lightning``, ``transformers``), or ``never`` with ``why``: the few
-  blocks nothing here can run (the install line CI itself runs, a SLURM cluster, a GPU);
+  ``crossframework``, ``lightning``, ``transformers``, ``transformer-lens``), or ``never``
+  with ``why``: the few blocks nothing here can run (the install line CI itself runs, a SLURM
+  cluster, a GPU);
 - ``setup``: a function of :mod:`readme_setup` that gives the names the block uses
   (a model, its inputs) and writes the files it reads;
 - ``sub``: replacements, ``OLD -> NEW`` separated by ``|``, that make the block small (fewer
@@ -36,7 +37,16 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-ENVIRONMENTS = ("core", "torch", "keras", "crossframework", "lightning", "transformers", "never")
+ENVIRONMENTS = (
+    "core",
+    "torch",
+    "keras",
+    "crossframework",
+    "lightning",
+    "transformers",
+    "transformer-lens",
+    "never",
+)
 RUN_LANGUAGES = ("bash", "python")
 # Fences that hold no code: output, tables, a citation, configuration, trees.
 SHOWN_LANGUAGES = ("text", "bibtex", "toml", "")

@@ -23,8 +23,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from adapters.keras import LayerLMN, split
-from adapters.keras_regions import LayerRegions
+from adapters.keras import LayerLMN, LayerRegions, split
 from reference_tasks.experiment import ExperimentError
 from reference_tasks.runfolder.schema import WEIGHTS_STEM
 from reference_tasks.training.engine import Evaluation, TrainingData, check_cuts
@@ -224,7 +223,7 @@ class KerasEngine:
 
     @functools.cached_property
     def region_counters(self) -> dict[str, LayerRegions]:
-        """A :class:`adapters.keras_regions.LayerRegions` per probe, cut once."""
+        """A :class:`adapters.keras.LayerRegions` per probe, cut once."""
         return {probe: LayerRegions(self.model, probe) for probe in self.config.probes}
 
     def regions(self, run: int, probes: Sequence[str], progress: bool) -> dict[str, Any]:

@@ -40,8 +40,7 @@ from torch import nn
 from torch.func import functional_call, stack_module_state
 from torch.nn import functional
 
-from adapters.torch import LayerLMN, split
-from adapters.torch_regions import LayerRegions
+from adapters.torch import LayerLMN, LayerRegions, split
 from reference_tasks.experiment import ExperimentError
 from reference_tasks.runfolder.schema import WEIGHTS_STEM
 from reference_tasks.training.engine import Evaluation, TrainingData, check_cuts
@@ -263,7 +262,7 @@ class TorchEngine:
         }
 
     def regions(self, run: int, probes: Sequence[str], progress: bool) -> dict[str, Any]:
-        """Run ``run``'s linear regions at each probe (``adapters.torch_regions.LayerRegions``, cut once)."""
+        """Run ``run``'s linear regions at each probe (``adapters.torch.LayerRegions``, cut once)."""
         self._load_run(run)
         for probe in probes:
             if probe not in self._regions:

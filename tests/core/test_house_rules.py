@@ -111,9 +111,9 @@ ROOMS = (
 )
 FRAMEWORKS = ("torch", "keras", "tensorflow", "jax", "lightning", "transformers")
 FRAMEWORK_MODULES = re.compile(
-    r"adapters/(torch\w*|keras\w*|lightning|transformers)\.py|reference_tasks/model/(torch_model|keras_model|"
-    r"crossframework)\.py|reference_tasks/training/(torch_engine|keras_engine)\.py|"
-    r"reference_tasks/testbeds/(torch|keras)\w*\.py"
+    r"adapters/(torch|keras)/\w+\.py|adapters/(devices|lightning|transformers|transformer_lens)\.py"
+    r"|reference_tasks/model/(torch_model|keras_model|crossframework)\.py"
+    r"|reference_tasks/training/(torch_engine|keras_engine)\.py|reference_tasks/testbeds/(torch|keras)\w*\.py"
 )
 
 

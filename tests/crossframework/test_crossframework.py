@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from adapters.keras import layer_lmn as keras_layer_lmn
-from adapters.keras_regions import layer_regions as keras_layer_regions
+from adapters.keras import layer_regions as keras_layer_regions
 from adapters.torch import layer_lmn as torch_layer_lmn
-from adapters.torch_regions import layer_regions as torch_layer_regions
+from adapters.torch import layer_regions as torch_layer_regions
 from reference_tasks.model import torch_model as torch_models
 from reference_tasks.model.crossframework import keras_to_torch, torch_to_keras
 from reference_tasks.model.keras_model import build_model

@@ -33,7 +33,7 @@ def test_values_appear_in_history_under_the_documented_keys(data, tmp_path):
     pairs, labels = data
     model = compiled_model()
     inputs = pairs[::5]
-    callback = LMNCallback(inputs, LAYERS, every=2, n_points=7)
+    callback = LMNCallback(inputs, LAYERS, every_n_epochs=2, n_points=7)
     log = tmp_path / "log.csv"
     history = model.fit(
         pairs,
@@ -63,7 +63,7 @@ def test_values_appear_in_history_under_the_documented_keys(data, tmp_path):
 
 def test_schedule_as_epoch_numbers_and_no_fill(data):
     pairs, labels = data
-    callback = LMNCallback(pairs[::7], "hidden1", every=[1, 3], fill_value=None, n_points=5)
+    callback = LMNCallback(pairs[::7], "hidden1", every_n_epochs=[1, 3], fill_value=None, n_points=5)
     assert [callback.scheduled(epoch) for epoch in range(4)] == [True, False, True, False]
     seen = []
 
@@ -79,10 +79,10 @@ def test_schedule_as_epoch_numbers_and_no_fill(data):
 
 def test_bad_arguments_fail_early(data):
     pairs, labels = data
-    with pytest.raises(ValueError, match="every must be at least 1"):
-        LMNCallback(pairs, "hidden1", every=0)
+    with pytest.raises(ValueError, match="every_n_epochs must be at least 1"):
+        LMNCallback(pairs, "hidden1", every_n_epochs=0)
     with pytest.raises(ValueError, match="collection of epoch numbers"):
-        LMNCallback(pairs, "hidden1", every=[0, 2])
+        LMNCallback(pairs, "hidden1", every_n_epochs=[0, 2])
     with pytest.raises(ValueError, match="at least one layer"):
         LMNCallback(pairs, [])
     with pytest.raises(ValueError, match="no layer 'hidden3'"):
@@ -96,7 +96,7 @@ def test_step_zero_and_a_schedule_of_batches(data):
     model = compiled_model()
     inputs = pairs[::7]
     initial = layer_lmn(model, inputs, "hidden1", n_points=5).lmn
-    callback = LMNCallback(inputs, "hidden1", every=[2], at_start=True, every_batches=3, n_points=5)
+    callback = LMNCallback(inputs, "hidden1", every_n_epochs=[2], at_start=True, every_n_steps=3, n_points=5)
     model.fit(pairs, labels, batch_size=len(pairs) // 4 + 1, epochs=2, verbose=0, callbacks=[callback])
     assert [(row["step"], row["epoch"]) for row in callback.measurements] == [
         (0, None),
@@ -107,5 +107,34 @@ def test_step_zero_and_a_schedule_of_batches(data):
     assert callback.measurements[0]["lmn_hidden1"] == pytest.approx(initial, rel=1e-12)
     assert callback.measurements[-1]["lmn_hidden1"] == callback.last_results["hidden1"].lmn
     assert all(row["lmn_n_samples"] == len(inputs) for row in callback.measurements)
-    with pytest.raises(ValueError, match="every_batches must be at least 1"):
-        LMNCallback(inputs, "hidden1", every_batches=0)
+    with pytest.raises(ValueError, match="every_n_steps must be at least 1"):
+        LMNCallback(inputs, "hidden1", every_n_steps=0)
+
+
+def test_the_old_schedule_names_warn_naming_the_new_ones_and_still_work(data):
+    pairs, labels = data
+    inputs = pairs[::7]
+    with pytest.warns(
+        DeprecationWarning, match=r"LMNCallback\(every=\.\.\.\) is deprecated.*use every_n_epochs="
+    ):
+        old = LMNCallback(inputs, "hidden1", every=[2], n_points=5)
+    with pytest.warns(DeprecationWarning, match=r"every_batches=\.\.\.\) is deprecated.*use every_n_steps="):
+        old_steps = LMNCallback(inputs, "hidden1", every_batches=3, n_points=5)
+    new = LMNCallback(inputs, "hidden1", every_n_epochs=[2], n_points=5)
+    assert old.every_n_epochs == new.every_n_epochs == frozenset({2}) and old_steps.every_n_steps == 3
+    with pytest.warns(
+        DeprecationWarning, match=r"LMNCallback\.every_batches is deprecated.*use \.every_n_steps"
+    ):
+        assert old_steps.every_batches == 3
+    for callback in (old, new):
+        compiled_model().fit(pairs, labels, batch_size=len(pairs), epochs=2, verbose=0, callbacks=[callback])
+    assert [row["epoch"] for row in old.measurements] == [row["epoch"] for row in new.measurements] == [1]
+    # two fits of a fresh model: the same training, up to TensorFlow's float32 summation order
+    assert old.measurements[0]["lmn_hidden1"] == pytest.approx(new.measurements[0]["lmn_hidden1"], rel=1e-5)
+    with (
+        pytest.raises(
+            TypeError, match=r"got every_n_epochs= and its old name every=: give every_n_epochs= only"
+        ),
+        pytest.warns(DeprecationWarning),
+    ):
+        LMNCallback(inputs, "hidden1", every=2, every_n_epochs=3)

@@ -7,7 +7,7 @@ import pytest
 
 import lmn_core
 from adapters.keras import KerasFunction, LayerLMN
-from adapters.keras_function import half_const_rtol
+from adapters.keras.function import half_const_rtol
 
 HALF = ["float16", "bfloat16"]
 

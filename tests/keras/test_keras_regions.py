@@ -1,4 +1,4 @@
-"""adapters.keras_regions: Keras heads read as affine maps and hinges, and the regions of a run."""
+"""adapters.keras.regions: Keras heads read as affine maps and hinges, and the regions of a run."""
 
 from functools import partial
 
@@ -9,8 +9,8 @@ import quiet_training
 from run_folder_checks import check_run_folder
 
 import lmn_core
-from adapters.keras import split
-from adapters.keras_regions import LayerRegions, layer_regions, piecewise_linear_head
+from adapters.keras import LayerRegions, layer_regions, split
+from adapters.keras.regions import piecewise_linear_head
 from reference_tasks.model.keras_model import build_model, snapshot_arrays
 from reference_tasks.model.numpy_model import NumpyGrokMLP
 from reference_tasks.model.spec import LEAKY_RELU_SLOPE

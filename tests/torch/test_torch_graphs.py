@@ -126,14 +126,26 @@ def test_a_dict_output_is_chosen_by_key_or_by_a_callable():
         layer_lmn(model, x, "hidden.0", output="missing")
 
 
-def test_a_transformer_encoder_that_fx_cannot_trace_is_refused_with_the_way_out():
+def test_a_transformer_encoder_that_fx_cannot_trace_is_cut_with_hooks_or_refused_with_the_ways_out():
     layer = nn.TransformerEncoderLayer(d_model=8, nhead=2, dim_feedforward=16, dropout=0.0, batch_first=True)
     model = nn.TransformerEncoder(layer, num_layers=3, enable_nested_tensor=False).eval()
     message = (
-        r"cannot cut TransformerEncoder at 'layers\.0': torch\.fx cannot trace it.*lmn_core\.lmn\(f, X\)"
+        r"cannot cut TransformerEncoder at 'layers\.0': torch\.fx cannot trace it.*give example_inputs"
+        r".*lmn_core\.lmn\(f, X\)"
     )
     with pytest.raises(ValueError, match=message):
-        split(model, "layers.0", example_inputs=rows((5, 8), n=6))
+        split(model, "layers.0")
+    with pytest.raises(ValueError, match=message):
+        split(model, "layers.0", example_inputs=rows((5, 8), n=6), cut_by=("chain", "graph"))
+    x = torch.as_tensor(rows((5, 8), n=6))
+    body, head = split(model, "layers.0", example_inputs=x)  # the graph fails, forward hooks cut it
+    with torch.no_grad():
+        torch.testing.assert_close(head(body(x)), model(x), rtol=0, atol=0)
+    by_hooks = layer_lmn(model, x, "layers.1", n_points=5)
+    samples = TorchFunction(nn.Sequential(model.layers[0], model.layers[1]))(x).reshape(6, -1)
+    rest = TorchFunction(model.layers[2])
+    by_hand = lmn_core.lmn(lambda flat: rest(flat.reshape(-1, 5, 8)), samples, n_points=5)
+    assert by_hooks.lmn == pytest.approx(by_hand.lmn, rel=1e-9)
 
 
 def test_a_stack_of_encoder_layers_in_a_sequential_is_cut_exactly_between_layers():
@@ -165,7 +177,7 @@ def test_lmn_monitor_in_a_plain_loop_measures_on_schedule_and_leaves_training_al
     x, y = rows((4,), n=24), torch.arange(24) % 3
     writer = Recorder()
     monitor = LMNMonitor(
-        model, x[:10], ["layer1", "layer2"], every=3, csv_path=tmp_path / "lmn.csv", writer=writer
+        model, x[:10], ["layer1", "layer2"], every_n_steps=3, csv_path=tmp_path / "lmn.csv", writer=writer
     )
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
     measured = []

@@ -7,7 +7,7 @@ from torch import nn
 
 import lmn_core
 from adapters.torch import LayerLMN, TorchFunction
-from adapters.torch_function import half_precision_rtol
+from adapters.torch.function import half_precision_rtol
 
 HALF = [torch.float16, torch.bfloat16]
 

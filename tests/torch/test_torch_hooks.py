@@ -1,4 +1,4 @@
-"""adapters.torch_hooks: cuts by forward hooks, for models torch.fx cannot trace."""
+"""adapters.torch.hooks: cuts by forward hooks, for models torch.fx cannot trace."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from torch import nn
 
 import lmn_core
 from adapters.torch import TorchFunction, split
-from adapters.torch_hooks import hook_split
+from adapters.torch.hooks import hook_split
 
 
 class KeywordModel(nn.Module):

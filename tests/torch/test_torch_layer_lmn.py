@@ -100,5 +100,25 @@ def test_the_options_have_one_home():
     assert measure.options == LayerOptions(fold=False)
     direct = layer_lmn(model, pairs, "hidden1", fold=False, n_points=5)
     assert measure(pairs, n_points=5).lmn == direct.lmn
-    monitor = LMNMonitor(model, pairs, "hidden1", every=1, fold=False, n_points=5)
+    monitor = LMNMonitor(model, pairs, "hidden1", every_n_steps=1, fold=False, n_points=5)
     assert monitor.step(0)["hidden1"].lmn == direct.lmn
+
+
+def test_the_old_schedule_name_of_the_monitor_warns_naming_the_new_one_and_still_works(model64, pairs):
+    from adapters.torch import LMNMonitor
+
+    model = model64
+    with pytest.warns(
+        DeprecationWarning, match=r"LMNMonitor\(every=\.\.\.\) is deprecated.*use every_n_steps="
+    ):
+        old = LMNMonitor(model, pairs, "hidden1", every=3, n_points=5)
+    new = LMNMonitor(model, pairs, "hidden1", every_n_steps=3, n_points=5)
+    assert old.every_n_steps == new.every_n_steps == 3
+    with pytest.warns(DeprecationWarning, match=r"LMNMonitor\.every is deprecated.*use \.every_n_steps"):
+        assert old.every == 3
+    assert [old.is_due(step) for step in range(7)] == [new.is_due(step) for step in range(7)]
+    assert [step for step in range(7) if new.is_due(step)] == [0, 3, 6]
+    assert old.step(3)["hidden1"].lmn == new.step(3)["hidden1"].lmn
+    refused = r"every_n_steps= and its old name every=: give every_n_steps= only"
+    with pytest.raises(TypeError, match=refused), pytest.warns(DeprecationWarning):
+        LMNMonitor(model, pairs, "hidden1", every=3, every_n_steps=5)

@@ -1,4 +1,4 @@
-"""adapters.torch_regions: PyTorch heads read as affine maps and hinges, and the regions of a run."""
+"""adapters.torch.regions: PyTorch heads read as affine maps and hinges, and the regions of a run."""
 
 import numpy as np
 import pytest
@@ -10,8 +10,8 @@ from torch.nn import functional
 from torch_threads import one_thread  # noqa: F401 (an autouse fixture)
 
 import lmn_core
-from adapters.torch import split
-from adapters.torch_regions import LayerRegions, layer_regions, piecewise_linear_head
+from adapters.torch import LayerRegions, layer_regions, split
+from adapters.torch.regions import piecewise_linear_head
 from reference_tasks.model.numpy_model import NumpyGrokMLP
 from reference_tasks.model.torch_model import build_model
 from reference_tasks.runfolder import read_metrics
@@ -98,6 +98,34 @@ def test_a_traced_graph_of_relu_calls_is_read_and_a_residual_is_refused_by_name(
         layer_regions(Residual(), x.float(), "first")
 
 
+class TwoInputsTwoOutputs(nn.Module):
+    """A ``forward(mask, x)`` whose samples go to ``x`` and which returns ``(logits, hidden)``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first, self.second, self.third = nn.Linear(4, 8), nn.Linear(8, 8), nn.Linear(8, 3)
+
+    def forward(self, mask, x):
+        hidden = torch.relu(self.first(x * mask))
+        return self.third(torch.relu(self.second(hidden))), hidden
+
+
+def test_layer_regions_honour_output_and_input():
+    torch.manual_seed(2)
+    model = TwoInputsTwoOutputs().double()
+    x = torch.randn(60, 4, dtype=torch.float64)
+    mask = torch.tensor([1.0, 0.0, 1.0, 1.0], dtype=torch.float64)
+    options = {"input": "x", "fixed_inputs": {"mask": mask}, "output": 0}
+    summary = layer_regions(model, x, "first", **options)
+    written = nn.Sequential(nn.ReLU(), model.second, nn.ReLU(), model.third)
+    with torch.no_grad():
+        samples = model.first(x * mask).numpy()
+    assert summary == lmn_core.linear_regions(piecewise_linear_head(written), samples)
+    assert summary.n_regions > 1
+    with pytest.raises(ValueError, match=r"fixed_inputs=\{'mask'"):
+        LayerRegions(model, "first", input="x", output=0)
+
+
 @pytest.mark.parametrize(
     ("module", "named"),
     [
@@ -147,3 +175,15 @@ def test_a_relu_run_records_the_regions_of_its_snapshots(tmp_path):
     silu = train(TrainConfig(task="xor", steps=5, lmn_samples=6, n_checkpoints=2), tmp_path / "silu")
     assert "regions_hidden1" not in read_metrics(silu.out_dir / "metrics.csv")[0]
     assert silu.summary.regions is None
+
+
+def test_the_old_module_warns_naming_the_new_home_and_still_works():
+    with pytest.warns(
+        DeprecationWarning,
+        match=r"adapters\.torch_regions\.layer_regions moved: import it from adapters\.torch$",
+    ):
+        from adapters.torch_regions import layer_regions as old
+    assert old is layer_regions
+    with pytest.warns(DeprecationWarning, match=r"import it from adapters\.torch\.regions"):
+        from adapters.torch_regions import piecewise_linear_head as old_head
+    assert old_head is piecewise_linear_head

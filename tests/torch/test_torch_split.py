@@ -9,7 +9,7 @@ from torch import fx, nn
 from torch_threads import one_thread  # noqa: F401 (an autouse fixture)
 
 from adapters.torch import TorchFunction, split
-from adapters.torch_graph import changes_its_input
+from adapters.torch.modules import changes_its_input
 from reference_tasks.model.torch_model import GrokMLP
 from reference_tasks.tasks import make_task
 

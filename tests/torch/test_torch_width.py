@@ -7,9 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
-from adapters import torch_width
 from adapters.torch import LayerLMN, layer_lmn
-from adapters.torch_width import WidenedLinear, candidate_widths, padded_once, widen_last_linear
+from adapters.torch import width as torch_width
+from adapters.torch.width import WidenedLinear, candidate_widths, padded_once, widen_last_linear
 from reference_tasks.model.torch_model import build_model
 
 

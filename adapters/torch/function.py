@@ -26,6 +26,7 @@ except ImportError as error:  # pragma: no cover - depends on the environment
     raise ImportError("adapters.torch needs PyTorch: pip install 'lmn[torch]'") from error
 
 import lmn_core
+from adapters.devices import is_torch_out_of_memory, torch_free_memory
 from adapters.options import checked_compile_rule, checked_reduction, measures_on_device, rule_compiler
 
 #: Rows per forward pass on the CPU (the fastest measured for the reference MLP on a
@@ -86,19 +87,6 @@ def half_precision_rtol(dtype: torch.dtype) -> float | None:
     return None
 
 
-def free_memory(device: torch.device) -> int | None:
-    """Bytes free on a CUDA ``device``, memory cached by PyTorch's allocator included; else ``None``."""
-    if device.type != "cuda":
-        return None
-    free, _ = torch.cuda.mem_get_info(device)
-    return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
-
-
-def is_out_of_memory(error: BaseException) -> bool:
-    """Whether ``error`` is PyTorch running out of device memory."""
-    return isinstance(error, torch.OutOfMemoryError)
-
-
 @contextmanager
 def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
     """Put ``module`` and every submodule in eval mode, then restore each one's own mode."""
@@ -120,7 +108,7 @@ def _describe(outputs: Any) -> str:
     return f"a {type(outputs).__name__}"
 
 
-def _picked(outputs: Any, output: int | str) -> Any:
+def picked_output(outputs: Any, output: int | str) -> Any:
     """``outputs[output]`` (an int indexes a dict's values, a str may name an attribute)."""
     try:
         if isinstance(output, int) and isinstance(outputs, Mapping):
@@ -146,7 +134,7 @@ def select_output(outputs: Any, output: OutputChoice) -> torch.Tensor:
             "leave output= out"
         )
     else:
-        chosen = _picked(outputs, output)
+        chosen = picked_output(outputs, output)
     if isinstance(chosen, torch.Tensor):
         return chosen
     if output is None:
@@ -319,8 +307,8 @@ class TorchFunction:
         return lmn_core.DevicePlan(
             to_device=self.tensor,
             run=self.run,
-            free_memory=free_memory(self.device),
-            is_out_of_memory=is_out_of_memory,
+            free_memory=torch_free_memory(self.device),
+            is_out_of_memory=is_torch_out_of_memory,
             session=self._session,
             compile=rule_compiler(self.compile_rule, "torch", torch.compile),
         )

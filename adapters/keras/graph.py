@@ -295,3 +295,15 @@ def select_output(head: keras.Model, output: Any, output_names: list[str] | None
         names = list(outputs) if isinstance(outputs, dict) else output_names
         raise ValueError(f"output={output!r} is not an output of {head.name!r}; it has {names}") from None
     return keras.Model(head.inputs, chosen, name=f"{head.name}_output")
+
+
+def candidates(model: keras.Model) -> list[str]:
+    """Every layer name and nested path, in graph order, input layers aside."""
+    names: list[str] = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        if isinstance(layer, keras.Model):
+            names.extend(f"{layer.name}/{inner}" for inner in candidates(layer))
+        names.append(layer.name)
+    return names

@@ -9,12 +9,13 @@ to 32-bit in the ops of its other backends, so there a float64 model's matrix pr
 run in float32.
 
 The public names live here; the work is done in one module per purpose, as in PyTorch's
-adapter: the callable (half precision, the device plans of :mod:`adapters.keras_device`):
-:mod:`adapters.keras_function`; cutting models at a layer, and affine prefix folding:
-:mod:`adapters.keras_split`, the layers it can cut at: :mod:`adapters.keras_cuts`;
-:class:`LayerLMN` and ``layer_lmn``: :mod:`adapters.keras_layer`; the callback for
-``model.fit``: :mod:`adapters.keras_callback`; the float64 warning:
-:mod:`adapters.keras_precision`.
+adapter: the callable (half precision, the device plans of :mod:`adapters.keras.device`):
+:mod:`adapters.keras.function`; cutting Sequential and functional models (nested ones by
+path) and affine prefix folding: :mod:`adapters.keras.graph`; the Keras backend of
+:mod:`adapters.layer`, :class:`LayerLMN` and :class:`LayerRegions`:
+:mod:`adapters.keras.layer`; :func:`split` and :func:`cut_points`:
+:mod:`adapters.keras.split`; the callback for ``model.fit``: :mod:`adapters.keras.callback`;
+the float64 warning: :mod:`adapters.keras.precision`.
 """
 
 from __future__ import annotations
@@ -27,11 +28,11 @@ except ImportError as error:  # pragma: no cover - depends on the environment
 if int(keras.__version__.split(".")[0]) < 3:  # pragma: no cover - depends on the environment
     raise ImportError(f"adapters.keras needs Keras 3, found {keras.__version__}: pip install 'lmn[keras]'")
 
-from adapters.keras_callback import LMNCallback
-from adapters.keras_cuts import cut_points, split
-from adapters.keras_function import KerasFunction
-from adapters.keras_layer import LayerLMN, LayerOptions, layer_lmn
-from adapters.keras_split import select_output
+from adapters.keras.callback import LMNCallback
+from adapters.keras.function import KerasFunction
+from adapters.keras.graph import select_output
+from adapters.keras.layer import LayerLMN, LayerOptions, LayerRegions, layer_lmn, layer_regions
+from adapters.keras.split import cut_points, split
 from adapters.schedule import lmn_key
 
 __all__ = [
@@ -39,8 +40,10 @@ __all__ = [
     "LMNCallback",
     "LayerLMN",
     "LayerOptions",
+    "LayerRegions",
     "cut_points",
     "layer_lmn",
+    "layer_regions",
     "lmn_key",
     "select_output",
     "split",

@@ -22,34 +22,16 @@ dict with the same keys, since torch.fx rebuilds mappings as plain dicts).
 from __future__ import annotations
 
 import inspect
-import operator
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import fx, nn
-from torch.nn import functional
 
 from adapters.refusals import NotACutError
-from adapters.torch_function import eval_mode
-
-IN_PLACE_FUNCTIONS = {
-    operator.iadd,
-    operator.isub,
-    operator.imul,
-    operator.itruediv,
-    operator.ifloordiv,
-    operator.imod,
-    operator.ipow,
-    operator.iand,
-    operator.ior,
-    operator.ixor,
-    operator.ilshift,
-    operator.irshift,
-    operator.imatmul,
-    operator.setitem,
-}
+from adapters.torch.function import as_tensor, eval_mode, floating_dtype, module_device
+from adapters.torch.modules import acts_as_linear
 
 
 class _CutTracer(fx.Tracer):
@@ -75,6 +57,28 @@ class Inputs:
     sample: str
     fixed: dict[str, Any]
     defaults: dict[str, Any]
+
+
+class BoundInputs(nn.Module):
+    """A graph module of several inputs called with one: the others are fixed.
+
+    Parameters
+    ----------
+    graph_module : torch.fx.GraphModule
+        Body or head; its first input takes the samples (or the cut's value).
+    fixed : dict
+        The other inputs, by name, passed to every call.
+    """
+
+    def __init__(self, graph_module: fx.GraphModule, fixed: dict[str, Any]) -> None:
+        super().__init__()
+        self.graph_module = graph_module
+        names = {node.target for node in graph_module.graph.nodes if node.op == "placeholder"}
+        self.fixed = {key: value for key, value in fixed.items() if key in names}
+
+    def forward(self, inputs: Any) -> Any:
+        """``graph_module(inputs, **fixed)``."""
+        return self.graph_module(inputs, **self.fixed)
 
 
 def plan_inputs(model: nn.Module, input: str | None, fixed_inputs: dict[str, Any] | None) -> Inputs:
@@ -108,18 +112,26 @@ def plan_inputs(model: nn.Module, input: str | None, fixed_inputs: dict[str, Any
     return Inputs(sample, fixed, defaults)
 
 
+#: Rows of the example inputs a graph cut is checked on.
+N_EXAMPLE_ROWS = 8
+
+
+class UntraceableError(ValueError):
+    """``torch.fx`` cannot trace the model: the cut falls back to forward hooks when it may."""
+
+
 def trace(model: nn.Module, layer: str, inputs: Inputs) -> fx.Graph:
     """The graph of ``model`` in eval mode with ``layer`` as one call; refused with the tracer's reason."""
     try:
         with eval_mode(model):
             return _CutTracer(layer).trace(model, concrete_args=inputs.defaults or None)
     except Exception as error:
-        raise ValueError(
+        raise UntraceableError(
             f"cannot cut {type(model).__name__} at {layer!r}: torch.fx cannot trace it "
-            f"({type(error).__name__}: {error}). The way out: measure without split, computing the "
-            "samples X = the layer's outputs yourself (a forward hook, or your own body module) and "
-            "passing the rest of the network as a callable to lmn_core.lmn(f, X) "
-            "(adapters.torch.TorchFunction(head_module) makes one from a module)"
+            f"({type(error).__name__}: {error}). The ways out: give example_inputs, and the model is cut "
+            "with forward hooks (checked on them); or measure without split, computing the samples "
+            "X = the layer's outputs yourself and passing the rest of the network as a callable to "
+            "lmn_core.lmn(f, X) (adapters.torch.TorchFunction(head_module) makes one from a module)"
         ) from error
 
 
@@ -270,35 +282,51 @@ def first_linear_user(
     return user if is_linear(model.get_submodule(user.target)) else None
 
 
-def changes_its_input(module: nn.Module) -> bool:
-    """Whether ``module`` may change a tensor in place (so its callers should copy its input)."""
-    if any(getattr(submodule, "inplace", False) is True for submodule in module.modules()):
-        return True
-    for graph_module in (sub for sub in module.modules() if isinstance(sub, fx.GraphModule)):
-        for node in graph_module.graph.nodes:
-            if node.op == "call_method" and node.target.endswith("_") and not node.target.endswith("__"):
-                return True
-            if node.op == "call_function" and (
-                node.target in IN_PLACE_FUNCTIONS
-                or node.kwargs.get("inplace") is True
-                or getattr(node.target, "__name__", "").endswith("_")
-            ):
-                return True
-    return False
+def graph_cut(
+    model: nn.Module, layer: str, inputs: Inputs, fold: bool, example_inputs: Any = None
+) -> tuple[nn.Module, nn.Module]:
+    """Body and head graph modules of any model torch.fx can trace, checked on ``example_inputs`` if given."""
+    graph = trace(model, layer, inputs)
+    sample = sample_placeholder(graph, inputs)
+    cut = layer_node(graph, model, layer)
+    through = check_cut(graph, cut, sample, layer, type(model).__name__)
+    while fold:
+        linear = first_linear_user(model, cut, acts_as_linear)
+        if linear is None:
+            break
+        cut = linear
+        through.discard(cut)
+    body, head = cut_graph(model, graph, cut, sample, through)
+    if inputs.fixed:
+        body, head = BoundInputs(body, inputs.fixed), BoundInputs(head, inputs.fixed)
+    if example_inputs is not None:
+        _check_on_examples(model, layer, body, head, inputs, example_inputs)
+    return body, head
 
 
-def acts_as_linear(module: nn.Module) -> bool:
-    """An ``nn.Linear`` (not a subclass) whose call is exactly its affine map (no hook changes it).
+def same_outputs(first: Any, second: Any) -> bool:
+    """Whether two model outputs hold equal tensors in the same places (a mapping's type aside)."""
+    if isinstance(first, torch.Tensor) or isinstance(second, torch.Tensor):
+        both = isinstance(first, torch.Tensor) and isinstance(second, torch.Tensor)
+        return both and torch.equal(first, second)
+    if isinstance(first, Mapping) and isinstance(second, Mapping):
+        return list(first) == list(second) and all(same_outputs(first[key], second[key]) for key in first)
+    if isinstance(first, tuple | list) and isinstance(second, tuple | list):
+        return len(first) == len(second) and all(map(same_outputs, first, second))
+    return type(first) is type(second) and first == second
 
-    Checked on two probe rows against ``torch.nn.functional.linear``: hooks cannot be
-    listed through public API, but what they would change can be seen.
-    """
-    if type(module) is not nn.Linear:
-        return False
-    weight = module.weight
-    probe = torch.linspace(-1.0, 1.0, 2 * module.in_features, device=weight.device).to(weight.dtype)
-    probe = probe.reshape(2, module.in_features)
-    with torch.no_grad():
-        called = module(probe)
-        expected = functional.linear(probe, weight, module.bias)
-    return isinstance(called, torch.Tensor) and torch.equal(called, expected)
+
+def _check_on_examples(
+    model: nn.Module, layer: str, body: nn.Module, head: nn.Module, inputs: Inputs, examples: Any
+) -> None:
+    """Refuse the cut if ``head(body(x))`` differs from ``model(x)`` on the first example rows."""
+    rows = as_tensor(examples[:N_EXAMPLE_ROWS], module_device(model), floating_dtype(model))
+    with torch.no_grad(), eval_mode(model):
+        expected = model(**{inputs.sample: rows}, **inputs.fixed)
+        cut = head(body(rows))
+    if not same_outputs(cut, expected):
+        raise NotACutError(
+            f"layer {layer!r} is not a cut of {type(model).__name__}: head(body(x)) differs from model(x) on "
+            "the example inputs (work in forward that tracing does not capture: in-place changes, "
+            "Python state, randomness)"
+        )

@@ -2,17 +2,20 @@
 
 The public names live here; the work is done in one module per purpose:
 
-- :mod:`adapters.torch_function`: :class:`TorchFunction` (a module as a callable for
+- :mod:`adapters.torch.function`: :class:`TorchFunction` (a module as a callable for
   ``lmn_core``, in eval mode, without gradients, measured on its own device off the
   CPU), :class:`OutputSelector` (``output=``), half precision;
-- :mod:`adapters.torch_split`: :func:`split`, the cut of a model after a layer, on
-  chains of ``nn.Sequential`` or on any graph ``torch.fx`` can trace
-  (:mod:`adapters.torch_graph`), with affine prefix folding;
-- :mod:`adapters.torch_cuts`: :func:`cut_points`, the layers ``split`` can cut at;
-- :mod:`adapters.torch_layer`: :class:`LayerLMN`, cut once and measure many times;
-- :mod:`adapters.torch_width`: the head's last ``nn.Linear`` run at the output width its
-  matrix product is fastest at;
-- :mod:`adapters.torch_monitor`: :class:`LMNMonitor` for hand-written training loops.
+- :mod:`adapters.torch.cut`: the cut strategies, tried in order: chains of
+  ``nn.Sequential``, any graph ``torch.fx`` can trace (:mod:`adapters.torch.graph`),
+  forward hooks (:mod:`adapters.torch.hooks`), with affine prefix folding;
+- :mod:`adapters.torch.layer`: :class:`LayerOptions`, the PyTorch backend of
+  :mod:`adapters.layer`, :class:`LayerLMN` and :class:`LayerRegions` (cut once, measure
+  many times);
+- :mod:`adapters.torch.split`: :func:`split` and :func:`cut_points`, the layers it cuts at;
+- :mod:`adapters.torch.width`: the head's last ``nn.Linear`` run at the output width its
+  matrix product is fastest at; :mod:`adapters.torch.threads`: one torch thread for the
+  core's lanes;
+- :mod:`adapters.torch.monitor`: :class:`LMNMonitor` for hand-written training loops.
 """
 
 from __future__ import annotations
@@ -26,8 +29,7 @@ except ImportError as error:  # pragma: no cover - depends on the environment
 
 import lmn_core
 from adapters.options import REDUCTIONS
-from adapters.torch_cuts import cut_points, split
-from adapters.torch_function import (
+from adapters.torch.function import (
     DEFAULT_BATCH_SIZE,
     OutputChoice,
     OutputSelector,
@@ -35,9 +37,10 @@ from adapters.torch_function import (
     eval_mode,
     select_output,
 )
-from adapters.torch_layer import LayerLMN, LayerOptions
-from adapters.torch_monitor import LMNMonitor, lmn_key, read_monitor_csv
-from adapters.torch_split import BoundInputs
+from adapters.torch.graph import BoundInputs
+from adapters.torch.layer import LayerLMN, LayerOptions, LayerRegions, layer_regions
+from adapters.torch.monitor import LMNMonitor, lmn_key, read_monitor_csv
+from adapters.torch.split import cut_points, split
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -46,12 +49,14 @@ __all__ = [
     "LMNMonitor",
     "LayerLMN",
     "LayerOptions",
+    "LayerRegions",
     "OutputChoice",
     "OutputSelector",
     "TorchFunction",
     "cut_points",
     "eval_mode",
     "layer_lmn",
+    "layer_regions",
     "lmn_key",
     "read_monitor_csv",
     "select_output",

@@ -10,14 +10,17 @@ import keras
 import numpy as np
 
 import lmn_core
-from adapters.keras_layer import LayerLMN, LayerOptions
+from adapters.keras.layer import LayerLMN, LayerOptions
 from adapters.schedule import (
     N_SAMPLES_KEY,
+    NOT_GIVEN,
     Schedule,
     layer_names,
     lmn_key,
     measure_layers,
     measured_values,
+    renamed,
+    renamed_attribute,
 )
 
 
@@ -26,7 +29,7 @@ class LMNCallback(keras.callbacks.Callback):
 
     At the end of each scheduled epoch the callback measures, for every layer in
     ``layers``, the LMN between that layer and the model's output on ``inputs`` (see
-    :func:`adapters.keras_layer.layer_lmn`), and writes into the epoch's ``logs``:
+    :func:`adapters.keras.layer.layer_lmn`), and writes into the epoch's ``logs``:
 
     - ``lmn_<layer>`` (see :func:`lmn_key`): the LMN, one key per layer;
     - ``lmn_n_samples``: ``N``, the number of samples it was measured on.
@@ -45,23 +48,26 @@ class LMNCallback(keras.callbacks.Callback):
         Model inputs ``(N, ...)`` to measure on (``N`` about 100 to 1000: the cost
         grows as ``N**2``).
     layers : str or sequence of str
-        Keras names of the layers to measure at (see :func:`adapters.keras_cuts.split`).
-    every : int or collection of int
+        Keras names of the layers to measure at (see :func:`adapters.keras.split`).
+    every_n_epochs : int or collection of int
         Schedule: an int ``k`` measures after epochs ``k, 2k, 3k, ...``; a collection
         measures after exactly those epochs. Epochs count from 1, as in Keras's
         ``validation_freq`` (the ``epoch`` index Keras passes to callbacks is that
         number minus one).
+    every_n_steps : int, optional
+        Also measure after every ``every_n_steps``-th optimizer step (batch), counted
+        over the whole of ``fit``; with full-batch training one step is one epoch.
     fill_value : float or None
         What the keys hold on epochs that are not measured; ``None`` leaves them out.
     at_start : bool
         Also measure before the first update (``on_train_begin``: step 0).
-    every_batches : int, optional
-        Also measure after every ``every_batches``-th optimizer step (batch), counted
-        over the whole of ``fit``; with full-batch training one batch is one epoch.
     **keywords
-        Any :class:`adapters.keras_layer.LayerOptions` field (``batch_size``, ``fold``,
+        Any :class:`adapters.keras.layer.LayerOptions` field (``batch_size``, ``fold``,
         ``reduction``, ``output``, ``compile_rule``) and any keyword of :func:`lmn_core.lmn`
         (``n_points``, ``memory_budget``, ...).
+    every, every_batches
+        The old names of ``every_n_epochs`` and ``every_n_steps``: they work for one
+        release, with a ``DeprecationWarning``.
 
     Attributes
     ----------
@@ -77,25 +83,50 @@ class LMNCallback(keras.callbacks.Callback):
         inputs: Any,
         layers: str | list[str] | tuple[str, ...],
         *,
-        every: int | Collection[int] = 1,
+        every_n_epochs: int | Collection[int] = 1,
+        every_n_steps: int | None = None,
         fill_value: float | None = math.nan,
         at_start: bool = False,
-        every_batches: int | None = None,
+        every: Any = NOT_GIVEN,
+        every_batches: Any = NOT_GIVEN,
         **keywords: Any,
     ) -> None:
         super().__init__()
         self.inputs = np.asarray(inputs)
         self.layers = layer_names(layers, "LMNCallback")
-        self.epochs = Schedule(every, unit="epoch numbers", first=1)
-        self.every = self.epochs.every
-        self.batches = None if every_batches is None else Schedule(every_batches, name="every_batches")
-        self.at_start, self.every_batches, self.steps = at_start, every_batches, 0
+        every_n_epochs = renamed(every_n_epochs, 1, every, ("every", "every_n_epochs"), "LMNCallback")
+        every_n_steps = renamed(
+            every_n_steps, None, every_batches, ("every_batches", "every_n_steps"), "LMNCallback"
+        )
+        self.epochs = Schedule(every_n_epochs, name="every_n_epochs", unit="epoch numbers", first=1)
+        self.batches = None if every_n_steps is None else Schedule(every_n_steps, name="every_n_steps")
+        self.at_start, self.steps = at_start, 0
         self.measurements: list[dict[str, Any]] = []
         self.fill_value = fill_value
         self.options, self.lmn_kwargs = LayerOptions.taken_from(keywords)
         self.last_results: dict[str, lmn_core.LMNResult] = {}
         self._measures: dict[str, LayerLMN] = {}
         self._measured_model: keras.Model | None = None
+
+    @property
+    def every_n_epochs(self) -> int | frozenset[int]:
+        """The epochs measured: ``k`` (epochs ``k, 2k, ...``) or the set of epoch numbers."""
+        return self.epochs.every
+
+    @property
+    def every_n_steps(self) -> int | None:
+        """Also measured after every ``k``-th optimizer step, or ``None``."""
+        return None if self.batches is None else self.batches.every  # type: ignore[return-value]
+
+    @property
+    def every(self) -> int | frozenset[int]:
+        """The old name of :attr:`every_n_epochs` (for one release, with a ``DeprecationWarning``)."""
+        return renamed_attribute(self, "every", "every_n_epochs")
+
+    @property
+    def every_batches(self) -> int | None:
+        """The old name of :attr:`every_n_steps` (for one release, with a ``DeprecationWarning``)."""
+        return renamed_attribute(self, "every_batches", "every_n_steps")
 
     def scheduled(self, epoch: int) -> bool:
         """Whether the epoch with Keras index ``epoch`` (from 0) is measured."""
@@ -111,7 +142,7 @@ class LMNCallback(keras.callbacks.Callback):
             self._measure(epoch=None)
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        """Count optimizer steps; measure every ``every_batches`` of them."""
+        """Count optimizer steps; measure every ``every_n_steps`` of them."""
         self.steps += 1
         if self.batches is not None and self.batches.is_due(self.steps):
             values = self._measure(epoch=None)

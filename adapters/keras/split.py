@@ -12,28 +12,8 @@ from __future__ import annotations
 
 import keras
 
-from adapters.keras_split import split_at
-from adapters.refusals import NotACutError, nearest_cut_points
-
-
-def _candidates(model: keras.Model) -> list[str]:
-    """Every layer name and nested path, in graph order, input layers aside."""
-    names: list[str] = []
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.InputLayer):
-            continue
-        if isinstance(layer, keras.Model):
-            names.extend(f"{layer.name}/{inner}" for inner in _candidates(layer))
-        names.append(layer.name)
-    return names
-
-
-def _is_cut(model: keras.Model, layer: str) -> bool:
-    try:
-        split_at(model, layer)
-    except ValueError:
-        return False
-    return True
+from adapters import layer as shared
+from adapters.keras.layer import KerasBackend, LayerOptions
 
 
 def cut_points(model: keras.Model) -> list[str]:
@@ -50,7 +30,7 @@ def cut_points(model: keras.Model) -> list[str]:
     list of str
         Names as ``split`` takes them; a layer of a nested model as ``"outer/inner"``.
     """
-    return [name for name in _candidates(model) if _is_cut(model, name)]
+    return shared.backend_cut_points(KerasBackend(), model, LayerOptions(), None)
 
 
 def split(model: keras.Model, layer: str, *, fold: bool = False) -> tuple[keras.Model, keras.Model]:
@@ -82,12 +62,4 @@ def split(model: keras.Model, layer: str, *, fold: bool = False) -> tuple[keras.
         If ``layer`` is not a layer of the model, or is not a cut of it (the message
         then names the nearest cut points before and after it).
     """
-    try:
-        return split_at(model, layer, fold=fold)
-    except NotACutError as error:
-        order = _candidates(model)
-        spelled = layer.replace(".", "/") if layer not in order else layer
-        nearest = nearest_cut_points(
-            order, spelled, lambda name: _is_cut(model, name), "adapters.keras.cut_points"
-        )
-        raise NotACutError(f"{error}. {nearest}") from None
+    return shared.cut_with_nearest(KerasBackend(), model, layer, LayerOptions(fold=fold), None)

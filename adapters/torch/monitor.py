@@ -1,6 +1,6 @@
 """Measure the LMN at named layers on a schedule inside a hand-written PyTorch training loop.
 
-:class:`LMNMonitor` cuts the model once per layer (:class:`adapters.torch_layer.LayerLMN`);
+:class:`LMNMonitor` cuts the model once per layer (:class:`adapters.torch.layer.LayerLMN`);
 ``monitor.step(step)`` measures on the scheduled steps, appends one CSV row per
 measurement, and logs to a TensorBoard ``SummaryWriter`` when given one (any object with
 ``add_scalar``: TensorBoard is never imported here). The model's train/eval modes, its
@@ -19,6 +19,7 @@ from torch import nn
 
 import lmn_core
 from adapters.schedule import (
+    NOT_GIVEN,
     MonitorCSV,
     Schedule,
     layer_names,
@@ -26,8 +27,10 @@ from adapters.schedule import (
     measure_layers,
     measured_values,
     read_monitor_csv,
+    renamed,
+    renamed_attribute,
 )
-from adapters.torch_layer import LayerLMN, LayerOptions
+from adapters.torch.layer import LayerLMN, LayerOptions
 
 __all__ = ["LMNMonitor", "lmn_key", "read_monitor_csv", "training_state_kept"]
 
@@ -48,7 +51,7 @@ def training_state_kept(model: nn.Module) -> Iterator[None]:
 
 
 class LMNMonitor:
-    """The LMN at ``layers`` of ``model`` every ``every`` steps of a custom training loop.
+    """The LMN at ``layers`` of ``model`` every ``every_n_steps`` steps of a custom training loop.
 
     Call :meth:`step` once per training step; it measures on scheduled steps only.
 
@@ -61,7 +64,7 @@ class LMNMonitor:
         grows as ``N**2``).
     layers : str or sequence of str
         Layer names as ``model.named_modules()`` gives them.
-    every : int or collection of int
+    every_n_steps : int or collection of int
         Schedule: an int ``k`` measures at steps ``0, k, 2k, ...``; a collection at
         exactly those steps.
     csv_path : str or Path, optional
@@ -70,9 +73,11 @@ class LMNMonitor:
     writer : torch.utils.tensorboard.SummaryWriter, optional
         Receives ``add_scalar("lmn_<layer>", value, step)`` per layer.
     **keywords
-        Any :class:`adapters.torch_layer.LayerOptions` field (``output``, ``fold``,
+        Any :class:`adapters.torch.LayerOptions` field (``output``, ``fold``,
         ``reduction``, ...), and any keyword of :func:`lmn_core.lmn` (``n_points``,
         ``memory_budget``, ...).
+    every
+        The old name of ``every_n_steps``: works for one release, with a ``DeprecationWarning``.
 
     Attributes
     ----------
@@ -80,19 +85,24 @@ class LMNMonitor:
         The results of the last measurement, by layer (empty before the first).
     """
 
+    #: What measures each layer (a subclass may measure at other places, as hook points).
+    layer_type: type[LayerLMN] = LayerLMN
+
     def __init__(
         self,
         model: nn.Module,
         inputs: Any,
         layers: str | Collection[str],
         *,
-        every: int | Collection[int] = 100,
+        every_n_steps: int | Collection[int] = 100,
         csv_path: str | Path | None = None,
         writer: Any = None,
+        every: Any = NOT_GIVEN,
         **keywords: Any,
     ) -> None:
         self.layers = layer_names(layers, "LMNMonitor")
-        self.schedule = Schedule(every)
+        every_n_steps = renamed(every_n_steps, 100, every, ("every", "every_n_steps"), "LMNMonitor")
+        self.schedule = Schedule(every_n_steps, name="every_n_steps")
         self.model, self.inputs = model, inputs
         self.csv = MonitorCSV(csv_path, self.layers) if csv_path is not None else None
         self.writer = writer
@@ -100,13 +110,18 @@ class LMNMonitor:
         self.last_results: dict[str, lmn_core.LMNResult] = {}
         with training_state_kept(model):
             self.measures = {
-                layer: LayerLMN(model, layer, options, example_inputs=inputs) for layer in self.layers
+                layer: self.layer_type(model, layer, options, example_inputs=inputs) for layer in self.layers
             }
 
     @property
-    def every(self) -> int | frozenset[int]:
+    def every_n_steps(self) -> int | frozenset[int]:
         """The schedule: ``k`` (steps ``0, k, 2k, ...``) or the set of steps."""
         return self.schedule.every
+
+    @property
+    def every(self) -> int | frozenset[int]:
+        """The old name of :attr:`every_n_steps` (for one release, with a ``DeprecationWarning``)."""
+        return renamed_attribute(self, "every", "every_n_steps")
 
     @property
     def csv_path(self) -> Path | None:

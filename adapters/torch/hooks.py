@@ -42,7 +42,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from adapters.torch_function import (
+from adapters.refusals import NotACutError
+from adapters.torch.function import (
     OutputChoice,
     as_tensor,
     eval_mode,
@@ -178,19 +179,19 @@ def check_hook_cut(
         with _counting_calls(model.get_submodule(layer)) as outputs:
             expected = _call(model, body.sample, rows, body.fixed)
         if len(outputs) != 1:
-            raise ValueError(
+            raise NotACutError(
                 f"layer {layer!r} is called {len(outputs)} times in {name}'s forward, not once, so its "
                 "output is not one value to cut at"
             )
         if not (isinstance(outputs[0], torch.Tensor) and outputs[0].is_floating_point()):
-            raise ValueError(
+            raise NotACutError(
                 f"layer {layer!r} outputs {_describe_output(outputs[0])}, not a floating-point tensor: the "
                 "samples are interpolated, so measure at a layer after the embedding (whose output is "
                 "floating point), not before it"
             )
         cut = select_output(head(body(rows)), output)
     if not torch.equal(cut, select_output(expected, output)):
-        raise ValueError(
+        raise NotACutError(
             f"layer {layer!r} is not a cut of {name}: with its output kept and the input {body.sample!r} "
             "changed, the model's output changes, so the model reads that input beside the layer (a "
             "skip connection, or token ids read again, as a classifier that looks for padding does)"
@@ -225,7 +226,7 @@ def hook_split(
         The other ``forward`` arguments, one value for every call.
     output : int, str or callable, optional
         The output that is measured, and so compared (as for
-        :class:`adapters.torch_function.OutputSelector`): what else the model returns, a
+        :class:`adapters.torch.function.OutputSelector`): what else the model returns, a
         cache of the layers before the cut for example, may differ.
 
     Returns

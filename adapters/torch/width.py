@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-from adapters.torch_graph import acts_as_linear
+from adapters.torch.modules import acts_as_linear
 
 logger = logging.getLogger(__name__)
 

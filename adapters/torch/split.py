@@ -11,57 +11,14 @@ and the refusals never disagree.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-from torch import fx, nn
+from torch import nn
 
-from adapters import torch_graph as graphs
-from adapters.refusals import NotACutError, nearest_cut_points
-from adapters.torch_function import eval_mode
-from adapters.torch_split import split_at
-
-
-def _scope_names(node: fx.Node) -> list[str]:
-    stack = node.meta.get("nn_module_stack") or {}
-    return [value[0] if isinstance(value, tuple) else key for key, value in stack.items()]
-
-
-def _post_order(module: nn.Module, prefix: str = "") -> Iterator[str]:
-    """Module names, each after the modules it contains."""
-    for name, child in module.named_children():
-        yield from _post_order(child, f"{prefix}{name}.")
-        yield f"{prefix}{name}"
-
-
-def graph_order(model: nn.Module, inputs: graphs.Inputs) -> list[str]:
-    """Every module called in ``model``'s forward, in the order its output appears in the graph.
-
-    A model that ``torch.fx`` cannot trace falls back to ``named_modules()`` in
-    post-order (children before their container), the order of a chain.
-    """
-    try:
-        with eval_mode(model):
-            graph = fx.Tracer().trace(model, concrete_args=inputs.defaults or None)
-    except Exception:  # untraceable: only chains can be cut, and their order is this one
-        return list(_post_order(model))
-    last: dict[str, tuple[int, int]] = {}
-    for position, node in enumerate(graph.nodes):
-        for name in _scope_names(node):
-            last[name] = (position, -name.count("."))
-    return sorted(last, key=last.__getitem__)
-
-
-def _is_cut(model: nn.Module, layer: str, example_inputs: Any, inputs: graphs.Inputs) -> bool:
-    try:
-        _cut(model, layer, example_inputs, inputs)
-    except ValueError:
-        return False
-    return True
-
-
-def _cut(model: nn.Module, layer: str, example_inputs: Any, inputs: graphs.Inputs) -> None:
-    split_at(model, layer, example_inputs=example_inputs, input=inputs.sample, fixed_inputs=inputs.fixed)
+from adapters import layer as shared
+from adapters.torch.cut import CUT_STRATEGIES
+from adapters.torch.function import OutputChoice
+from adapters.torch.layer import LayerOptions, TorchBackend
 
 
 def cut_points(
@@ -70,6 +27,8 @@ def cut_points(
     *,
     input: str | None = None,
     fixed_inputs: dict[str, Any] | None = None,
+    output: OutputChoice = None,
+    cut_by: tuple[str, ...] = CUT_STRATEGIES,
 ) -> list[str]:
     """The layer names of ``model`` at which :func:`adapters.torch.split` succeeds, in graph order.
 
@@ -79,8 +38,8 @@ def cut_points(
         The model.
     example_inputs : array_like or torch.Tensor, optional
         Samples' inputs; when given, each graph cut is also checked on their first rows,
-        as ``split`` checks it.
-    input, fixed_inputs
+        as ``split`` checks it, and a model ``torch.fx`` cannot trace is cut with hooks.
+    input, fixed_inputs, output, cut_by
         As for :func:`adapters.torch.split`.
 
     Returns
@@ -88,8 +47,8 @@ def cut_points(
     list of str
         Names as ``model.named_modules()`` gives them.
     """
-    inputs = graphs.plan_inputs(model, input, fixed_inputs)
-    return [name for name in graph_order(model, inputs) if _is_cut(model, name, example_inputs, inputs)]
+    options = LayerOptions(input=input, fixed_inputs=fixed_inputs, output=output, cut_by=cut_by)
+    return shared.backend_cut_points(TorchBackend(), model, options, example_inputs)
 
 
 def split(
@@ -100,6 +59,8 @@ def split(
     fold: bool = False,
     input: str | None = None,
     fixed_inputs: dict[str, Any] | None = None,
+    output: OutputChoice = None,
+    cut_by: tuple[str, ...] = CUT_STRATEGIES,
 ) -> tuple[nn.Module, nn.Module]:
     """Cut ``model`` after ``layer`` into ``(body, head)`` with ``head(body(x)) == model(x)``.
 
@@ -125,12 +86,17 @@ def split(
     fixed_inputs : dict, optional
         Values of ``forward``'s other inputs, the same for every sample (an attention
         mask of shape ``(L, L)``, a flag). Inputs left out keep their defaults.
+    output : int, str or callable, optional
+        The output a hook cut is checked in (see :class:`adapters.torch.OutputSelector`).
+    cut_by : tuple of str
+        The ways to cut, tried in order (:data:`adapters.torch.cut.CUT_STRATEGIES`).
 
     Returns
     -------
     tuple of torch.nn.Module
         ``(body, head)``: ``nn.Sequential`` containers for a chain (``head`` empty, the
-        identity, when ``layer`` is last), ``torch.fx.GraphModule`` objects otherwise.
+        identity, when ``layer`` is last), ``torch.fx.GraphModule`` objects for a graph,
+        hook modules for a model cut with forward hooks.
 
     Raises
     ------
@@ -139,16 +105,5 @@ def split(
         names the nearest cut points before and after it), or the model cannot be
         traced.
     """
-    try:
-        return split_at(
-            model, layer, example_inputs=example_inputs, fold=fold, input=input, fixed_inputs=fixed_inputs
-        )
-    except NotACutError as error:
-        inputs = graphs.plan_inputs(model, input, fixed_inputs)
-        nearest = nearest_cut_points(
-            graph_order(model, inputs),
-            layer,
-            lambda name: _is_cut(model, name, example_inputs, inputs),
-            "adapters.torch.cut_points",
-        )
-        raise NotACutError(f"{error}. {nearest}") from None
+    options = LayerOptions(fold=fold, input=input, fixed_inputs=fixed_inputs, output=output, cut_by=cut_by)
+    return shared.cut_with_nearest(TorchBackend(), model, layer, options, example_inputs)

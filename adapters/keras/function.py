@@ -2,7 +2,7 @@
 
 On the host every forward pass goes through ``model.predict_on_batch``, Keras's compiled
 inference step, in inference mode; off the CPU, on the PyTorch and JAX backends, the
-whole measurement runs on the backend's device (:mod:`adapters.keras_device`). Outputs
+whole measurement runs on the backend's device (:mod:`adapters.keras.device`). Outputs
 in float16 or bfloat16 (a ``"float16"``/``"bfloat16"`` dtype policy, or
 ``"mixed_float16"``) leave the host path as float32, since NumPy has no bfloat16 and
 ``lmn_core`` measures float32 or float64; :meth:`KerasFunction.const_rtol` then gives the
@@ -18,8 +18,8 @@ import ml_dtypes
 import numpy as np
 
 import lmn_core
-from adapters.keras_device import DEVICE_BACKENDS, KerasDevice
-from adapters.keras_split import defined_inputs, defined_outputs
+from adapters.keras.device import DEVICE_BACKENDS, KerasDevice
+from adapters.keras.graph import defined_inputs, defined_outputs
 from adapters.options import checked_compile_rule, checked_reduction, measures_on_device
 
 DEFAULT_BATCH_SIZE = 8192
@@ -69,7 +69,7 @@ class KerasFunction:
     It is also a :class:`lmn_core.DeviceFunction`: with ``reduction="device"`` (the
     default, ``"auto"``, on the PyTorch and JAX backends when their default device is
     not the CPU) ``lmn_core`` runs the whole measurement on the backend's device
-    (:mod:`adapters.keras_device`): the pairs, their points, the model on whole blocks,
+    (:mod:`adapters.keras.device`): the pairs, their points, the model on whole blocks,
     the r² sums in float64, ``L`` and its spectrum, so that no interpolated point nor
     output crosses to the host. The points are interpolated in the input dtype above
     rather than in float64 rounded once, so the two paths differ by about an ulp of that

@@ -31,6 +31,7 @@ import keras
 import numpy as np
 
 import lmn_core
+from adapters.devices import is_torch_out_of_memory, torch_free_memory
 from adapters.options import rule_compiler
 
 #: The backends whose arrays the core can measure on.
@@ -85,8 +86,6 @@ def _cast(array: np.ndarray, dtype: str | None) -> np.ndarray:
 def _torch_plan(model: keras.Model, dtype: str | None, compile_rule: bool | None) -> lmn_core.DevicePlan:
     import torch
 
-    from adapters.torch_function import free_memory, is_out_of_memory
-
     device = torch.device(keras.ops.zeros(()).device)
 
     def run(inputs: Any) -> Any:
@@ -95,8 +94,8 @@ def _torch_plan(model: keras.Model, dtype: str | None, compile_rule: bool | None
     return lmn_core.DevicePlan(
         to_device=lambda array: torch.from_numpy(np.ascontiguousarray(_cast(array, dtype))).to(device),
         run=run,
-        free_memory=free_memory(device),
-        is_out_of_memory=is_out_of_memory,
+        free_memory=torch_free_memory(device),
+        is_out_of_memory=is_torch_out_of_memory,
         session=torch.no_grad,
         compile=rule_compiler(compile_rule, "torch", torch.compile),
     )

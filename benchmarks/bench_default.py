@@ -1,0 +1,175 @@
+"""The default ``layer_lmn`` in fresh processes against the folded floor, with torch's threads and with one.
+
+The reference MLP of addition mod 31 (``Linear(64,100)-SiLU-Linear(100,100)-SiLU-
+Linear(100,31)`` after the pair embedding, PyTorch's initial weights of seed 0), measured
+at ``hidden1`` on ``--samples`` of its pairs (all ``N = 961`` by default) with every
+setting left to the library. Each fresh process (``--processes``, alternating the
+variants) runs one variant: one warm-up call, then ``--calls`` timed calls and the floor:
+
+- **before**: the default as it was, torch's own intra-op threads kept for the measurement
+  (:func:`adapters.torch.threads.lane_threads` replaced by a context that does nothing);
+- **after**: the default as installed (the head on one torch thread, in the lanes the core
+  chooses);
+- **floor**: the folded head alone on the rows the core evaluates, in its blocks, in one
+  thread of the caller (the quickest of ``--calls`` runs with torch's own threads and as
+  many with one torch thread).
+
+It prints each process's median call over its floor, and the median and worst over the
+processes, for both variants. ``--large N`` adds a large head (``Linear(64,512)-SiLU-
+Linear(512,512)-SiLU-Linear(512,512)`` at its first SiLU, on ``N`` samples), whose matrix
+products torch's own threads share out well, to check that lanes do not slow it. Timings on a
+shared machine are noisy: run it idle, ``python benchmarks/bench_default.py --large 120``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import itertools
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+import lmn_core
+from lmn_core.measure import DEFAULT_MEMORY_BUDGET, DEFAULT_N_POINTS, pairs_per_block
+
+VARIANTS = ("before", "after")
+
+
+def reference_case(samples: int) -> tuple[nn.Module, np.ndarray, str]:
+    from reference_tasks.model.torch_model import GrokMLP
+    from reference_tasks.tasks import make_task
+
+    torch.manual_seed(0)
+    pairs = make_task("modadd").pairs
+    chosen = np.linspace(0, len(pairs) - 1, min(samples, len(pairs))).round().astype(int)
+    return GrokMLP(31, 31).eval(), pairs[chosen], "hidden1"
+
+
+def large_case(samples: int) -> tuple[nn.Module, np.ndarray, str]:
+    torch.manual_seed(0)
+    widths = (64, 512, 512, 512)
+    layers: list[nn.Module] = []
+    for inputs, outputs in itertools.pairwise(widths):
+        layers += [nn.Linear(inputs, outputs), nn.SiLU()]
+    model = nn.Sequential(*layers[:-1]).eval()
+    return model, np.random.default_rng(0).normal(size=(samples, 64)).astype(np.float32), "1"
+
+
+CASES = {"reference": reference_case, "large": large_case}
+
+
+def floor_seconds(head: lmn_core.Function, samples: np.ndarray) -> float:
+    """The head alone on the rows the core evaluates, in blocks of its size."""
+    n_pairs = len(samples) * (len(samples) - 1) // 2
+    n_outputs = int(np.prod(head(samples[:1]).shape[1:]))
+    block = min(
+        n_pairs, pairs_per_block(samples[0].nbytes, n_outputs, DEFAULT_N_POINTS, DEFAULT_MEMORY_BUDGET)
+    )
+    interior = DEFAULT_N_POINTS - 2
+    rows = np.random.default_rng(1).normal(size=(block * interior, *samples.shape[1:])).astype(samples.dtype)
+    start = time.perf_counter()
+    head(samples)
+    for first in range(0, n_pairs, block):
+        head(rows[: min(block, n_pairs - first) * interior])
+    return time.perf_counter() - start
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int):
+    own = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(own)
+
+
+def child(case: str, variant: str, calls: int, samples: int) -> None:
+    """In this fresh process: a warm-up call, then ``calls`` timed calls and the floor."""
+    from adapters import torch as torch_adapter
+    from adapters.torch import layer as torch_layer
+
+    if variant == "before":
+        torch_layer.lane_threads = lambda head, lmn_kwargs: contextlib.nullcontext()
+    model, inputs, probe = CASES[case](samples)
+    measure = torch_adapter.LayerLMN(model, probe, example_inputs=inputs)
+    measure(inputs)
+    seconds = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        measure(inputs)
+        seconds.append(time.perf_counter() - start)
+    samples = measure.samples(inputs)
+    floors = []
+    for threads in (torch.get_num_threads(), 1):  # the quicker of torch's threads and one
+        with measure.backend.measuring(model, measure.head, {"threads": 1}), torch_threads(threads):
+            floors += [floor_seconds(measure.head, samples) for _ in range(calls)]
+    floor = min(floors)
+    print(json.dumps({"seconds": seconds, "floor": floor, "torch_threads": torch.get_num_threads()}))
+
+
+def run_child(case: str, variant: str, calls: int, samples: int) -> dict:
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        case,
+        variant,
+        "--calls",
+        str(calls),
+        "--samples",
+        str(samples),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def table(case: str, processes: int, calls: int, samples: int) -> None:
+    """Each variant in ``processes`` fresh processes, alternating: median call / floor per process."""
+    ratios: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
+    for index in range(processes):
+        for variant in VARIANTS if index % 2 == 0 else reversed(VARIANTS):
+            run = run_child(case, variant, calls, samples)
+            ratio = statistics.median(run["seconds"]) / run["floor"]
+            ratios[variant].append(ratio)
+            print(
+                f"{case:9} process {index:2} {variant:6} calls {[round(s, 3) for s in run['seconds']]} s, "
+                f"floor {run['floor']:.3f} s, median/floor {ratio:.2f}",
+                flush=True,
+            )
+    for variant in VARIANTS:
+        values = ratios[variant]
+        print(
+            f"{case:9} {variant:6} over the floor: median {statistics.median(values):.2f}, "
+            f"worst {max(values):.2f}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--processes", type=int, default=10)
+    parser.add_argument("--calls", type=int, default=3)
+    parser.add_argument("--samples", type=int, default=961, help="N (the reference task has 961)")
+    parser.add_argument("--large", type=int, default=0, metavar="N", help="also the large head, on N samples")
+    parser.add_argument("--no-reference", action="store_true", help="the large head only")
+    parser.add_argument("--child", nargs=2, metavar=("CASE", "VARIANT"), help=argparse.SUPPRESS)
+    arguments = parser.parse_args()
+    if arguments.child:
+        child(*arguments.child, arguments.calls, arguments.samples)
+        return
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} intra-op threads by default")
+    if not arguments.no_reference:
+        table("reference", arguments.processes, arguments.calls, arguments.samples)
+    if arguments.large:
+        table("large", arguments.processes, arguments.calls, arguments.large)
+
+
+if __name__ == "__main__":
+    main()
