@@ -4,8 +4,8 @@ The head is what :mod:`lmn_core.regions` counts the linear regions of: a chain o
 :class:`Affine` maps ``y = W x + b`` (``W`` as ``(out, in)``, PyTorch's layout) and
 :class:`Hinge` activations ``x if x > 0 else s x`` (ReLU: ``s = 0``; LeakyReLU: its
 slope; PReLU: one slope per unit; the identity: ``s = 1``). The adapters extract one
-from a PyTorch or Keras model cut at a layer (``adapters.torch_regions``,
-``adapters.keras_regions``). Everything is float64.
+from a PyTorch or Keras model cut at a layer (``adapters.torch.LayerRegions``,
+``adapters.keras.LayerRegions``). Everything is float64.
 """
 
 from __future__ import annotations

@@ -118,7 +118,7 @@ def plot_inputs(folder: Path) -> None:
     config = TrainConfig(task="modadd", steps=20, lmn_samples=8, n_checkpoints=4)
     run = train(config, folder / "runs" / "torch" / "modadd-seed0", options=RunOptions(progress=False))
     monitor = LMNMonitor(
-        run.model, grok_torch(folder)["inputs"][:20], "hidden1", every=5, csv_path=folder / "lmn.csv"
+        run.model, grok_torch(folder)["inputs"][:20], "hidden1", every_n_steps=5, csv_path=folder / "lmn.csv"
     )
     for step in range(11):
         monitor.step(step)
