@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from lmn_core import __version__
-from reference_tasks.experiment import PAPER_TASKS, ExperimentError
+from reference_tasks.experiment import PAPER_TASKS
 from reference_tasks.sweep.cluster import Outcome, can_write
-from reference_tasks.sweep.execute import Execution, train_runs
+from reference_tasks.sweep.execute import Execution, pending_runs, train_runs
 from reference_tasks.sweep.installation import DISTRIBUTION, require_own_adapters
 from reference_tasks.sweep.plan import SWEEP_DIR, SWEEP_FILE, Run, Sweep, parse_grid, plan_sweep
 from reference_tasks.sweep.security import LOCAL_DASHBOARD, TLSFiles
@@ -250,23 +250,30 @@ def exit_status(outcomes: Sequence[Outcome]) -> int:
 
 
 def _train(runs: Sequence[Run], execution: Execution, figure4: bool) -> list[Outcome]:
-    """:func:`train_runs`, Figure 4's matrices computed once their run has trained; refusals exit."""
+    """:func:`train_runs`, Figure 4's matrices computed once their run has trained; refusals exit.
+
+    Before any run starts, and before ``--fresh`` forgets anything: a finished run of another
+    config is refused, then each task and model that breaks the protocol.
+    """
     from reference_tasks.report.figure4 import prepare_figure4
 
+    # OSError: a worker that cannot write, a cluster that refuses; ImportError: a framework not
+    # installed, or a worker's adapters; ValueError: a finished run of another config, a broken task
+    try:
+        _check_experiments(runs if execution.fresh else pending_runs(runs, announce=False))
+        return train_runs(runs, execution, figure4=prepare_figure4 if figure4 else None)
+    except (ValueError, OSError, ImportError) as error:
+        raise SystemExit(f"lmn: {error}") from None
+
+
+def _check_experiments(runs: Sequence[Run]) -> None:
+    """Each task and model of ``runs`` refused here, once, if it breaks the protocol."""
     checked = set()
-    for run in runs:  # each task and model refused here, before any run starts, if it breaks the protocol
+    for run in runs:
         key = (run.framework, run.config.task_source or run.config.task)
         if key not in checked:
             checked.add(key)
-            try:
-                check_experiment(run.config, run.framework)
-            except ExperimentError as error:
-                raise SystemExit(f"lmn: {error}") from None
-    try:
-        return train_runs(runs, execution, figure4=prepare_figure4 if figure4 else None)
-    # OSError: a worker that cannot write, a cluster that refuses; ImportError: a worker's adapters
-    except (ValueError, OSError, ImportError) as error:
-        raise SystemExit(f"lmn: {error}") from None
+            check_experiment(run.config, run.framework)
 
 
 def reproduce(args: argparse.Namespace) -> int:

@@ -102,8 +102,9 @@ def train_runs(
     return _train_on_dask(pending, execution, devices, figure4 if wanted else None, wanted)
 
 
-def pending_runs(runs: Sequence[Run], *, fresh: bool = False) -> list[Run]:
-    """The runs left to train: all with ``fresh`` (started over), else those not finished.
+def pending_runs(runs: Sequence[Run], *, fresh: bool = False, announce: bool = True) -> list[Run]:
+    """The runs left to train: all with ``fresh`` (started over), else those not finished
+    (each finished one logged as skipped when ``announce``).
 
     Raises
     ------
@@ -121,7 +122,8 @@ def pending_runs(runs: Sequence[Run], *, fresh: bool = False) -> list[Run]:
                     f"{run.out_dir} holds a finished run of another config ({'; '.join(differences)}); "
                     "use --fresh (lmn reproduce) to replace it or --out for another folder"
                 )
-            logger.info("%s is finished: skipped", run.out_dir)
+            if announce:
+                logger.info("%s is finished: skipped", run.out_dir)
             continue
         pending.append(run)
     return pending

@@ -71,16 +71,28 @@ class _Start:
 
 
 def engine_class(framework: str) -> type:
-    """The :class:`~reference_tasks.training.engine.Engine` of ``framework`` (imports it)."""
-    if framework == "torch":
-        from reference_tasks.training.torch_engine import TorchEngine
+    """The :class:`~reference_tasks.training.engine.Engine` of ``framework`` (imports it).
 
-        return TorchEngine
-    if framework == "keras":
+    Raises
+    ------
+    ImportError
+        If the framework is not installed, naming the extra that installs it.
+    """
+    if framework not in FRAMEWORKS:
+        raise ValueError(f"unknown framework {framework!r}; choose one of {FRAMEWORKS}")
+    try:
+        if framework == "torch":
+            from reference_tasks.training.torch_engine import TorchEngine
+
+            return TorchEngine
         from reference_tasks.training.keras_engine import KerasEngine
 
         return KerasEngine
-    raise ValueError(f"unknown framework {framework!r}; choose one of {FRAMEWORKS}")
+    except ModuleNotFoundError as error:
+        raise ImportError(
+            f"training in {framework} needs {error.name}, which is not installed: "
+            f"pip install 'linear-mapping-number[{framework}]'"
+        ) from error
 
 
 def check_experiment(config: TrainConfig, framework: str = "torch") -> None:
