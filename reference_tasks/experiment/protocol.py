@@ -204,14 +204,27 @@ class Model:
         if self.torch is None and self.keras is None:
             raise ValueError(f"model {self.name!r} has no builder (give torch=, keras= or both)")
 
-    def builder(self, framework: str) -> Builder:
-        """The builder for ``framework``; ``ValueError`` if the model has none."""
+    def build(self, framework: str, config: Any, samples: Any, *, task: str, expected: type) -> Any:
+        """The ``framework`` model of the run's ``config``, built on the task's ``samples``.
+
+        Raises
+        ------
+        ExperimentError
+            Naming ``task``, if the model has no ``framework`` version or its builder returns
+            something other than an ``expected`` (``torch.nn.Module``, ``keras.Model``).
+        """
         if framework not in FRAMEWORKS:
             raise ValueError(f"unknown framework {framework!r}; choose one of {', '.join(FRAMEWORKS)}")
         build = getattr(self, framework)
         if build is None:
-            raise ValueError(f"model {self.name!r} has no {framework} version")
-        return build
+            raise ExperimentError(f"task {task!r}: model {self.name!r} has no {framework} version")
+        model = build(config, samples)
+        if not isinstance(model, expected):
+            raise ExperimentError(
+                f"task {task!r}: model {self.name!r}'s {framework} builder returned "
+                f"{type(model).__name__}, not a {framework} {expected.__qualname__}"
+            )
+        return model
 
     def is_piecewise_linear(self, config: Any) -> bool:
         """Whether runs of ``config`` count linear regions."""

@@ -24,7 +24,6 @@ import keras
 import numpy as np
 
 from adapters.keras import LayerLMN, LayerRegions, split
-from reference_tasks.experiment import ExperimentError
 from reference_tasks.runfolder.schema import WEIGHTS_STEM
 from reference_tasks.training.engine import Evaluation, TrainingData, check_cuts
 from reference_tasks.training.recipe import TrainConfig, batch_indices
@@ -42,15 +41,7 @@ def build_model(config: TrainConfig, data: TrainingData) -> keras.Model:
     reference_tasks.experiment.ExperimentError
         If the task's model has no Keras version or its builder does not return a ``keras.Model``.
     """
-    task = data.task
-    if task.model.keras is None:
-        raise ExperimentError(f"task {task.name!r}: model {task.model.name!r} has no Keras version")
-    model = task.model.keras(config, data.samples)
-    if not isinstance(model, keras.Model):
-        raise ExperimentError(
-            f"task {task.name!r}: model {task.model.name!r}'s keras builder returned "
-            f"{type(model).__name__}, not a keras.Model"
-        )
+    model = data.task.model.build("keras", config, data.samples, task=data.task.name, expected=keras.Model)
     if config.loss == "mse":
         loss = keras.losses.MeanSquaredError(dtype=config.computed_loss_dtype)
         accuracy = keras.metrics.CategoricalAccuracy(name="accuracy")

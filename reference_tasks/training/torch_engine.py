@@ -41,7 +41,6 @@ from torch.func import functional_call, stack_module_state
 from torch.nn import functional
 
 from adapters.torch import LayerLMN, LayerRegions, split
-from reference_tasks.experiment import ExperimentError
 from reference_tasks.runfolder.schema import WEIGHTS_STEM
 from reference_tasks.training.engine import Evaluation, TrainingData, check_cuts
 from reference_tasks.training.recipe import TrainConfig, batch_indices
@@ -317,15 +316,7 @@ def build_model(config: TrainConfig, data: TrainingData) -> nn.Module:
     reference_tasks.experiment.ExperimentError
         If the task's model has no PyTorch version or its builder does not return a module.
     """
-    task = data.task
-    if task.model.torch is None:
-        raise ExperimentError(f"task {task.name!r}: model {task.model.name!r} has no PyTorch version")
-    model = task.model.torch(config, data.samples)
-    if not isinstance(model, nn.Module):
-        raise ExperimentError(
-            f"task {task.name!r}: model {task.model.name!r}'s torch builder returned "
-            f"{type(model).__name__}, not a torch.nn.Module"
-        )
+    model = data.task.model.build("torch", config, data.samples, task=data.task.name, expected=nn.Module)
     return model.to(dtype=getattr(torch, config.dtype))
 
 
