@@ -128,7 +128,14 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lmn", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__} ({DISTRIBUTION})")
     commands = parser.add_subparsers(dest="command", required=True)
+    _add_reproduce_command(commands)
+    _add_sweep_command(commands)
+    _add_report_command(commands)
+    _add_plot_command(commands)
+    return parser
 
+
+def _add_reproduce_command(commands: Any) -> None:
     reproduce = commands.add_parser(
         "reproduce",
         help="train the reference tasks, measure LMN, write figures and tables",
@@ -158,6 +165,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     reproduce.add_argument("--no-report", action="store_true", help="train only; skip the report")
 
+
+def _add_sweep_command(commands: Any) -> None:
     sweep = commands.add_parser(
         "sweep",
         help="train a grid of runs on Dask, then write the sweep's tables and phase diagram",
@@ -175,6 +184,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_run_arguments(sweep)
 
+
+def _add_report_command(commands: Any) -> None:
     report = commands.add_parser(
         "report",
         help="rebuild the figures and tables from saved runs",
@@ -184,9 +195,6 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("runs_dir", type=Path, metavar="RUNS_DIR")
     report.add_argument("--out", type=Path, help="where to write them (default: RUNS_DIR/report)")
     report.add_argument("--quiet", action="store_true", help="no progress bars, warnings only")
-
-    _add_plot_command(commands)
-    return parser
 
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
