@@ -5,7 +5,8 @@ A :class:`Backend` is what a framework gives the measurement (docs/design.md, se
 for :mod:`lmn_core` (its device plan included), the head's half-precision tolerance, the
 context a measurement runs in, and the head read as a piecewise-linear map. On it,
 :class:`LayerLMN` (cut once, measure many times) and :class:`LayerRegions` (cut once,
-count the linear regions many times) are written once for every framework; each
+count the linear regions many times) and :class:`LayerProbe` (what a probe gives the
+progress measures) are written once for every framework; each
 framework's subpackage only names its backend and its options. :func:`backend_cut_points`
 and :func:`cut_with_nearest` are the cut points of any backend and its refusal of a layer
 that is not one, naming the nearest cut points before and after it.
@@ -17,6 +18,8 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, ClassVar, Protocol
+
+import numpy as np
 
 import lmn_core
 from adapters.options import Options
@@ -68,6 +71,10 @@ class Backend(Protocol):
 
     def piecewise_linear_head(self, head: Part) -> lmn_core.PiecewiseLinearHead:
         """The head as affine maps and hinges (its weights of now), or ``ValueError`` naming what is not."""
+        ...
+
+    def pre_activations(self, head: Part) -> Callable[[Any], list[Any]] | None:
+        """``points -> [pre-activations (M, units)]`` of the head's activations; ``None`` if it has none."""
         ...
 
 
@@ -195,6 +202,48 @@ class LayerRegions(CutOnce):
                 "read from its weights"
             )
         return lmn_core.linear_regions(extracted, samples, progress=progress)
+
+
+class LayerProbe(CutOnce):
+    """What ``model`` gives the progress measures at ``layer`` (docs/design.md, section 6.1), cut once.
+
+    The cut is unfolded (``fold`` and any output widening off): the representations are the
+    layer's own outputs, flattened to ``(N, d)``, and the head starts at them. Read many
+    times, so it follows training.
+
+    Parameters
+    ----------
+    model, layer, options, example_inputs, **option_keywords
+        As for :class:`LayerLMN`.
+    """
+
+    def check(self) -> None:
+        """Learn once whether the head is piecewise linear (its regions can then be counted)."""
+        try:
+            self.backend.piecewise_linear_head(self.head)
+        except ValueError:
+            self.piecewise_linear = False
+        else:
+            self.piecewise_linear = True
+
+    def measure_inputs(self, inputs: Any, *, step: int | None = None) -> lmn_core.MeasureInputs:
+        """The probe's part of :class:`lmn_core.MeasureInputs` on ``inputs``: representations,
+        the head's pre-activations (where it has activations) and its piecewise-linear form
+        (where it is one)."""
+        samples = np.asarray(self.body(inputs))
+        shape = samples.shape[1:]
+        pre_activations = self.backend.pre_activations(self.head)
+
+        def unflattened(points: Any) -> list[Any]:
+            return pre_activations(np.asarray(points).reshape(len(points), *shape))
+
+        return lmn_core.MeasureInputs(
+            step=step,
+            probe=self.layer,
+            representations=samples.reshape(len(samples), -1),
+            pre_activations=None if pre_activations is None else unflattened,
+            pwl_head=self.backend.piecewise_linear_head(self.head) if self.piecewise_linear and len(shape) == 1 else None,
+        )
 
 
 def cut_points(order: Sequence[str], cut: Callable[[str], object]) -> list[str]:

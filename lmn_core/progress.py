@@ -131,6 +131,20 @@ class Measure:
         """Whether it gives one number per probe (it needs what a probe gives)."""
         return bool(self.needs & PROBE_NEEDS)
 
+    def column(self, probe: str | None = None) -> str:
+        """The column (and logged key) of its value: ``name``, or ``name_<probe>`` per probe.
+
+        Raises
+        ------
+        MeasureError
+            For a per-probe measure without a probe.
+        """
+        if not self.per_probe:
+            return self.name
+        if not probe:
+            raise MeasureError(f"measure {self.name!r} gives one number per probe: name the probe")
+        return f"{self.name}_{probe}"
+
     def missing(self, supplied: Iterable[str]) -> list[str]:
         """What it needs beyond ``supplied``, sorted."""
         return sorted(self.needs - frozenset(supplied))

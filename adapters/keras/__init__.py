@@ -12,7 +12,8 @@ The public names live here; the work is done in one module per purpose, as in Py
 adapter: the callable (half precision, the device plans of :mod:`adapters.keras.device`):
 :mod:`adapters.keras.function`; cutting Sequential and functional models (nested ones by
 path) and affine prefix folding: :mod:`adapters.keras.graph`; the Keras backend of
-:mod:`adapters.layer`, :class:`LayerLMN` and :class:`LayerRegions`:
+:mod:`adapters.layer`, :class:`LayerLMN`, :class:`LayerRegions` and :class:`LayerProbe`
+(the pre-activations: :mod:`adapters.keras.activations`):
 :mod:`adapters.keras.layer`; :func:`split` and :func:`cut_points`:
 :mod:`adapters.keras.split`; the callback for ``model.fit``: :mod:`adapters.keras.callback`;
 the float64 warning: :mod:`adapters.keras.precision`.
@@ -31,7 +32,7 @@ if int(keras.__version__.split(".")[0]) < 3:  # pragma: no cover - depends on th
 from adapters.keras.callback import LMNCallback
 from adapters.keras.function import KerasFunction
 from adapters.keras.graph import select_output
-from adapters.keras.layer import LayerLMN, LayerOptions, LayerRegions, layer_lmn, layer_regions
+from adapters.keras.layer import LayerLMN, LayerOptions, LayerProbe, LayerRegions, layer_lmn, layer_regions
 from adapters.keras.split import cut_points, split
 from adapters.schedule import lmn_key
 
@@ -40,6 +41,7 @@ __all__ = [
     "LMNCallback",
     "LayerLMN",
     "LayerOptions",
+    "LayerProbe",
     "LayerRegions",
     "cut_points",
     "layer_lmn",

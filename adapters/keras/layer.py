@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar
 
 import keras
 import numpy as np
 
 import lmn_core
 from adapters import layer as shared
+from adapters.keras.activations import head_pre_activations
 from adapters.keras.function import KerasFunction
 from adapters.keras.graph import candidates, select_output, split_at
 from adapters.keras.precision import warn_if_float64_off_tensorflow
@@ -104,6 +105,10 @@ class KerasBackend:
         """The head's layers as affine maps and hinges."""
         return piecewise_linear_head(head.model)
 
+    def pre_activations(self, head: KerasFunction) -> Callable[[np.ndarray], list[np.ndarray]] | None:
+        """The pre-activations of the head's activations (:mod:`adapters.keras.activations`)."""
+        return head_pre_activations(head.model, batch_size=head.batch_size, dtype=head.dtype)
+
 
 class LayerLMN(shared.LayerLMN):
     """The LMN "between ``layer`` and the output" of a Keras model, cut once, measured many times.
@@ -126,6 +131,18 @@ class LayerLMN(shared.LayerLMN):
 
     backend = KerasBackend()
     options_type = LayerOptions
+
+
+class LayerProbe(shared.LayerProbe):
+    """What a Keras model gives the progress measures at ``layer``, cut once, read many times.
+
+    See :class:`adapters.layer.LayerProbe`; the options are :class:`LayerOptions`' (``fold``
+    always false: the representations are the layer's outputs).
+    """
+
+    backend = KerasBackend()
+    options_type = LayerOptions
+    fixed_options: ClassVar[dict[str, Any]] = {"fold": False}
 
 
 class LayerRegions(shared.LayerRegions):

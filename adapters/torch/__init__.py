@@ -9,8 +9,8 @@ The public names live here; the work is done in one module per purpose:
   ``nn.Sequential``, any graph ``torch.fx`` can trace (:mod:`adapters.torch.graph`),
   forward hooks (:mod:`adapters.torch.hooks`), with affine prefix folding;
 - :mod:`adapters.torch.layer`: :class:`LayerOptions`, the PyTorch backend of
-  :mod:`adapters.layer`, :class:`LayerLMN` and :class:`LayerRegions` (cut once, measure
-  many times);
+  :mod:`adapters.layer`, :class:`LayerLMN`, :class:`LayerRegions` and :class:`LayerProbe`
+  (cut once, measure many times; the head's pre-activations: :mod:`adapters.torch.activations`);
 - :mod:`adapters.torch.split`: :func:`split` and :func:`cut_points`, the layers it cuts at;
 - :mod:`adapters.torch.width`: the head's last ``nn.Linear`` run at the output width its
   matrix product is fastest at; :mod:`adapters.torch.threads`: one torch thread for the
@@ -38,7 +38,7 @@ from adapters.torch.function import (
     select_output,
 )
 from adapters.torch.graph import BoundInputs
-from adapters.torch.layer import LayerLMN, LayerOptions, LayerRegions, layer_regions
+from adapters.torch.layer import LayerLMN, LayerOptions, LayerProbe, LayerRegions, layer_regions
 from adapters.torch.monitor import LMNMonitor, lmn_key, read_monitor_csv
 from adapters.torch.split import cut_points, split
 
@@ -49,6 +49,7 @@ __all__ = [
     "LMNMonitor",
     "LayerLMN",
     "LayerOptions",
+    "LayerProbe",
     "LayerRegions",
     "OutputChoice",
     "OutputSelector",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import numpy as np
@@ -22,6 +22,7 @@ import lmn_core
 from adapters import layer as shared
 from adapters.options import Options
 from adapters.torch import graph as graphs
+from adapters.torch.activations import head_pre_activations
 from adapters.torch.cut import CUT_STRATEGIES, graph_order, split_at
 from adapters.torch.function import (
     NotOneTensorError,
@@ -147,6 +148,10 @@ class TorchBackend:
         """The head's modules (narrowed to ``output``) as affine maps and hinges."""
         return piecewise_linear_head(head.module.module, head.module.output)
 
+    def pre_activations(self, head: TorchFunction) -> Callable[[np.ndarray], list[np.ndarray]] | None:
+        """The inputs of the head's activation modules (:mod:`adapters.torch.activations`)."""
+        return head_pre_activations(head.module, head)
+
 
 class LayerLMN(shared.LayerLMN):
     """The LMN "between ``layer`` and the output" of a PyTorch model, cut once, measured many times.
@@ -178,6 +183,18 @@ class LayerLMN(shared.LayerLMN):
             return self.body(inputs)
         except NotOneTensorError as error:
             raise ValueError(f"layer {self.layer!r} must output one tensor to measure at: {error}") from None
+
+
+class LayerProbe(shared.LayerProbe):
+    """What a PyTorch model gives the progress measures at ``layer``, cut once, read many times.
+
+    See :class:`adapters.layer.LayerProbe`; the options are :class:`LayerOptions`' (``fold``
+    and ``widen_output`` always false: the representations are the layer's outputs).
+    """
+
+    backend = TorchBackend()
+    options_type = LayerOptions
+    fixed_options: ClassVar[dict[str, Any]] = {"fold": False, "widen_output": False}
 
 
 class LayerRegions(shared.LayerRegions):
