@@ -73,8 +73,9 @@ class Backend(Protocol):
         """The head as affine maps and hinges (its weights of now), or ``ValueError`` naming what is not."""
         ...
 
-    def pre_activations(self, head: Part) -> Callable[[Any], list[Any]] | None:
-        """``points -> [pre-activations (M, units)]`` of the head's activations; ``None`` if it has none."""
+    def pre_activations(self, body: Part, head: Part) -> Callable[[Any], list[Any]] | None:
+        """``points -> [pre-activations (M, units)]`` of the head's activations, the points at the
+        body's output; ``None`` if it has none or they cannot be read."""
         ...
 
 
@@ -232,7 +233,7 @@ class LayerProbe(CutOnce):
         (where it is one)."""
         samples = np.asarray(self.body(inputs))
         shape = samples.shape[1:]
-        pre_activations = self.backend.pre_activations(self.head)
+        pre_activations = self.backend.pre_activations(self.body, self.head)
 
         def unflattened(points: Any) -> list[Any]:
             return pre_activations(np.asarray(points).reshape(len(points), *shape))
@@ -242,7 +243,9 @@ class LayerProbe(CutOnce):
             probe=self.layer,
             representations=samples.reshape(len(samples), -1),
             pre_activations=None if pre_activations is None else unflattened,
-            pwl_head=self.backend.piecewise_linear_head(self.head) if self.piecewise_linear and len(shape) == 1 else None,
+            pwl_head=self.backend.piecewise_linear_head(self.head)
+            if self.piecewise_linear and len(shape) == 1
+            else None,
         )
 
 

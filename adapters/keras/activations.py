@@ -44,13 +44,15 @@ def _rows(array: Any, layer: keras.layers.Layer, role: str) -> np.ndarray:
 
 
 def head_pre_activations(
-    head: keras.Model, *, batch_size: int, dtype: str | None
+    body: keras.Model, head: keras.Model, *, batch_size: int, dtype: str | None
 ) -> Callable[[np.ndarray], list[np.ndarray]] | None:
     """A callable ``points (M, ...) -> [pre-activations (M, units)]`` of ``head``'s activations.
 
     Points are cast to ``dtype`` (the head's input dtype) and run ``batch_size`` rows at a
-    time. A ``Sequential`` head is run layer by layer; a functional head through a model
-    that outputs the activations' inputs. ``None`` when the head has no activation.
+    time. A ``Sequential`` head is run layer by layer. A functional head's layers belong to
+    the model's graph, where the cut is the body's output: a model from that tensor to the
+    activations' inputs reads them. ``None`` when the head has no activation, or when its
+    activations are not reachable from the body's output in one graph (a nested model's cut).
     """
     roles = [(layer, _role(layer)) for layer in head.layers]
     roles = [(layer, role) for layer, role in roles if role is not None]
@@ -58,16 +60,21 @@ def head_pre_activations(
         return None
     if isinstance(head, keras.Sequential):
         return _sequential(head, {id(layer): role for layer, role in roles}, batch_size, dtype)
-    probe = keras.Model(head.inputs, [layer.input for layer, _ in roles])
+    cut = body.outputs[0]
+    inside = [layer.input for layer, _ in roles if layer.input is not cut]  # the others read the cut itself
+    try:
+        probe = keras.Model(body.outputs, inside) if inside else None
+    except ValueError:  # the activations' inputs are not computed from the cut in one graph
+        return None
 
     def pre_activations(points: np.ndarray) -> list[np.ndarray]:
         points = np.asarray(points, dtype=dtype)
         parts: list[list[np.ndarray]] = [[] for _ in roles]
         for start in range(0, len(points), batch_size):
-            outputs = probe.predict_on_batch(points[start : start + batch_size])
-            outputs = outputs if isinstance(outputs, list | tuple) else [outputs]
-            for part, output, (layer, role) in zip(parts, outputs, roles, strict=True):
-                part.append(_rows(output, layer, role))
+            block = points[start : start + batch_size]
+            computed = iter(keras.tree.flatten(probe.predict_on_batch(block)) if probe is not None else ())
+            for part, (layer, role) in zip(parts, roles, strict=True):
+                part.append(_rows(block if layer.input is cut else next(computed), layer, role))
         return [np.concatenate(part) for part in parts]
 
     return pre_activations

@@ -60,7 +60,9 @@ def head_pre_activations(
 
         def catch(module: nn.Module, args: tuple[torch.Tensor, ...], output: object) -> None:
             value = args[0].detach()
-            caught.setdefault(id(module), []).append(value.reshape(value.shape[0], -1).to("cpu", torch.float64))
+            caught.setdefault(id(module), []).append(
+                value.reshape(value.shape[0], -1).to("cpu", torch.float64)
+            )
 
         hooks = [module.register_forward_hook(catch) for module in activations]
         try:

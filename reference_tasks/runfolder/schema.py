@@ -54,6 +54,8 @@ LEGACY_CONFIG_VALUES = {
     "model_options": {},
     "headline_probe": "hidden1",
     "criterion": {"train_acc": 1.0, "test_acc": 1.0},
+    # the progress measures (docs/design.md, section 6)
+    "measures": [],
 }
 
 Row = dict[str, float | int | None]
@@ -95,7 +97,9 @@ def metric_columns(
     base = (*BASE_COLUMNS, *lmn, N_SAMPLES_COLUMN, *(region if regions else ()))
     taken = sorted(set(measures) & set(base))
     if taken or len(set(measures)) != len(measures):
-        raise ValueError(f"measure columns {list(measures)} repeat a column or take one of the schema's: {taken}")
+        raise ValueError(
+            f"measure columns {list(measures)} repeat a column or take one of the schema's: {taken}"
+        )
     for column in measures:
         if not _MEASURE_COLUMN.fullmatch(column):
             raise ValueError(f"{column!r} cannot name a measure column (an identifier, then '_<probe>')")

@@ -14,7 +14,7 @@ import pytest
 import lmn_core
 from reference_tasks.model.numpy_model import NumpyGrokMLP
 from reference_tasks.report.build import _progress, build_report
-from reference_tasks.report.run_data import train_config_from_json
+from reference_tasks.training.recipe import train_config_from_json
 from reference_tasks.report.tables import aggregate_values
 from reference_tasks.runfolder import MetricsWriter, write_json
 from reference_tasks.runfolder.run_summary import TABLE_QUANTITIES, RunFacts, RunSummary
