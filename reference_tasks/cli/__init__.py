@@ -1,6 +1,6 @@
 """The ``lmn`` command: ``lmn reproduce`` runs the paper's experiment, ``lmn sweep`` a grid of
 runs, ``lmn report`` redraws either; ``lmn plot`` draws a monitor's CSV and ``lmn measure`` adds
-progress measures to finished runs (:mod:`reference_tasks.folder_commands`).
+progress measures to finished runs (:mod:`reference_tasks.cli.folders`).
 
 ``lmn reproduce`` trains the reference tasks (docs/design.md, section 2) into
 ``OUT/{framework}/{task}-seed{seed}/``, measuring LMN as it goes, then writes the figures
@@ -25,7 +25,7 @@ from typing import Any
 
 from lmn_core import __version__
 from reference_tasks.experiment import PAPER_TASKS
-from reference_tasks.folder_commands import (
+from reference_tasks.cli.folders import (
     add_measure_command,
     add_plot_command,
     measure_command,
