@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from lmn_core import __version__
-from reference_tasks.experiment import PAPER_TASKS
 from reference_tasks.cli.folders import (
     add_measure_command,
     add_plot_command,
@@ -32,6 +31,7 @@ from reference_tasks.cli.folders import (
     measure_option,
     plot_command,
 )
+from reference_tasks.experiment import PAPER_TASKS
 from reference_tasks.sweep.cluster import Outcome, can_write
 from reference_tasks.sweep.execute import Execution, pending_runs, train_runs
 from reference_tasks.sweep.installation import DISTRIBUTION, require_own_adapters

@@ -14,13 +14,12 @@ import pytest
 import lmn_core
 from reference_tasks.model.numpy_model import NumpyGrokMLP
 from reference_tasks.report.build import _progress, build_report
-from reference_tasks.training.recipe import train_config_from_json
 from reference_tasks.report.tables import aggregate_values
 from reference_tasks.runfolder import MetricsWriter, write_json
 from reference_tasks.runfolder.run_summary import TABLE_QUANTITIES, RunFacts, RunSummary
 from reference_tasks.runfolder.weights import save_snapshot
 from reference_tasks.tasks import lmn_sample_indices, make_task
-from reference_tasks.training.recipe import TrainConfig
+from reference_tasks.training.recipe import TrainConfig, train_config_from_json
 
 EMBEDDING, HIDDEN, STEPS, N_LMN = 4, 6, 100, 40
 CHECKPOINTS = list(range(0, STEPS + 1, 10))
