@@ -180,6 +180,7 @@ def test_files_and_paths(report):
     expected += [f"fig_claim_r2_{fw}.png" for fw in ("keras", "torch")]
     expected += ["fig4_connectivity_keras_s4.png", "fig4_connectivity_keras_xor.png"]
     expected += ["fig4_connectivity_torch_modadd.png"]
+    expected += [f"fig_measures_{run}.png" for run in ("keras_s4", "keras_xor", "torch_modadd", "torch_xor")]
     assert names == sorted(expected)
     for path in result.figures:
         assert path.parent == result.out_dir
