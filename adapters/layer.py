@@ -233,6 +233,7 @@ class LayerProbe(CutOnce):
         samples = np.asarray(self.body(inputs))
         shape = samples.shape[1:]
         pre_activations = self.backend.pre_activations(self.head)
+        flat = self.piecewise_linear and len(shape) == 1
 
         def unflattened(points: Any) -> list[Any]:
             return pre_activations(np.asarray(points).reshape(len(points), *shape))
@@ -242,7 +243,7 @@ class LayerProbe(CutOnce):
             probe=self.layer,
             representations=samples.reshape(len(samples), -1),
             pre_activations=None if pre_activations is None else unflattened,
-            pwl_head=self.backend.piecewise_linear_head(self.head) if self.piecewise_linear and len(shape) == 1 else None,
+            pwl_head=self.backend.piecewise_linear_head(self.head) if flat else None,
         )
 
 
