@@ -218,21 +218,39 @@ class LayerProbe(CutOnce):
     """
 
     def check(self) -> None:
-        """Learn once whether the head is piecewise linear (its regions can then be counted)."""
+        """Learn once whether the head is piecewise linear (its regions can then be counted) and
+        how its pre-activations are read (``None``: it has no activation)."""
         try:
             self.backend.piecewise_linear_head(self.head)
         except ValueError:
             self.piecewise_linear = False
         else:
             self.piecewise_linear = True
+        self.head_pre_activations = self.backend.pre_activations(self.head)
+
+    @property
+    def supplies(self) -> frozenset[str]:
+        """The probe's needs (:data:`lmn_core.progress.PROBE_NEEDS`) it meets: ``representations``
+        always, ``pre_activations`` where the head has activations, ``pwl_head`` where it is
+        piecewise linear."""
+        given = {"representations"}
+        if self.head_pre_activations is not None:
+            given.add("pre_activations")
+        if self.piecewise_linear:
+            given.add("pwl_head")
+        return frozenset(given)
+
+    def outputs(self, inputs: Any) -> np.ndarray:
+        """The model's outputs on ``inputs`` (the head after the body, the output chosen)."""
+        return np.asarray(self.head(self.body(inputs)))
 
     def measure_inputs(self, inputs: Any, *, step: int | None = None) -> lmn_core.MeasureInputs:
         """The probe's part of :class:`lmn_core.MeasureInputs` on ``inputs``: representations,
         the head's pre-activations (where it has activations) and its piecewise-linear form
-        (where it is one)."""
+        (where it is one and the representations are vectors)."""
         samples = np.asarray(self.body(inputs))
         shape = samples.shape[1:]
-        pre_activations = self.backend.pre_activations(self.head)
+        pre_activations = self.head_pre_activations
         flat = self.piecewise_linear and len(shape) == 1
 
         def unflattened(points: Any) -> list[Any]:
