@@ -105,6 +105,16 @@ class LayerLMN(torch_layer.LayerLMN):
     backend = TransformerLensBackend()
 
 
+class LayerProbe(torch_layer.LayerProbe):
+    """What a TransformerLens model gives the progress measures at the hook point ``layer``.
+
+    See :class:`adapters.torch.LayerProbe`: the representations are the hook point's
+    activations ``(N, n_ctx * d)``, the head the rest of the model (cut as :class:`LayerLMN`'s).
+    """
+
+    backend = TransformerLensBackend()
+
+
 def layer_lmn(
     model: nn.Module, tokens: Any, layer: str, *, options: LayerOptions | None = None, **lmn_kwargs: Any
 ) -> lmn_core.LMNResult:
@@ -144,8 +154,10 @@ class LMNMonitor(torch_monitor.LMNMonitor):
         Token ids ``(N, n_ctx)`` to measure on.
     layers : str or sequence of str
         Hook point names.
-    every_n_steps, csv_path, writer, **keywords
-        As for :class:`adapters.torch.LMNMonitor`: CSV columns ``lmn_<hook>``.
+    every_n_steps, csv_path, writer, measures, **keywords
+        As for :class:`adapters.torch.LMNMonitor`: CSV columns ``lmn_<hook>`` (and
+        ``<measure>_<hook>`` for a measure of the hook point's activations).
     """
 
     layer_type = LayerLMN
+    probe_type = LayerProbe
