@@ -164,7 +164,7 @@ class LayerLMN(CutOnce):
         samples = self.samples(inputs)
         with self.backend.measuring(self.model, self.head, lmn_kwargs):
             # on the device the core reads the output dtype itself; the host sees float32 copies
-            if "const_rtol" not in lmn_kwargs and len(samples) and not self.head.measures_on_device:
+            if lmn_kwargs.get("const_rtol") is None and len(samples) and not self.head.measures_on_device:
                 rtol = self.backend.half_rtol(self.head, samples)
                 if rtol is not None:
                     lmn_kwargs = {**lmn_kwargs, "const_rtol": rtol}

@@ -54,6 +54,7 @@ from adapters.torch.function import (
 from adapters.torch.hooks import hook_split
 from adapters.torch.layer import LayerLMN, LayerProbe
 from adapters.torch.monitor import monitor_measures, training_state_kept
+from lmn_core.measure import DEFAULT_N_POINTS
 
 DEFAULT_OUTPUT = "logits"
 DEFAULT_INPUT = "input_ids"
@@ -121,13 +122,33 @@ def layer_probe(model: nn.Module, layer: str, example_inputs: Any, options: CutO
         return LayerProbe(model, layer, example_inputs=example_inputs, **hook_cut(options))
 
 
-def layer_lmn(model: nn.Module, inputs: Any, layer: str, **keywords: Any) -> lmn_core.LMNResult:
+def layer_lmn(
+    model: nn.Module,
+    inputs: Any,
+    layer: str,
+    *,
+    output: OutputChoice = DEFAULT_OUTPUT,
+    input: str = DEFAULT_INPUT,
+    fixed_inputs: dict[str, Any] | None = None,
+    batch_size: int | None = None,
+    reduction: str = "auto",
+    n_points: int = DEFAULT_N_POINTS,
+    memory_budget: int | None = None,
+    block_pairs: int | None = None,
+    const_rtol: float | None = None,
+    const_atol: float = 0.0,
+    progress: bool = False,
+    overlap: bool | None = None,
+    threads: int | None = None,
+) -> lmn_core.LMNResult:
     """LMN "between ``layer`` and the output" of a Hugging Face model on token ids ``inputs``.
 
-    Any :class:`CutOptions` field among ``keywords`` goes to :func:`layer_measure`, the
-    rest to :func:`lmn_core.lmn`.
+    ``output``, ``input``, ``fixed_inputs``, ``batch_size`` and ``reduction`` are the
+    :class:`CutOptions` of :func:`layer_measure`; ``n_points``, ``memory_budget``,
+    ``block_pairs``, ``const_rtol``, ``const_atol``, ``progress``, ``overlap`` and ``threads``
+    go to :func:`lmn_core.lmn`, with its defaults.
     """
-    options, lmn_kwargs = CutOptions.taken_from(keywords)
+    options, lmn_kwargs = CutOptions.split_call(locals())
     return layer_measure(model, layer, inputs, options)(inputs, **lmn_kwargs)
 
 
