@@ -73,8 +73,9 @@ class Backend(Protocol):
         """The head as affine maps and hinges (its weights of now), or ``ValueError`` naming what is not."""
         ...
 
-    def pre_activations(self, head: Part) -> Callable[[Any], list[Any]] | None:
-        """``points -> [pre-activations (M, units)]`` of the head's activations; ``None`` if it has none."""
+    def pre_activations(self, body: Part, head: Part) -> Callable[[Any], list[Any]] | None:
+        """``points -> [pre-activations (M, units)]`` of the head's activations, the points at the
+        body's output; ``None`` if it has none or they cannot be read."""
         ...
 
 
@@ -226,7 +227,7 @@ class LayerProbe(CutOnce):
             self.piecewise_linear = False
         else:
             self.piecewise_linear = True
-        self.head_pre_activations = self.backend.pre_activations(self.head)
+        self.head_pre_activations = self.backend.pre_activations(self.body, self.head)
 
     @property
     def supplies(self) -> frozenset[str]:

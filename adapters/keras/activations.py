@@ -44,14 +44,15 @@ def _rows(array: Any, layer: keras.layers.Layer, role: str) -> np.ndarray:
 
 
 def head_pre_activations(
-    head: keras.Model, *, batch_size: int, dtype: str | None
+    body: keras.Model, head: keras.Model, *, batch_size: int, dtype: str | None
 ) -> Callable[[np.ndarray], list[np.ndarray]] | None:
     """A callable ``points (M, ...) -> [pre-activations (M, units)]`` of ``head``'s activations.
 
     Points are cast to ``dtype`` (the head's input dtype) and run ``batch_size`` rows at a
-    time. A ``Sequential`` head is run layer by layer; a functional head through a model
-    that outputs the activations' inputs (a nested model counts as one layer and its own
-    activations are not seen). ``None`` when the head has no activation.
+    time. A ``Sequential`` head is run layer by layer. A functional head's layers belong to
+    the model's graph, where the cut is the body's output: a model from that tensor to the
+    activations' inputs reads them. ``None`` when the head has no activation, or when its
+    activations are not reachable from the body's output in one graph (a nested model's cut).
     """
     roles = [(layer, _role(layer)) for layer in head.layers]
     roles = [(layer, role) for layer, role in roles if role is not None]
@@ -59,36 +60,21 @@ def head_pre_activations(
         return None
     if isinstance(head, keras.Sequential):
         return _sequential(head, {id(layer): role for layer, role in roles}, batch_size, dtype)
-    return _functional(head, {id(layer): role for layer, role in roles}, batch_size, dtype)
-
-
-def _functional(
-    head: keras.Model, roles: dict[int, str], batch_size: int, dtype: str | None
-) -> Callable[[np.ndarray], list[np.ndarray]]:
-    """A functional head's graph called again on its own layers, each activation's input an output.
-
-    The head was cut from a larger graph, so its layers' ``input`` belong to that graph;
-    ``keras.models.clone_model`` with the layers themselves (the same weights) calls every
-    layer once more and records the input of each call, in graph order.
-    """
-    called: list[tuple[keras.layers.Layer, Any]] = []
-
-    def call(layer: keras.layers.Layer, *args: Any, **kwargs: Any) -> Any:
-        if id(layer) in roles:
-            called.append((layer, args[0]))
-        return layer(*args, **kwargs)
-
-    graph = keras.models.clone_model(head, clone_function=lambda layer: layer, call_function=call)
-    probe = keras.Model(graph.inputs, [tensor for _, tensor in called])
+    cut = body.outputs[0]
+    inside = [layer.input for layer, _ in roles if layer.input is not cut]  # the others read the cut itself
+    try:
+        probe = keras.Model(body.outputs, inside) if inside else None
+    except ValueError:  # the activations' inputs are not computed from the cut in one graph
+        return None
 
     def pre_activations(points: np.ndarray) -> list[np.ndarray]:
         points = np.asarray(points, dtype=dtype)
-        parts: list[list[np.ndarray]] = [[] for _ in called]
+        parts: list[list[np.ndarray]] = [[] for _ in roles]
         for start in range(0, len(points), batch_size):
-            outputs = probe.predict_on_batch(points[start : start + batch_size])
-            outputs = outputs if isinstance(outputs, list | tuple) else [outputs]
-            for part, output, (layer, _) in zip(parts, outputs, called, strict=True):
-                part.append(_rows(output, layer, roles[id(layer)]))
+            block = points[start : start + batch_size]
+            computed = iter(keras.tree.flatten(probe.predict_on_batch(block)) if probe is not None else ())
+            for part, (layer, role) in zip(parts, roles, strict=True):
+                part.append(_rows(block if layer.input is cut else next(computed), layer, role))
         return [np.concatenate(part) for part in parts]
 
     return pre_activations

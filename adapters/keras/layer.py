@@ -106,9 +106,11 @@ class KerasBackend:
         """The head's layers as affine maps and hinges."""
         return piecewise_linear_head(head.model)
 
-    def pre_activations(self, head: KerasFunction) -> Callable[[np.ndarray], list[np.ndarray]] | None:
+    def pre_activations(
+        self, body: KerasFunction, head: KerasFunction
+    ) -> Callable[[np.ndarray], list[np.ndarray]] | None:
         """The pre-activations of the head's activations (:mod:`adapters.keras.activations`)."""
-        return head_pre_activations(head.model, batch_size=head.batch_size, dtype=head.dtype)
+        return head_pre_activations(body.model, head.model, batch_size=head.batch_size, dtype=head.dtype)
 
 
 class LayerLMN(shared.LayerLMN):

@@ -148,7 +148,9 @@ class TorchBackend:
         """The head's modules (narrowed to ``output``) as affine maps and hinges."""
         return piecewise_linear_head(head.module.module, head.module.output)
 
-    def pre_activations(self, head: TorchFunction) -> Callable[[np.ndarray], list[np.ndarray]] | None:
+    def pre_activations(
+        self, body: TorchFunction, head: TorchFunction
+    ) -> Callable[[np.ndarray], list[np.ndarray]] | None:
         """The inputs of the head's activation modules (:mod:`adapters.torch.activations`)."""
         return head_pre_activations(head.module, head)
 

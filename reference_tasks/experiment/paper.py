@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from reference_tasks.experiment.measure_inputs import modular_addition_inputs
 from reference_tasks.experiment.protocol import Criterion, Model, Recipe, Task
 from reference_tasks.model.spec import HEADLINE_PROBE, PROBES, is_piecewise_linear
 from reference_tasks.tasks import TaskData, bitwise_xor, modular_addition, permutation_composition
@@ -55,6 +56,13 @@ def _keras_snapshot(model: Any) -> dict[str, Any]:
     return keras_model.snapshot_arrays(model)
 
 
+def _keras_load_snapshot(model: Any, arrays: Any) -> None:
+    """Assign the Keras MLP's weights from the snapshot layout (the inverse of the above)."""
+    from reference_tasks.model import keras_model
+
+    keras_model.load_arrays(model, dict(arrays))
+
+
 #: The paper's MLP: embedding -> linear1 -> act (hidden1) -> linear2 -> act (hidden2) -> output.
 REFERENCE_MLP = Model(
     name="reference MLP",
@@ -64,6 +72,7 @@ REFERENCE_MLP = Model(
     keras=build_keras_mlp,
     piecewise_linear=lambda config: is_piecewise_linear(config.activation),
     keras_snapshot=_keras_snapshot,
+    keras_load_snapshot=_keras_load_snapshot,
 )
 
 
@@ -76,6 +85,7 @@ def modular_addition_task() -> Task:
         recipe=Recipe(weight_decay=PAPER_WEIGHT_DECAY, probes=PROBES),
         criterion=Criterion(),
         title="addition mod 31",
+        measure_inputs=modular_addition_inputs("embedding.tables.0.weight"),
     )
 
 

@@ -181,6 +181,10 @@ class Model:
         keeps each variable under its path. (A PyTorch run's snapshots are its
         ``state_dict``; the reference MLP maps Keras's weights to those names, so that
         snapshots of both frameworks read alike.)
+    keras_load_snapshot : callable or None
+        ``(keras.Model, {name: array}) -> None``: the inverse of ``keras_snapshot``, which the
+        progress measures use to read a Keras run's snapshots back; ``None`` assigns each
+        variable from its path.
     """
 
     name: str
@@ -190,6 +194,7 @@ class Model:
     keras: Builder | None = None
     piecewise_linear: Callable[[Any], bool] | bool = False
     keras_snapshot: Callable[[Any], Mapping[str, np.ndarray]] | None = None
+    keras_load_snapshot: Callable[[Any, Mapping[str, np.ndarray]], None] | None = None
 
     def __post_init__(self) -> None:
         if not self.probes or not all(isinstance(probe, str) and probe for probe in self.probes):
@@ -257,6 +262,10 @@ class Task:
         How figures and tables name it (the name if ``None``).
     options : mapping
         Default task options (the run's ``task_options`` override them).
+    measure_inputs : callable or None
+        ``MeasureContext -> {key: value}``: the task-specific inputs of the progress measures
+        (``"task:<key>"`` needs, docs/design.md, section 6.1) at one checkpoint, the same keys
+        at every checkpoint (:mod:`reference_tasks.experiment.measure_inputs`).
     """
 
     name: str
@@ -267,6 +276,7 @@ class Task:
     criterion: Criterion = field(default_factory=Criterion)
     title: str | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
+    measure_inputs: Callable[[Any], Mapping[str, Any]] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name or "/" in self.name:

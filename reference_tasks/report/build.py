@@ -14,12 +14,17 @@ and writes into ``out_dir`` (``RUNS_DIR/report`` by default), for each framework
   with NumPy from the snapshots at initialization, memorization and generalization
   (the last checkpoint if the run never generalized). The recomputed LMN is checked
   against ``metrics.csv`` (see ``reference_tasks.report.figure4``);
+- ``fig_measures_{framework}_{task}.png`` for every task: each progress measure the runs
+  recorded, the L2 norm and the LMN at every probe, normalised to [0, 1] against the step with
+  the phases shaded (see ``reference_tasks.report.measure_table``);
 
 and ``summary.md`` and ``summary.json``: per framework and task, the paper's claims over
 its seeds (``reference_tasks.analysis.population_claims``), and each quantity of
 :data:`reference_tasks.runfolder.run_summary.TABLE_QUANTITIES` as mean ± sample standard deviation over
 seeds with the number of seeds that have it, and for piecewise-linear runs the LMN against
-their exact linear regions (``reference_tasks.report.tables.region_section``). It needs NumPy,
+their exact linear regions (``reference_tasks.report.tables.region_section``), and every
+progress measure against the LMN at the headline probe (R², the paired difference, the lead;
+``reference_tasks.report.measure_table``, under ``progress_measures``). It needs NumPy,
 matplotlib and ``lmn_core``; no deep-learning framework.
 """
 
@@ -37,6 +42,7 @@ from typing import Any
 from reference_tasks.experiment import task_order
 from reference_tasks.report import claim_figures, figures, region_figures
 from reference_tasks.report.figure4 import figure4_drawing
+from reference_tasks.report.measure_table import measure_comparison, measure_drawing, measures_markdown
 from reference_tasks.report.run_data import RunData, find_runs
 from reference_tasks.report.tables import group_runs, region_section, report_summary_markdown, summary_table
 from reference_tasks.runfolder import write_json
@@ -112,12 +118,15 @@ def build_report(
     drawings: list[Callable[[], Path]] = []
     tables: list[dict[str, Any]] = []
     checks: list[dict[str, Any]] = []
+    measures: list[dict[str, Any]] = []
     groups = group_runs(runs)
     for framework in _progress(progress, "report")(sorted(groups)):
         by_task = groups[framework]
         drawings += _framework_figures(by_task, out_dir, framework)
         for task, task_runs in sorted(by_task.items(), key=lambda item: task_order(item[0])):
             tables.append(summary_table(task_runs))
+            measures.append(measure_comparison(task_runs))
+            drawings.append(measure_drawing(task_runs, out_dir))
             figure, run_checks = figure4_drawing(
                 task_runs, out_dir, _progress(progress, f"Figure 4 {framework} {task}")
             )
@@ -132,7 +141,9 @@ def build_report(
         ]
     )
     summary_md = out_dir / "summary.md"
-    summary_md.write_text(report_summary_markdown(tables, checks) + "\n".join(region_lines))
+    summary_md.write_text(
+        report_summary_markdown(tables, checks) + "\n".join(region_lines + measures_markdown(measures))
+    )
     summary_json = out_dir / "summary.json"
     write_json(
         summary_json,
@@ -144,6 +155,7 @@ def build_report(
             "skipped": [str(path) for path in skipped],
             "connectivity_checks": checks,
             "regions": region_entries,
+            "progress_measures": measures,
             "figures": [path.name for path in written],
         },
     )

@@ -8,18 +8,13 @@ added since the run was trained apply to it too), with the saved facts (sizes, t
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from reference_tasks.analysis import run_summary
-from reference_tasks.experiment import Criterion
 from reference_tasks.runfolder import (
     CONFIG_FILE,
-    LEGACY_CONFIG_VALUES,
     METRICS_FILE,
     SUMMARY_FILE,
     Row,
@@ -28,7 +23,7 @@ from reference_tasks.runfolder import (
 )
 from reference_tasks.runfolder.run_summary import RunSummary
 from reference_tasks.runfolder.weights import snapshot_steps
-from reference_tasks.training.recipe import TrainConfig
+from reference_tasks.training.recipe import TrainConfig, train_config_from_json
 
 logger = logging.getLogger(__name__)
 
@@ -71,23 +66,6 @@ class RunData:
     def snapshot_steps(self) -> list[int]:
         """Steps with a weight snapshot in the run folder."""
         return snapshot_steps(self.path)
-
-
-def train_config_from_json(record: Mapping[str, Any]) -> TrainConfig:
-    """A ``TrainConfig`` from a ``config.json`` record (entries that are not fields are ignored).
-
-    Entries the record lacks because it predates them take their legacy values.
-    """
-    fields = {field.name for field in dataclasses.fields(TrainConfig)}
-    values = {key: value for key, value in {**LEGACY_CONFIG_VALUES, **record}.items() if key in fields}
-    for key in ("probes", "checkpoint_steps", "betas"):
-        if values.get(key) is not None:
-            values[key] = tuple(values[key])
-    values["task_options"] = dict(values.get("task_options") or {})
-    values["model_options"] = dict(values.get("model_options") or {})
-    if isinstance(values["criterion"], Mapping):
-        values["criterion"] = Criterion(**values["criterion"])
-    return TrainConfig(**values)
 
 
 def load_run(run_dir: str | Path) -> RunData | None:

@@ -1,14 +1,21 @@
-"""``metrics.csv``: rows of the metrics schema, appended and flushed one by one, read back."""
+"""``metrics.csv``: rows of the metrics schema, appended and flushed one by one, read back; the
+progress measures written into it once a run has ended."""
 
 from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from reference_tasks.runfolder.schema import METRIC_COLUMNS, Row, header_probes, is_integer_column
+from reference_tasks.runfolder.schema import (
+    METRIC_COLUMNS,
+    Row,
+    header_probes,
+    is_integer_column,
+    split_header,
+)
 
 
 def _cell(column: str, value: Any) -> str:
@@ -125,4 +132,40 @@ def truncate_metrics(path: str | Path, before_step: int) -> None:
         writer = csv.writer(file)
         writer.writerow(header)
         writer.writerows(kept)
+    os.replace(temporary, path)
+
+
+def write_measures(
+    path: str | Path, columns: Sequence[str], values: Mapping[int, Mapping[str, float]]
+) -> None:
+    """Write progress measures into ``metrics.csv`` (atomically): ``values[step][column]``.
+
+    The file keeps its columns and cells; ``columns`` it lacks are added after its own
+    measure columns; the cells of ``columns`` are replaced, at every row, by ``values`` (empty
+    where a step or column has none).
+
+    Raises
+    ------
+    ValueError
+        If the file's header is not the metrics schema, or a column is not a measure column.
+    """
+    path = Path(path)
+    with path.open(newline="") as file:
+        reader = csv.reader(file)
+        header = _checked_header(path, next(reader, []))
+        rows = [cells for cells in reader if len(cells) == len(header)]
+    new_header = (*header, *(column for column in columns if column not in header))
+    if split_header(new_header) is None:
+        raise ValueError(f"{path}: {list(columns)} cannot be measure columns after {list(header)}")
+    position = {column: index for index, column in enumerate(new_header)}
+    temporary = path.with_name(path.name + ".tmp")
+    with temporary.open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(new_header)
+        for cells in rows:
+            cells = cells + [""] * (len(new_header) - len(cells))
+            measured = values.get(int(cells[0]), {})
+            for column in columns:
+                cells[position[column]] = _cell(column, measured.get(column))
+            writer.writerow(cells)
     os.replace(temporary, path)

@@ -15,7 +15,11 @@ the run's model names (``Model.probes``, in its order: the reference MLP's
 the ``N`` the LMN values of that row were measured on. A piecewise-linear model's
 ``metrics.csv`` has the region columns too (after the others): at each probe measured, the
 linear regions its ``N`` samples occupy, the perplexity of their occupancy, and the mean
-and median linear pieces per segment (docs/design.md, section 1.6).
+and median linear pieces per segment (docs/design.md, section 1.6). The progress measures
+of the run (docs/design.md, section 6) come last, one column each, filled at the LMN
+checkpoints: a measure of the whole network under its name (``weight_movement``), a measure
+at a probe as ``<name>_<probe>`` (``effective_rank_hidden1``, ``lmn_core.Measure.column``),
+at every probe of the model, filled where the LMN at that probe is measured.
 """
 
 from __future__ import annotations
@@ -50,6 +54,8 @@ LEGACY_CONFIG_VALUES = {
     "model_options": {},
     "headline_probe": "hidden1",
     "criterion": {"train_acc": 1.0, "test_acc": 1.0},
+    # the progress measures (docs/design.md, section 6)
+    "measures": [],
 }
 
 Row = dict[str, float | int | None]
@@ -80,17 +86,39 @@ def region_column(quantity: str, probe: str) -> str:
     return f"{quantity}_{probe}"
 
 
-def metric_columns(regions: bool, probes: Sequence[str] = PROBES) -> tuple[str, ...]:
+def metric_columns(
+    regions: bool, probes: Sequence[str] = PROBES, measures: Sequence[str] = ()
+) -> tuple[str, ...]:
     """The columns of ``metrics.csv`` for a model with ``probes``: with the region columns for a
-    piecewise-linear model (the reference MLP's probes by default)."""
+    piecewise-linear model (the reference MLP's probes by default), then the ``measures``'
+    columns (:func:`measure_columns`)."""
     lmn = tuple(lmn_column(probe) for probe in probes)
     region = tuple(region_column(quantity, probe) for probe in probes for quantity in REGION_QUANTITIES)
-    return (*BASE_COLUMNS, *lmn, N_SAMPLES_COLUMN, *(region if regions else ()))
+    base = (*BASE_COLUMNS, *lmn, N_SAMPLES_COLUMN, *(region if regions else ()))
+    taken = sorted(set(measures) & set(base))
+    if taken or len(set(measures)) != len(measures):
+        raise ValueError(
+            f"measure columns {list(measures)} repeat a column or take one of the schema's: {taken}"
+        )
+    for column in measures:
+        if not _MEASURE_COLUMN.fullmatch(column):
+            raise ValueError(f"{column!r} cannot name a measure column (an identifier, then '_<probe>')")
+    return (*base, *measures)
+
+
+_MEASURE_COLUMN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(_[A-Za-z0-9_.\-]+)?")
 
 
 def header_probes(header: Sequence[str]) -> tuple[tuple[str, ...], bool] | None:
     """The probes and whether there are region columns, of a ``metrics.csv`` header; ``None`` if it
     is not one of :func:`metric_columns`."""
+    found = split_header(header)
+    return None if found is None else (found[0], found[1])
+
+
+def split_header(header: Sequence[str]) -> tuple[tuple[str, ...], bool, tuple[str, ...]] | None:
+    """The probes, whether there are region columns, and the measure columns of a ``metrics.csv``
+    header; ``None`` if it is not one of :func:`metric_columns`."""
     header = tuple(header)
     if N_SAMPLES_COLUMN not in header:
         return None
@@ -98,13 +126,26 @@ def header_probes(header: Sequence[str]) -> tuple[tuple[str, ...], bool] | None:
     if not all(column.startswith("lmn_") for column in lmn):
         return None
     probes = tuple(column[len("lmn_") :] for column in lmn)
-    for regions in (False, True):
+    for regions in (True, False):
         try:
-            if header == metric_columns(regions, probes):
-                return probes, regions
+            base = metric_columns(regions, probes)
+            if header[: len(base)] == base and header == metric_columns(regions, probes, header[len(base) :]):
+                return probes, regions, header[len(base) :]
         except ValueError:
-            return None
+            continue
     return None
+
+
+def measure_of_column(column: str, probes: Sequence[str]) -> tuple[str, str | None]:
+    """``(measure name, probe)`` of a measure column (``probe`` ``None`` for a whole-network measure).
+
+    A column that ends in ``_<probe>`` for one of ``probes`` (the longest that fits) is that
+    measure at that probe.
+    """
+    for probe in sorted(probes, key=len, reverse=True):
+        if column.endswith(f"_{probe}") and len(column) > len(probe) + 1:
+            return column[: -len(probe) - 1], probe
+    return column, None
 
 
 def is_integer_column(column: str) -> bool:

@@ -25,9 +25,10 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
+from reference_tasks.experiment.measure_inputs import modular_addition_inputs, sparse_parity_inputs
 from reference_tasks.experiment.protocol import Criterion, Model, Recipe, Task
 from reference_tasks.tasks import TaskData
-from reference_tasks.testbeds.data import digits, modular_addition_sequences, sparse_parity
+from reference_tasks.testbeds.data import digits, modular_addition_sequences, parity_subset, sparse_parity
 
 #: The CPU-sized transformer (a stated deviation from Nanda et al.'s size, below).
 TRANSFORMER_SHAPE = {"d_model": 64, "n_heads": 4, "d_mlp": 256}
@@ -107,6 +108,17 @@ def keras_snapshot(model: Any) -> dict[str, Any]:
     return keras_models.torch_named_weights(model)
 
 
+def keras_load_snapshot(model: Any, arrays: Mapping[str, Any]) -> None:
+    """Assign a Keras testbed model's weights from its PyTorch twin's names and shapes."""
+    from reference_tasks.testbeds import keras_models
+
+    keras_models.load_torch_named_weights(model, arrays)
+
+
+def _parity_subset(options: Mapping[str, Any]) -> Any:
+    return parity_subset(options["n_bits"], options["k"], options["data_seed"])
+
+
 def _transformer_model(name: str, defaults: Mapping[str, Any]) -> Model:
     return Model(
         name=name,
@@ -115,6 +127,7 @@ def _transformer_model(name: str, defaults: Mapping[str, Any]) -> Model:
         torch=functools.partial(build_torch_transformer, defaults=defaults),
         keras=functools.partial(build_keras_transformer, defaults=defaults),
         keras_snapshot=keras_snapshot,
+        keras_load_snapshot=keras_load_snapshot,
     )
 
 
@@ -128,6 +141,7 @@ def _mlp_model(name: str, defaults: Mapping[str, Any]) -> Model:
         keras=functools.partial(build_keras_mlp, defaults=defaults),
         piecewise_linear=True,
         keras_snapshot=keras_snapshot,
+        keras_load_snapshot=keras_load_snapshot,
     )
 
 
@@ -153,6 +167,7 @@ def transformer_task() -> Task:
         criterion=Criterion(),
         title="addition mod 59, transformer",
         options={"p": 59},
+        measure_inputs=modular_addition_inputs("embed.tokens.weight"),
     )
 
 
@@ -198,6 +213,7 @@ def parity_task() -> Task:
         ),
         criterion=Criterion(),
         title="sparse parity, n = 40, k = 3",
+        measure_inputs=sparse_parity_inputs(_parity_subset),
         options={"n_bits": 40, "k": 3, "n_samples": 2000, "data_seed": 0},
     )
 

@@ -18,6 +18,7 @@ run's snapshots.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import keras
@@ -214,6 +215,33 @@ def copy_torch_weights(keras_model: keras.Model, torch_model: Any) -> None:
         names = _torch_names(layer)
         if names:
             layer.set_weights([state[name].T if transposed else state[name] for name, transposed in names])
+
+
+def load_torch_named_weights(keras_model: keras.Model, arrays: Mapping[str, np.ndarray]) -> None:
+    """Assign ``keras_model``'s weights from its PyTorch twin's names and shapes (the inverse of
+    :func:`torch_named_weights`).
+
+    Raises
+    ------
+    ValueError
+        If a weight is missing or has another shape than the model's.
+    """
+    for layer in keras_model.layers:
+        names = _torch_names(layer)
+        missing = [name for name, _ in names if name not in arrays]
+        if missing:
+            raise ValueError(f"the weights hold no {missing} for layer {layer.name!r}")
+        values = [
+            np.asarray(arrays[name]).T if transposed else np.asarray(arrays[name])
+            for name, transposed in names
+        ]
+        for (name, _), value, weight in zip(names, values, layer.weights, strict=True):
+            if tuple(value.shape) != tuple(weight.shape):
+                raise ValueError(
+                    f"{name}: got shape {value.shape}, layer {layer.name!r} holds {tuple(weight.shape)}"
+                )
+        if names:
+            layer.set_weights(values)
 
 
 def torch_named_weights(keras_model: keras.Model) -> dict[str, np.ndarray]:

@@ -7,7 +7,7 @@ checkpoint and measure; the engine only knows *how*, in its framework.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +18,12 @@ import numpy as np
 from reference_tasks.experiment import ExperimentError, Task, TaskData
 from reference_tasks.tasks import lmn_sample_indices, train_test_split
 from reference_tasks.training.recipe import TrainConfig
+
+
+def _model_inputs(inputs: Any) -> np.ndarray:
+    """Inputs as the models take them: integers as int64, features as they are."""
+    inputs = np.asarray(inputs)
+    return inputs.astype(np.int64) if np.issubdtype(inputs.dtype, np.integer) else inputs
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,11 @@ class TrainingData:
     lmn_inputs: tuple[np.ndarray, ...]
 
     @property
+    def all_inputs(self) -> np.ndarray:
+        """Every sample's input, in the task's order (integers as int64)."""
+        return _model_inputs(self.samples.inputs)
+
+    @property
     def n_classes(self) -> int:
         """Classes of the task (the model's output width)."""
         return self.samples.n_classes
@@ -71,8 +82,7 @@ class TrainingData:
         splits = [
             train_test_split(samples.n_samples, train_fraction=c.train_fraction, seed=c.seed) for c in configs
         ]
-        inputs = np.asarray(samples.inputs)
-        inputs = inputs.astype(np.int64) if np.issubdtype(inputs.dtype, np.integer) else inputs
+        inputs = _model_inputs(samples.inputs)
         labels = np.asarray(samples.labels).astype(np.int64)
         return cls(
             task=task,
@@ -148,6 +158,16 @@ class Engine(Protocol):
 
     def regions(self, run: int, probes: Sequence[str], progress: bool) -> dict[str, Any]:
         """Run ``run``'s ``lmn_core.RegionSummary`` at each probe, on its LMN samples (piecewise linear)."""
+
+    def load_weights(self, run: int, arrays: Mapping[str, np.ndarray]) -> None:
+        """Give run ``run`` the weights of a snapshot (:meth:`weights`' layout)."""
+
+    def probe_inputs(self, run: int, probe: str) -> Any:
+        """What run ``run`` gives the progress measures at ``probe`` on its LMN inputs: an
+        ``lmn_core.MeasureInputs`` (representations, pre-activations, piecewise-linear head)."""
+
+    def outputs(self, run: int) -> np.ndarray:
+        """Run ``run``'s outputs (logits) on every sample of the task."""
 
     def save(self, run: int, out_dir: Path) -> Any:
         """Write run ``run``'s final weights into ``out_dir``; return its model."""

@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 
-from adapters.keras import LayerLMN, LayerRegions, split
+import lmn_core
+from adapters.keras import KerasFunction, LayerLMN, LayerProbe, LayerRegions, split
 from reference_tasks.runfolder.schema import WEIGHTS_STEM
 from reference_tasks.training.engine import Evaluation, TrainingData, check_cuts
 from reference_tasks.training.recipe import TrainConfig, batch_indices
@@ -220,6 +221,32 @@ class KerasEngine:
     def regions(self, run: int, probes: Sequence[str], progress: bool) -> dict[str, Any]:
         """The linear regions at each probe, through the adapter's ``LayerRegions``."""
         return {probe: self.region_counters[probe](self.lmn_inputs, progress=progress) for probe in probes}
+
+    def load_weights(self, run: int, arrays: Mapping[str, np.ndarray]) -> None:
+        """Assign a snapshot's weights: ``Model.keras_load_snapshot``, else each variable by path."""
+        loader = self.data.task.model.keras_load_snapshot
+        if loader is not None:
+            loader(self.model, arrays)
+            return
+        missing = sorted({variable.path for variable in self.model.weights} - set(arrays))
+        if missing:
+            raise ValueError(f"the snapshot holds no {missing}")
+        for variable in self.model.weights:
+            variable.assign(np.asarray(arrays[variable.path]))
+
+    @functools.cached_property
+    def probes(self) -> dict[str, LayerProbe]:
+        """A :class:`adapters.keras.LayerProbe` per probe, cut once."""
+        return {probe: LayerProbe(self.model, probe) for probe in self.config.probes}
+
+    def probe_inputs(self, run: int, probe: str) -> lmn_core.MeasureInputs:
+        """What the run gives the progress measures at ``probe`` on its LMN inputs."""
+        return self.probes[probe].measure_inputs(self.lmn_inputs)
+
+    def outputs(self, run: int) -> np.ndarray:
+        """The outputs on every sample of the task, in float64."""
+        logits = KerasFunction(self.model)(_keras_inputs(self.data.all_inputs, self.config.dtype))
+        return np.asarray(logits, dtype=np.float64)
 
     def save(self, run: int, out_dir: Path) -> keras.Model:
         """Write ``model.keras``; return the model."""

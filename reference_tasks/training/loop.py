@@ -5,7 +5,9 @@ row by row, a weight snapshot per LMN checkpoint, ``checkpoint.npz`` while it ru
 state that begins the last LMN checkpoint step), then the final weights and
 ``summary.json``. ``train_batched(configs, out_dirs)`` trains configs that differ only in
 their seed as one engine (PyTorch stacks them with ``torch.func``); each folder gets what
-``train`` would write for it alone, up to the rounding of the batched products.
+``train`` would write for it alone, up to the rounding of the batched products. Once
+training has ended, each run's progress measures are computed from its snapshots and
+written into its ``metrics.csv`` (``training.measures``).
 
 Step ``s`` is measured with the weights after ``s`` updates; a row's train loss and
 accuracy come from the forward pass of the update that follows (with mini-batches, from the
@@ -44,6 +46,7 @@ from reference_tasks.runfolder.schema import (
 )
 from reference_tasks.runfolder.weights import Checkpoint, load_checkpoint, save_checkpoint, save_snapshot
 from reference_tasks.training.engine import Engine, Evaluation, TrainingData
+from reference_tasks.training.measures import measure_run, plan_measures
 from reference_tasks.training.recipe import RunOptions, TrainConfig, eval_steps, probes_at
 
 logger = logging.getLogger(__name__)
@@ -255,6 +258,7 @@ class _Training:
         self.eval_steps = set(eval_steps(self.config).tolist())
         self.model = engine.data.task.model
         self.regions = self.model.is_piecewise_linear(self.config)
+        self.plan = plan_measures(self.config, engine, self.regions)
 
     def run(self) -> list[RunResult]:
         """Train from the first step to the end; write the final files."""
@@ -266,7 +270,7 @@ class _Training:
                     MetricsWriter(
                         out_dir / METRICS_FILE,
                         append=self.first_step > 0,
-                        columns=metric_columns(self.regions, self.model.probes),
+                        columns=metric_columns(self.regions, self.model.probes, self.plan.columns),
                     )
                 )
                 for out_dir in self.out_dirs
@@ -365,6 +369,7 @@ class _Training:
     def _finish(self, k: int, seconds: float) -> RunResult:
         out_dir, config = self.out_dirs[k], self.configs[k]
         model = self.engine.save(k, out_dir)
+        measure_run(self.plan, config, self.engine, k, out_dir, progress=self.options.progress)
         facts = RunFacts(
             task_options=dict(config.task_options),
             dtype=config.dtype,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +13,7 @@ import numpy as np
 from reference_tasks.experiment.protocol import LOSSES, OPTIMIZERS, Criterion, Recipe, Task
 from reference_tasks.experiment.registry import canonical_source, resolve_task
 from reference_tasks.model.spec import DEFAULT_ACTIVATION, check_activation
+from reference_tasks.runfolder.schema import LEGACY_CONFIG_VALUES
 from reference_tasks.tasks import DEFAULT_TRAIN_FRACTION
 
 DTYPES = ("float32", "float64")
@@ -90,6 +92,10 @@ class TrainConfig:
         ``None`` uses all of them.
     lmn_points
         Points per segment ``T``.
+    measures
+        The progress measures written beside the LMN at every LMN checkpoint (docs/design.md,
+        section 6): names as ``lmn_core.measure_registry.resolve_measure`` takes them;
+        ``None`` is every measure the run can supply the needs of; ``()`` is none.
     """
 
     task: str = "modadd"
@@ -122,6 +128,7 @@ class TrainConfig:
     model_options: dict[str, Any] = field(default_factory=dict)
     headline_probe: str | None = None
     criterion: Criterion | None = None
+    measures: tuple[str, ...] | None = None
 
     @classmethod
     def for_task(cls, source: str, **settings: Any) -> TrainConfig:
@@ -194,6 +201,11 @@ class TrainConfig:
             raise ValueError(f"loss {self.loss!r} is not known; choose one of {', '.join(LOSSES)}")
         if self.batch_size is not None and self.batch_size < 1:
             raise ValueError(f"batch_size must be None (full batch) or at least 1, got {self.batch_size}")
+        if self.measures is not None and (
+            isinstance(self.measures, str)
+            or not all(isinstance(name, str) and name for name in self.measures)
+        ):
+            raise ValueError(f"measures must be None or a tuple of measure names, got {self.measures!r}")
         if self.lmn_samples is not None and self.lmn_samples < 1:
             raise ValueError(f"lmn_samples must be at least 1 or None, got {self.lmn_samples}")
         if self.checkpoint_steps is not None and not all(0 <= s <= self.steps for s in self.checkpoint_steps):
@@ -312,3 +324,20 @@ def batch_indices(n_train: int, batch_size: int, seed: int, step: int) -> np.nda
         needed -= order.size
         epoch, offset = epoch + 1, 0
     return np.concatenate(parts)
+
+
+def train_config_from_json(record: Mapping[str, Any]) -> TrainConfig:
+    """A ``TrainConfig`` from a ``config.json`` record (entries that are not fields are ignored).
+
+    Entries the record lacks because it predates them take their legacy values.
+    """
+    fields = {field.name for field in dataclasses.fields(TrainConfig)}
+    values = {key: value for key, value in {**LEGACY_CONFIG_VALUES, **record}.items() if key in fields}
+    for key in ("probes", "checkpoint_steps", "betas", "measures"):
+        if values.get(key) is not None:
+            values[key] = tuple(values[key])
+    values["task_options"] = dict(values.get("task_options") or {})
+    values["model_options"] = dict(values.get("model_options") or {})
+    if isinstance(values["criterion"], Mapping):
+        values["criterion"] = Criterion(**values["criterion"])
+    return TrainConfig(**values)

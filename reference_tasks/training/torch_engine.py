@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,8 @@ from torch import nn
 from torch.func import functional_call, stack_module_state
 from torch.nn import functional
 
-from adapters.torch import LayerLMN, LayerRegions, split
+import lmn_core
+from adapters.torch import LayerLMN, LayerProbe, LayerRegions, eval_mode, split
 from reference_tasks.runfolder.schema import WEIGHTS_STEM
 from reference_tasks.training.engine import Evaluation, TrainingData, check_cuts
 from reference_tasks.training.recipe import TrainConfig, batch_indices
@@ -73,6 +74,7 @@ class TorchEngine:
         self._graph: _GraphedUpdate | None = None
         self._measures: dict[str, LayerLMN] = {}
         self._regions: dict[str, LayerRegions] = {}
+        self._probes: dict[str, LayerProbe] = {}
         # vmap costs about a fifth of a small step; one run needs no batching.
         self._logits = torch.vmap(self._logits_of_one) if len(configs) > 1 else self._logits_of_single
         tensors = (data.train_inputs, data.train_labels, data.test_inputs, data.test_labels)
@@ -267,6 +269,31 @@ class TorchEngine:
             if probe not in self._regions:
                 self._regions[probe] = LayerRegions(self.model, probe)
         return {probe: self._regions[probe](self.lmn_inputs[run], progress=progress) for probe in probes}
+
+    def load_weights(self, run: int, arrays: Mapping[str, np.ndarray]) -> None:
+        """Give run ``run`` the weights of a snapshot (:meth:`weights`' layout)."""
+        missing = sorted(set(self.params) - set(arrays))
+        if missing:
+            raise ValueError(f"the snapshot holds no {missing}")
+        with torch.no_grad():
+            for name, value in self.params.items():
+                value[run].copy_(torch.from_numpy(np.asarray(arrays[name])))
+
+    def probe_inputs(self, run: int, probe: str) -> lmn_core.MeasureInputs:
+        """What run ``run`` gives the progress measures at ``probe`` on its LMN inputs
+        (``adapters.torch.LayerProbe``, cut once)."""
+        self._load_run(run)
+        if probe not in self._probes:
+            self._probes[probe] = LayerProbe(self.model, probe, example_inputs=self.lmn_inputs[run])
+        return self._probes[probe].measure_inputs(self.lmn_inputs[run])
+
+    @torch.no_grad()
+    def outputs(self, run: int) -> np.ndarray:
+        """Run ``run``'s outputs on every sample of the task, in float64."""
+        model = self._load_run(run)
+        with eval_mode(model):
+            logits = model(self._tensor(self.data.all_inputs))
+        return logits.detach().to("cpu", torch.float64).numpy()
 
     def save(self, run: int, out_dir: Path) -> nn.Module:
         """Write ``model.pt`` (a ``state_dict``); return a copy of run ``run``'s model."""

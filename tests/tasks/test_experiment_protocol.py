@@ -24,8 +24,7 @@ from reference_tasks.experiment import (
     resolve_task,
 )
 from reference_tasks.experiment.registry import PACKAGE_EXPERIMENTS
-from reference_tasks.report.run_data import train_config_from_json
-from reference_tasks.training.recipe import TrainConfig, batch_indices
+from reference_tasks.training.recipe import TrainConfig, batch_indices, train_config_from_json
 
 ROOT = Path(__file__).resolve().parents[2]
 BITS = ROOT / "tests" / "experiments" / "bits_experiment.py"

@@ -123,8 +123,8 @@ def test_config_is_validated(options, message):
 
 
 def test_the_activation_is_silu_unless_named_and_sweepable():
-    from reference_tasks.report.run_data import train_config_from_json
     from reference_tasks.sweep.plan import parse_grid, plan_sweep
+    from reference_tasks.training.recipe import train_config_from_json
 
     assert TrainConfig().activation == "silu"
     record = {

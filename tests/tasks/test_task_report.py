@@ -14,13 +14,12 @@ import pytest
 import lmn_core
 from reference_tasks.model.numpy_model import NumpyGrokMLP
 from reference_tasks.report.build import _progress, build_report
-from reference_tasks.report.run_data import train_config_from_json
 from reference_tasks.report.tables import aggregate_values
 from reference_tasks.runfolder import MetricsWriter, write_json
 from reference_tasks.runfolder.run_summary import TABLE_QUANTITIES, RunFacts, RunSummary
 from reference_tasks.runfolder.weights import save_snapshot
 from reference_tasks.tasks import lmn_sample_indices, make_task
-from reference_tasks.training.recipe import TrainConfig
+from reference_tasks.training.recipe import TrainConfig, train_config_from_json
 
 EMBEDDING, HIDDEN, STEPS, N_LMN = 4, 6, 100, 40
 CHECKPOINTS = list(range(0, STEPS + 1, 10))
@@ -181,6 +180,7 @@ def test_files_and_paths(report):
     expected += [f"fig_claim_r2_{fw}.png" for fw in ("keras", "torch")]
     expected += ["fig4_connectivity_keras_s4.png", "fig4_connectivity_keras_xor.png"]
     expected += ["fig4_connectivity_torch_modadd.png"]
+    expected += [f"fig_measures_{run}.png" for run in ("keras_s4", "keras_xor", "torch_modadd", "torch_xor")]
     assert names == sorted(expected)
     for path in result.figures:
         assert path.parent == result.out_dir

@@ -7,6 +7,7 @@ import torch
 
 import adapters.keras as adapters_keras
 import adapters.torch as adapters_torch
+import lmn_core
 from reference_tasks.testbeds import keras_models, torch_models
 from reference_tasks.testbeds.data import digits, modular_addition_sequences, sparse_parity
 
@@ -101,3 +102,34 @@ def test_equal_weights_give_equal_lmn(name, probe):
     inputs = inputs[:48]
     expected = adapters_torch.layer_lmn(source, torch.as_tensor(inputs), probe).lmn
     assert adapters_keras.layer_lmn(target, inputs, probe).lmn == pytest.approx(expected, rel=1e-4)
+
+
+@pytest.mark.parametrize("name", ["transformer", "parity", "digits"])
+def test_snapshots_load_back_into_the_keras_twin(name):
+    source, target, inputs = twins(name)
+    state = {key: value.numpy() for key, value in source.state_dict().items()}
+    keras_models.load_torch_named_weights(target, state)
+    expected = torch_logits(source, inputs)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(target(inputs)), expected, rtol=0, atol=2e-6 * np.abs(expected).max()
+    )
+    with pytest.raises(ValueError, match="the weights hold no"):
+        keras_models.load_torch_named_weights(target, {key: state[key] for key in list(state)[1:]})
+
+
+@pytest.mark.parametrize(("name", "probe"), [("transformer", "attn"), ("digits", "hidden1")])
+def test_equal_weights_give_equal_progress_measures(name, probe):
+    source, target, inputs = twins(name)
+    keras_models.copy_torch_weights(target, source)
+    parts = [
+        adapters_torch.LayerProbe(source, probe, example_inputs=inputs[:4]).measure_inputs(inputs[:64]),
+        adapters_keras.LayerProbe(target, probe).measure_inputs(inputs[:64]),
+    ]
+    for measure in ("effective_rank", "local_complexity"):
+        values = [lmn_core.compute_measure(lmn_core.BUILTIN_MEASURES[measure], part) for part in parts]
+        assert values[1] == pytest.approx(values[0], rel=1e-4), measure
+    points = parts[0].representations[:8]
+    for torch_layer, keras_layer in zip(
+        parts[0].pre_activations(points), parts[1].pre_activations(points), strict=True
+    ):
+        np.testing.assert_allclose(keras_layer, torch_layer, rtol=0, atol=1e-5 * np.abs(torch_layer).max())

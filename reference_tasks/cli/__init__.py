@@ -1,5 +1,6 @@
 """The ``lmn`` command: ``lmn reproduce`` runs the paper's experiment, ``lmn sweep`` a grid of
-runs, ``lmn report`` redraws either, ``lmn plot`` draws a monitor's CSV.
+runs, ``lmn report`` redraws either; ``lmn plot`` draws a monitor's CSV and ``lmn measure`` adds
+progress measures to finished runs (:mod:`reference_tasks.cli.folders`).
 
 ``lmn reproduce`` trains the reference tasks (docs/design.md, section 2) into
 ``OUT/{framework}/{task}-seed{seed}/``, measuring LMN as it goes, then writes the figures
@@ -23,6 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from lmn_core import __version__
+from reference_tasks.cli.folders import (
+    add_measure_command,
+    add_plot_command,
+    measure_command,
+    measure_option,
+    plot_command,
+)
 from reference_tasks.experiment import PAPER_TASKS
 from reference_tasks.sweep.cluster import Outcome, can_write
 from reference_tasks.sweep.execute import Execution, pending_runs, train_runs
@@ -78,6 +86,7 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="STEP",
         help="wait at this LMN checkpoint step, its checkpoint written, until killed (to test kills)",
     )
+    measure_option(parser)
     _add_cluster_arguments(parser)
 
 
@@ -109,21 +118,6 @@ def _tls_files(args: argparse.Namespace) -> TLSFiles | None:
     return TLSFiles(args.tls_ca_file, args.tls_cert, args.tls_key)
 
 
-def _add_plot_command(commands: Any) -> None:
-    """``lmn plot``: its arguments."""
-    plot = commands.add_parser(
-        "plot",
-        help="draw the LMN of each layer against the step from a monitor's CSV or a run folder",
-        description="Draw the LMN columns (lmn_<layer>, lmn/<layer>) of a CSV (LMNMonitor's, Lightning's "
-        "CSVLogger's) or of a run folder's metrics.csv against the step, beside its loss columns, "
-        "into a PNG.",
-    )
-    plot.add_argument("source", type=Path, metavar="FILE.csv|RUN_DIR")
-    plot.add_argument("--out", type=Path, help="the PNG to write (default: lmn.png beside the CSV)")
-    plot.add_argument("--log-steps", action="store_true", help="a log step axis (steps drawn as step + 1)")
-    plot.add_argument("--quiet", action="store_true", help="warnings only")
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lmn", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__} ({DISTRIBUTION})")
@@ -131,7 +125,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_reproduce_command(commands)
     _add_sweep_command(commands)
     _add_report_command(commands)
-    _add_plot_command(commands)
+    add_plot_command(commands)
+    add_measure_command(commands)
     return parser
 
 
@@ -212,6 +207,12 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
                 f"lmn: --probes {NO_PROBES} cannot be given with layers: {' '.join(args.probes)}"
             )
         settings["probes"] = tuple(p for p in dict.fromkeys(args.probes) if p != NO_PROBES)
+    if args.measures is not None:
+        if NO_PROBES in args.measures and len(args.measures) > 1:
+            raise SystemExit(
+                f"lmn: --measures {NO_PROBES} cannot be given with measures: {' '.join(args.measures)}"
+            )
+        settings["measures"] = tuple(m for m in dict.fromkeys(args.measures) if m != NO_PROBES)
     return settings
 
 
@@ -348,18 +349,6 @@ def _write_report(runs_dir: Path, out: Path | None, *, quiet: bool) -> None:
     logger.info("report written to %s", result.out_dir)
 
 
-def plot_command(source: Path, out: Path | None, *, log_steps: bool) -> int:
-    """``lmn plot``: the LMN columns of a CSV or run folder against the step, into a PNG."""
-    from reference_tasks.report.monitor_plot import plot_monitor
-
-    try:
-        target = plot_monitor(source, out, log_steps=log_steps)
-    except (FileNotFoundError, ValueError) as error:
-        raise SystemExit(f"lmn plot: {error}") from None
-    logger.info("plot written to %s", target)
-    return 0
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lmn`` console script."""
     args = _parser().parse_args(argv)
@@ -380,6 +369,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return sweep_command(args)
     if args.command == "plot":
         return plot_command(args.source, args.out, log_steps=args.log_steps)
+    if args.command == "measure":
+        return measure_command(args.run_dirs, args.measures, device=args.device, quiet=args.quiet)
     return report_command(args.runs_dir, args.out, quiet=args.quiet)
 
 

@@ -1,0 +1,7 @@
+"""``python -m reference_tasks.cli``: the ``lmn`` command."""
+
+import sys
+
+from reference_tasks.cli import main
+
+sys.exit(main())
