@@ -165,7 +165,7 @@ class LayerLMN(CutOnce):
         samples = self.samples(inputs)
         with self.backend.measuring(self.model, self.head, lmn_kwargs):
             # on the device the core reads the output dtype itself; the host sees float32 copies
-            if "const_rtol" not in lmn_kwargs and len(samples) and not self.head.measures_on_device:
+            if lmn_kwargs.get("const_rtol") is None and len(samples) and not self.head.measures_on_device:
                 rtol = self.backend.half_rtol(self.head, samples)
                 if rtol is not None:
                     lmn_kwargs = {**lmn_kwargs, "const_rtol": rtol}
@@ -219,21 +219,40 @@ class LayerProbe(CutOnce):
     """
 
     def check(self) -> None:
-        """Learn once whether the head is piecewise linear (its regions can then be counted)."""
+        """Learn once whether the head is piecewise linear (its regions can then be counted) and
+        how its pre-activations are read (``None``: it has no activation)."""
         try:
             self.backend.piecewise_linear_head(self.head)
         except ValueError:
             self.piecewise_linear = False
         else:
             self.piecewise_linear = True
+        self.head_pre_activations = self.backend.pre_activations(self.body, self.head)
+
+    @property
+    def supplies(self) -> frozenset[str]:
+        """The probe's needs (:data:`lmn_core.progress.PROBE_NEEDS`) it meets: ``representations``
+        always, ``pre_activations`` where the head has activations, ``pwl_head`` where it is
+        piecewise linear."""
+        given = {"representations"}
+        if self.head_pre_activations is not None:
+            given.add("pre_activations")
+        if self.piecewise_linear:
+            given.add("pwl_head")
+        return frozenset(given)
+
+    def outputs(self, inputs: Any) -> np.ndarray:
+        """The model's outputs on ``inputs`` (the head after the body, the output chosen)."""
+        return np.asarray(self.head(self.body(inputs)))
 
     def measure_inputs(self, inputs: Any, *, step: int | None = None) -> lmn_core.MeasureInputs:
         """The probe's part of :class:`lmn_core.MeasureInputs` on ``inputs``: representations,
         the head's pre-activations (where it has activations) and its piecewise-linear form
-        (where it is one)."""
+        (where it is one and the representations are vectors)."""
         samples = np.asarray(self.body(inputs))
         shape = samples.shape[1:]
-        pre_activations = self.backend.pre_activations(self.body, self.head)
+        pre_activations = self.head_pre_activations
+        flat = self.piecewise_linear and len(shape) == 1
 
         def unflattened(points: Any) -> list[Any]:
             return pre_activations(np.asarray(points).reshape(len(points), *shape))
@@ -243,9 +262,7 @@ class LayerProbe(CutOnce):
             probe=self.layer,
             representations=samples.reshape(len(samples), -1),
             pre_activations=None if pre_activations is None else unflattened,
-            pwl_head=self.backend.piecewise_linear_head(self.head)
-            if self.piecewise_linear and len(shape) == 1
-            else None,
+            pwl_head=self.backend.piecewise_linear_head(self.head) if flat else None,
         )
 
 

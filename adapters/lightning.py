@@ -4,7 +4,8 @@ A thin layer over the framework-free schedule (:mod:`adapters.schedule`) and the
 adapter's :class:`adapters.torch.LayerLMN` (each layer cut once when training starts, then
 measured on the schedule on the module's own device). The values go to every logger the
 trainer has (``trainer.loggers``: CSV, TensorBoard, whatever the user configured) as
-``lmn/<layer>`` and ``lmn_n_samples``, at the trainer's ``global_step`` (the number of
+``lmn/<layer>`` and ``lmn_n_samples``, with ``measures=[...]`` each progress measure as
+``lmn/<column>`` (:mod:`adapters.measures`), at the trainer's ``global_step`` (the number of
 optimizer steps done). After each measurement the module's train/eval modes and its
 parameters' ``requires_grad`` flags and ``.grad`` tensors are as they were.
 
@@ -18,7 +19,7 @@ write on rank 0 only, so the values appear once.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Any
 
 try:
@@ -27,9 +28,17 @@ except ImportError as error:  # pragma: no cover - depends on the environment
     raise ImportError("adapters.lightning needs Lightning: pip install 'lmn[lightning]'") from error
 
 import lmn_core
-from adapters.schedule import Schedule, layer_names, logger_key, measure_layers, measured_values
-from adapters.torch.layer import LayerLMN, LayerOptions
-from adapters.torch.monitor import training_state_kept
+from adapters.measures import MonitorMeasures, selected_measures
+from adapters.schedule import (
+    Schedule,
+    layer_names,
+    logger_key,
+    measure_layers,
+    measure_logger_key,
+    measured_values,
+)
+from adapters.torch.layer import LayerLMN, LayerOptions, LayerProbe
+from adapters.torch.monitor import monitor_measures, training_state_kept
 
 
 class LMNCallback(pl.Callback):
@@ -50,6 +59,10 @@ class LMNCallback(pl.Callback):
         The submodule to measure, by its name in the LightningModule (``"model"`` when
         the LightningModule holds its network as ``self.model``); by default the
         LightningModule itself. Layer names are relative to it.
+    measures : sequence of str, optional
+        Progress measures logged beside the LMN as ``lmn/<column>`` (docs/design.md, section
+        6.1; see :class:`adapters.torch.LMNMonitor`). ``initial_weights`` are the module's
+        parameters when training starts. ``None`` (the default): none.
     **keywords
         Any :class:`adapters.torch.LayerOptions` field (``output``, ``fold``,
         ``reduction``, ...), and any keyword of :func:`lmn_core.lmn` (``n_points``,
@@ -60,7 +73,8 @@ class LMNCallback(pl.Callback):
     last_results : dict of str to lmn_core.LMNResult
         The results of the last measurement, by layer.
     measurements : list of dict
-        Every measurement on this process: ``step``, ``lmn/<layer>``, ``lmn_n_samples``.
+        Every measurement on this process: ``step``, ``lmn/<layer>``, ``lmn_n_samples``,
+        ``lmn/<column>`` per measure.
     """
 
     def __init__(
@@ -71,6 +85,7 @@ class LMNCallback(pl.Callback):
         every_n_steps: int | Collection[int] | None = 100,
         every_n_epochs: int | None = None,
         module: str | None = None,
+        measures: Sequence[str] | None = None,
         **keywords: Any,
     ) -> None:
         super().__init__()
@@ -88,6 +103,9 @@ class LMNCallback(pl.Callback):
         self.measurements: list[dict[str, Any]] = []
         self._measures: dict[str, LayerLMN] = {}
         self._last_step: int | None = None
+        self.measure_names = measures
+        selected_measures(measures)  # an unknown name is refused here, before training
+        self.progress = MonitorMeasures([], {}, dict, None)
 
     def _network(self, pl_module: pl.LightningModule) -> Any:
         return pl_module if self.module_name is None else pl_module.get_submodule(self.module_name)
@@ -102,6 +120,13 @@ class LMNCallback(pl.Callback):
                 layer: LayerLMN(network, layer, self.options, example_inputs=self.inputs)
                 for layer in self.layers
             }
+            self.progress = monitor_measures(
+                self.measure_names,
+                network,
+                self.layers,
+                lambda layer: LayerProbe(network, layer, self.options, example_inputs=self.inputs),
+                self.inputs,
+            )
         if self.steps is not None and self.steps.take(trainer.global_step):
             self._measure(trainer, pl_module)
 
@@ -128,7 +153,9 @@ class LMNCallback(pl.Callback):
             return
         with training_state_kept(self._network(pl_module)):
             self.last_results = measure_layers(self._measures, self.inputs, self.lmn_kwargs)
+            measures = self.progress.values(self.inputs, step)
         values = measured_values(self.last_results, logger_key)
+        values.update({measure_logger_key(column): value for column, value in measures.items()})
         for logger in trainer.loggers:
             logger.log_metrics(values, step=step)
         self.measurements.append({"step": step, **values})

@@ -7,13 +7,19 @@
   ``reduction=``.
 - :data:`RULE_COMPILED_BY_DEFAULT`, :func:`checked_compile_rule` and :func:`rule_compiler`:
   whether the device path compiles the core's r² rule, by ``compile_rule=``.
+- :data:`LMN_KEYWORDS`: the keywords of :func:`lmn_core.lmn` that every ``layer_lmn`` takes
+  as explicit parameters beside its options, and :meth:`Options.split_call`, which parts a
+  ``layer_lmn``'s arguments into the two.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
+
+import lmn_core
 
 #: Where ``lmn_core`` measures: on the function's device, on the host, or on the device
 #: when it is not the CPU (``"auto"``: on a CPU the host's fused kernels are faster).
@@ -28,6 +34,13 @@ REDUCTIONS = ("auto", "device", "host")
 RULE_COMPILED_BY_DEFAULT = frozenset({"jax"})
 
 OptionsType = TypeVar("OptionsType", bound="Options")
+
+#: The keyword parameters of :func:`lmn_core.lmn`, in its order (``n_points``, ``memory_budget``, ...).
+LMN_KEYWORDS = tuple(
+    name
+    for name, parameter in inspect.signature(lmn_core.lmn).parameters.items()
+    if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+)
 
 
 def checked_reduction(reduction: str) -> str:
@@ -77,6 +90,14 @@ class Options:
         names = cls.names()
         options = cls(**{key: value for key, value in keywords.items() if key in names})
         return options, {key: value for key, value in keywords.items() if key not in names}
+
+    @classmethod
+    def split_call(
+        cls: type[OptionsType], arguments: Mapping[str, Any]
+    ) -> tuple[OptionsType, dict[str, Any]]:
+        """The options and the :data:`LMN_KEYWORDS` among a ``layer_lmn``'s named ``arguments``."""
+        options = cls(**{name: arguments[name] for name in cls.names()})
+        return options, {name: arguments[name] for name in LMN_KEYWORDS}
 
     @classmethod
     def with_keywords(

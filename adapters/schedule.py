@@ -15,8 +15,16 @@ PyTorch loops), the Keras ``LMNCallback`` (``model.fit``), the Lightning ``LMNCa
   ``LMNMonitor``) and ``lmn/<layer>`` (:func:`logger_key`: what the Lightning and
   Hugging Face callbacks hand to their trainers' loggers, where the slash groups the
   values in TensorBoard and similar dashboards); ``lmn_n_samples`` holds ``N``.
-- :class:`MonitorCSV` appends one row per measurement; :func:`read_monitor_csv` reads
-  such a file back (or any CSV of numbers with a ``step`` column, empty cells as NaN).
+- The progress measures of ``measures=[...]`` (:mod:`adapters.measures`) follow one rule:
+  their key is the measure's column (:meth:`lmn_core.Measure.column`: ``weight_movement``,
+  ``effective_rank_<layer>``) wherever the LMN's is ``lmn_<layer>`` (CSV, Keras logs,
+  TensorBoard tags), and ``lmn/`` followed by that column (:func:`measure_logger_key`:
+  ``lmn/effective_rank_<layer>``) wherever the LMN's is ``lmn/<layer>`` (the Lightning and
+  Hugging Face loggers), so that a dashboard groups them with the LMN. A column may not be
+  a layer's name nor an LMN key (refused when the monitor is made).
+- :class:`MonitorCSV` appends one row per measurement (the measures' columns after
+  ``lmn_n_samples``); :func:`read_monitor_csv` reads such a file back (or any CSV of
+  numbers with a ``step`` column, empty cells as NaN).
 """
 
 from __future__ import annotations
@@ -44,6 +52,11 @@ def lmn_key(layer: str) -> str:
 def logger_key(layer: str) -> str:
     """``lmn/<layer>``: the key of ``layer``'s LMN in a Lightning or Hugging Face trainer's logs."""
     return f"{LOGGER_KEY_PREFIX}{layer}"
+
+
+def measure_logger_key(column: str) -> str:
+    """``lmn/<column>``: a progress measure's key in a Lightning or Hugging Face trainer's logs."""
+    return f"{LOGGER_KEY_PREFIX}{column}"
 
 
 #: The value of a deprecated parameter that was not given.
@@ -146,14 +159,17 @@ def measured_values(results: Mapping[str, Any], key: Callable[[str], str] = lmn_
 
 
 class MonitorCSV:
-    """A CSV file with one row per measurement: ``step``, ``lmn_<layer>`` per layer, ``lmn_n_samples``.
+    """A CSV file with one row per measurement: ``step``, ``lmn_<layer>`` per layer, ``lmn_n_samples``,
+    then the progress measures' columns (none unless ``measures=[...]`` selects some).
 
     An existing file must have the same columns (refused otherwise, when this object is made).
     """
 
-    def __init__(self, path: str | Path, layers: Collection[str]) -> None:
+    def __init__(
+        self, path: str | Path, layers: Collection[str], measure_columns: Collection[str] = ()
+    ) -> None:
         self.path = Path(path)
-        self.columns = self.columns_for(layers)
+        self.columns = self.columns_for(layers, measure_columns)
         if self._is_empty():
             return
         with self.path.open(newline="") as file:
@@ -162,16 +178,19 @@ class MonitorCSV:
             raise ValueError(f"{self.path} has the columns {header}, not {self.columns}")
 
     @staticmethod
-    def columns_for(layers: Collection[str]) -> list[str]:
-        """``step``, ``lmn_<layer>`` per layer, ``lmn_n_samples``."""
-        return ["step", *(lmn_key(layer) for layer in layers), N_SAMPLES_KEY]
+    def columns_for(layers: Collection[str], measure_columns: Collection[str] = ()) -> list[str]:
+        """``step``, ``lmn_<layer>`` per layer, ``lmn_n_samples``, the measures' columns."""
+        return ["step", *(lmn_key(layer) for layer in layers), N_SAMPLES_KEY, *measure_columns]
 
     def _is_empty(self) -> bool:
         return not self.path.exists() or self.path.stat().st_size == 0
 
     def append(self, step: int, values: Mapping[str, float]) -> None:
-        """Append the row of ``step``; ``values`` as :func:`measured_values` gives them."""
-        row = [step, *(repr(float(values[column])) for column in self.columns[1:-1]), values[N_SAMPLES_KEY]]
+        """Append the row of ``step``: ``values`` as :func:`measured_values` gives them, and the measures'."""
+        row = [step] + [
+            values[column] if column == N_SAMPLES_KEY else repr(float(values[column]))
+            for column in self.columns[1:]
+        ]
         new = self._is_empty()
         with self.path.open("a", newline="") as file:
             writer = csv.writer(file)

@@ -35,9 +35,11 @@ from torch import nn
 
 import lmn_core
 from adapters import layer as shared
+from adapters.options import LMN_KEYWORDS
 from adapters.torch import layer as torch_layer
 from adapters.torch import monitor as torch_monitor
 from adapters.torch.layer import LayerOptions, TorchBackend
+from lmn_core.measure import DEFAULT_N_POINTS
 
 #: The ``forward`` argument the tokens go to.
 TOKENS_INPUT = "input"
@@ -105,13 +107,39 @@ class LayerLMN(torch_layer.LayerLMN):
     backend = TransformerLensBackend()
 
 
+class LayerProbe(torch_layer.LayerProbe):
+    """What a TransformerLens model gives the progress measures at the hook point ``layer``.
+
+    See :class:`adapters.torch.LayerProbe`: the representations are the hook point's
+    activations ``(N, n_ctx * d)``, the head the rest of the model (cut as :class:`LayerLMN`'s).
+    """
+
+    backend = TransformerLensBackend()
+
+
 def layer_lmn(
-    model: nn.Module, tokens: Any, layer: str, *, options: LayerOptions | None = None, **lmn_kwargs: Any
+    model: nn.Module,
+    tokens: Any,
+    layer: str,
+    *,
+    options: LayerOptions | None = None,
+    n_points: int = DEFAULT_N_POINTS,
+    memory_budget: int | None = None,
+    block_pairs: int | None = None,
+    const_rtol: float | None = None,
+    const_atol: float = 0.0,
+    progress: bool = False,
+    overlap: bool | None = None,
+    threads: int | None = None,
 ) -> lmn_core.LMNResult:
     """LMN "between the hook point ``layer`` and the logits" of ``model`` on tokens ``(N, n_ctx)``.
 
-    ``lmn_kwargs`` go to :func:`lmn_core.lmn` (``n_points``, ``memory_budget``, ``progress``, ...).
+    ``options`` are :class:`LayerLMN`'s; ``n_points``, ``memory_budget``, ``block_pairs``,
+    ``const_rtol``, ``const_atol``, ``progress``, ``overlap`` and ``threads`` go to
+    :func:`lmn_core.lmn`, with its defaults.
     """
+    given = locals()
+    lmn_kwargs = {name: given[name] for name in LMN_KEYWORDS}
     return LayerLMN(model, layer, options, example_inputs=tokens)(tokens, **lmn_kwargs)
 
 
@@ -144,8 +172,10 @@ class LMNMonitor(torch_monitor.LMNMonitor):
         Token ids ``(N, n_ctx)`` to measure on.
     layers : str or sequence of str
         Hook point names.
-    every_n_steps, csv_path, writer, **keywords
-        As for :class:`adapters.torch.LMNMonitor`: CSV columns ``lmn_<hook>``.
+    every_n_steps, csv_path, writer, measures, **keywords
+        As for :class:`adapters.torch.LMNMonitor`: CSV columns ``lmn_<hook>`` (and
+        ``<measure>_<hook>`` for a measure of the hook point's activations).
     """
 
     layer_type = LayerLMN
+    probe_type = LayerProbe

@@ -12,7 +12,8 @@ every example row. The measurement itself is :class:`adapters.torch.LayerLMN`'s 
 :class:`LMNCallback` is a thin layer over the framework-free schedule
 (:mod:`adapters.schedule`) and that measure: it measures at ``global_step`` 0 and on
 schedule (``on_step_end``), on the main process only, and adds ``lmn/<layer>`` and
-``lmn_n_samples`` to the trainer's log history; given the trainer (``trainer=``), it logs
+``lmn_n_samples`` (with ``measures=[...]``, ``lmn/<column>`` per progress measure:
+:mod:`adapters.measures`) to the trainer's log history; given the trainer (``trainer=``), it logs
 through ``Trainer.log``, which also hands the values to every reporter (TensorBoard,
 W&B, ...).
 """
@@ -20,7 +21,7 @@ W&B, ...).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Any
 
 try:
@@ -32,8 +33,16 @@ import torch
 from torch import nn
 
 import lmn_core
+from adapters.measures import MonitorMeasures, selected_measures
 from adapters.options import Options
-from adapters.schedule import Schedule, layer_names, logger_key, measure_layers, measured_values
+from adapters.schedule import (
+    Schedule,
+    layer_names,
+    logger_key,
+    measure_layers,
+    measure_logger_key,
+    measured_values,
+)
 from adapters.torch.function import (
     OutputChoice,
     as_tensor,
@@ -43,8 +52,9 @@ from adapters.torch.function import (
     select_output,
 )
 from adapters.torch.hooks import hook_split
-from adapters.torch.layer import LayerLMN
-from adapters.torch.monitor import training_state_kept
+from adapters.torch.layer import LayerLMN, LayerProbe
+from adapters.torch.monitor import monitor_measures, training_state_kept
+from lmn_core.measure import DEFAULT_N_POINTS
 
 DEFAULT_OUTPUT = "logits"
 DEFAULT_INPUT = "input_ids"
@@ -98,27 +108,47 @@ def layer_measure(
     """
     options = CutOptions.with_keywords(options, option_keywords, "layer_measure")
     with training_state_kept(model):
-        return LayerLMN(
-            model,
-            layer,
-            example_inputs=example_inputs,
-            output=options.output,
-            input=options.input,
-            fixed_inputs=options.fixed_inputs,
-            batch_size=options.batch_size,
-            reduction=options.reduction,
-            fold=False,
-            cut_by=("hooks",),
-        )
+        return LayerLMN(model, layer, example_inputs=example_inputs, **hook_cut(options))
 
 
-def layer_lmn(model: nn.Module, inputs: Any, layer: str, **keywords: Any) -> lmn_core.LMNResult:
+def hook_cut(options: CutOptions) -> dict[str, Any]:
+    """``options`` as the :class:`adapters.torch.LayerOptions` of a cut by hooks, unfolded."""
+    return {**{name: getattr(options, name) for name in options.names()}, "fold": False, "cut_by": ("hooks",)}
+
+
+def layer_probe(model: nn.Module, layer: str, example_inputs: Any, options: CutOptions) -> LayerProbe:
+    """A :class:`adapters.torch.LayerProbe` of ``model`` at ``layer``, cut with forward hooks."""
+    with training_state_kept(model):
+        return LayerProbe(model, layer, example_inputs=example_inputs, **hook_cut(options))
+
+
+def layer_lmn(
+    model: nn.Module,
+    inputs: Any,
+    layer: str,
+    *,
+    output: OutputChoice = DEFAULT_OUTPUT,
+    input: str = DEFAULT_INPUT,
+    fixed_inputs: dict[str, Any] | None = None,
+    batch_size: int | None = None,
+    reduction: str = "auto",
+    n_points: int = DEFAULT_N_POINTS,
+    memory_budget: int | None = None,
+    block_pairs: int | None = None,
+    const_rtol: float | None = None,
+    const_atol: float = 0.0,
+    progress: bool = False,
+    overlap: bool | None = None,
+    threads: int | None = None,
+) -> lmn_core.LMNResult:
     """LMN "between ``layer`` and the output" of a Hugging Face model on token ids ``inputs``.
 
-    Any :class:`CutOptions` field among ``keywords`` goes to :func:`layer_measure`, the
-    rest to :func:`lmn_core.lmn`.
+    ``output``, ``input``, ``fixed_inputs``, ``batch_size`` and ``reduction`` are the
+    :class:`CutOptions` of :func:`layer_measure`; ``n_points``, ``memory_budget``,
+    ``block_pairs``, ``const_rtol``, ``const_atol``, ``progress``, ``overlap`` and ``threads``
+    go to :func:`lmn_core.lmn`, with its defaults.
     """
-    options, lmn_kwargs = CutOptions.taken_from(keywords)
+    options, lmn_kwargs = CutOptions.split_call(locals())
     return layer_measure(model, layer, inputs, options)(inputs, **lmn_kwargs)
 
 
@@ -174,6 +204,10 @@ class LMNCallback(transformers.TrainerCallback):
     trainer : transformers.Trainer, optional
         Log through ``trainer.log`` (log history and every reporter). Without it the
         values are appended to ``state.log_history`` only.
+    measures : sequence of str, optional
+        Progress measures logged beside the LMN as ``lmn/<column>`` (docs/design.md, section
+        6.1; see :class:`adapters.torch.LMNMonitor`). ``initial_weights`` are the model's
+        parameters when training begins. ``None`` (the default): none.
     **keywords
         Any :class:`CutOptions` field (``output``, ``input``, ``fixed_inputs``,
         ``batch_size``, ``reduction``), and any keyword of :func:`lmn_core.lmn`.
@@ -183,7 +217,7 @@ class LMNCallback(transformers.TrainerCallback):
     last_results : dict of str to lmn_core.LMNResult
         The results of the last measurement, by layer.
     measurements : list of dict
-        Every measurement: ``step``, ``lmn/<layer>``, ``lmn_n_samples``.
+        Every measurement: ``step``, ``lmn/<layer>``, ``lmn_n_samples``, ``lmn/<column>`` per measure.
     """
 
     def __init__(
@@ -193,6 +227,7 @@ class LMNCallback(transformers.TrainerCallback):
         *,
         every_n_steps: int | Collection[int] = 100,
         trainer: Any = None,
+        measures: Sequence[str] | None = None,
         **keywords: Any,
     ) -> None:
         self.inputs = inputs
@@ -203,6 +238,9 @@ class LMNCallback(transformers.TrainerCallback):
         self.last_results: dict[str, lmn_core.LMNResult] = {}
         self.measurements: list[dict[str, Any]] = []
         self._measures: dict[str, LayerLMN] = {}
+        self.measure_names = measures
+        selected_measures(measures)  # an unknown name is refused here, before training
+        self.progress = MonitorMeasures([], {}, dict, None)
 
     def on_train_begin(self, args: Any, state: Any, control: Any, model: nn.Module, **kwargs: Any) -> None:
         """Cut the model at every layer (main process only); measure the first step if due."""
@@ -211,6 +249,13 @@ class LMNCallback(transformers.TrainerCallback):
         self._measures = {
             layer: layer_measure(model, layer, self.inputs, self.options) for layer in self.layers
         }
+        self.progress = monitor_measures(
+            self.measure_names,
+            model,
+            self.layers,
+            lambda layer: layer_probe(model, layer, self.inputs, self.options),
+            self.inputs,
+        )
         if self.schedule.take(state.global_step):
             self._measure(state, model)
 
@@ -222,7 +267,9 @@ class LMNCallback(transformers.TrainerCallback):
     def _measure(self, state: Any, model: nn.Module) -> None:
         with training_state_kept(model):
             self.last_results = measure_layers(self._measures, self.inputs, self.lmn_kwargs)
+            measures = self.progress.values(self.inputs, state.global_step)
         values = measured_values(self.last_results, logger_key)
+        values.update({measure_logger_key(column): value for column, value in measures.items()})
         self.measurements.append({"step": state.global_step, **values})
         if self.trainer is not None:
             self.trainer.log(dict(values))

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import keras
 import numpy as np
 
 import lmn_core
-from adapters.keras.layer import LayerLMN, LayerOptions
+from adapters.keras.layer import LayerLMN, LayerOptions, LayerProbe
+from adapters.measures import MonitorMeasures, selected_measures
 from adapters.schedule import (
     N_SAMPLES_KEY,
     NOT_GIVEN,
@@ -24,6 +25,11 @@ from adapters.schedule import (
 )
 
 
+def weights_as_numpy(model: keras.Model) -> dict[str, np.ndarray]:
+    """``{path: value}`` of ``model.trainable_weights`` as NumPy: a progress measure's ``weights``."""
+    return {weight.path: keras.ops.convert_to_numpy(weight) for weight in model.trainable_weights}
+
+
 class LMNCallback(keras.callbacks.Callback):
     """Measure LMN at named layers during ``model.fit`` and put the values into the epoch's logs.
 
@@ -32,7 +38,9 @@ class LMNCallback(keras.callbacks.Callback):
     :func:`adapters.keras.layer.layer_lmn`), and writes into the epoch's ``logs``:
 
     - ``lmn_<layer>`` (see :func:`lmn_key`): the LMN, one key per layer;
-    - ``lmn_n_samples``: ``N``, the number of samples it was measured on.
+    - ``lmn_n_samples``: ``N``, the number of samples it was measured on;
+    - with ``measures=[...]``, each progress measure's column (``effective_rank_<layer>``,
+      ``weight_movement``; see :mod:`adapters.measures`), measured at the same times.
 
     ``History`` (``model.fit(...).history``) and the ``ProgbarLogger`` see them with no
     extra code; ``CSVLogger``, ``TensorBoard`` and any other callback that reads the
@@ -61,6 +69,11 @@ class LMNCallback(keras.callbacks.Callback):
         What the keys hold on epochs that are not measured; ``None`` leaves them out.
     at_start : bool
         Also measure before the first update (``on_train_begin``: step 0).
+    measures : sequence of str, optional
+        Progress measures to log beside the LMN (docs/design.md, section 6.1): built-in
+        names, ``module:function``, ``path/to/file.py:function`` or entry points. The
+        weights are the model's ``trainable_weights``; ``initial_weights`` are those when
+        the model first starts training with this callback. ``None`` (the default): none.
     **keywords
         Any :class:`adapters.keras.layer.LayerOptions` field (``batch_size``, ``fold``,
         ``reduction``, ``output``, ``compile_rule``) and any keyword of :func:`lmn_core.lmn`
@@ -75,7 +88,8 @@ class LMNCallback(keras.callbacks.Callback):
         The results of the last measurement, by layer (empty before the first).
     measurements : list of dict
         Every measurement in order: ``step`` (optimizer steps done), ``epoch`` (Keras
-        index of the epoch it ended, or ``None``), ``lmn_<layer>`` and ``lmn_n_samples``.
+        index of the epoch it ended, or ``None``), ``lmn_<layer>``, ``lmn_n_samples`` and the
+        measures' columns.
     """
 
     def __init__(
@@ -87,6 +101,7 @@ class LMNCallback(keras.callbacks.Callback):
         every_n_steps: int | None = None,
         fill_value: float | None = math.nan,
         at_start: bool = False,
+        measures: Sequence[str] | None = None,
         every: Any = NOT_GIVEN,
         every_batches: Any = NOT_GIVEN,
         **keywords: Any,
@@ -107,6 +122,8 @@ class LMNCallback(keras.callbacks.Callback):
         self.last_results: dict[str, lmn_core.LMNResult] = {}
         self._measures: dict[str, LayerLMN] = {}
         self._measured_model: keras.Model | None = None
+        self._selected = selected_measures(measures)
+        self.progress = MonitorMeasures([], {}, dict, self.inputs)
 
     @property
     def every_n_epochs(self) -> int | frozenset[int]:
@@ -135,8 +152,15 @@ class LMNCallback(keras.callbacks.Callback):
     def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
         """Cut the model at every layer (once per model: a bad layer name fails here)."""
         if self._measured_model is not self.model:
-            self._measures = {layer: LayerLMN(self.model, layer, self.options) for layer in self.layers}
-            self._measured_model = self.model
+            model = self.model
+            self._measures = {layer: LayerLMN(model, layer, self.options) for layer in self.layers}
+            probes = {
+                layer: LayerProbe(model, layer, self.options) for layer in self.layers if self._selected
+            }
+            self.progress = MonitorMeasures(
+                self._selected, probes, lambda: weights_as_numpy(model), self.inputs
+            )
+            self._measured_model = model
         self.steps = 0
         if self.at_start:
             self._measure(epoch=None)
@@ -150,13 +174,14 @@ class LMNCallback(keras.callbacks.Callback):
                 logs.update(values)
 
     def _measure(self, epoch: int | None) -> dict[str, Any]:
-        """Measure every layer now; record and return ``{lmn_<layer>: LMN, lmn_n_samples: N}``."""
+        """Measure now; record and return ``{lmn_<layer>: LMN, lmn_n_samples: N, <column>: value}``."""
         # on JAX, fit holds the weights of now in its own state between epochs: write them back first
         sync = getattr(self.model, "jax_state_sync", None)
         if sync is not None:
             sync()
         self.last_results = measure_layers(self._measures, self.inputs, self.lmn_kwargs)
         values: dict[str, Any] = measured_values(self.last_results)
+        values.update(self.progress.values(self.inputs, self.steps))
         self.measurements.append({"step": self.steps, "epoch": epoch, **values})
         return values
 
@@ -166,5 +191,5 @@ class LMNCallback(keras.callbacks.Callback):
         if self.scheduled(epoch):
             logs.update(self._measure(epoch))
         elif self.fill_value is not None:
-            logs.update({lmn_key(layer): self.fill_value for layer in self.layers})
-            logs[N_SAMPLES_KEY] = self.fill_value
+            keys = [*(lmn_key(layer) for layer in self.layers), N_SAMPLES_KEY, *self.progress.columns]
+            logs.update(dict.fromkeys(keys, self.fill_value))

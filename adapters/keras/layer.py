@@ -23,6 +23,7 @@ from adapters.keras.graph import candidates, select_output, split_at
 from adapters.keras.precision import warn_if_float64_off_tensorflow
 from adapters.keras.regions import piecewise_linear_head
 from adapters.options import Options
+from lmn_core.measure import DEFAULT_N_POINTS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,7 +168,25 @@ def layer_regions(
     return LayerRegions(model, layer, **option_keywords)(inputs, progress=progress)
 
 
-def layer_lmn(model: keras.Model, inputs: Any, layer: str, **keywords: Any) -> lmn_core.LMNResult:
+def layer_lmn(
+    model: keras.Model,
+    inputs: Any,
+    layer: str,
+    *,
+    batch_size: int | None = None,
+    fold: bool = True,
+    reduction: str = "auto",
+    output: Any = None,
+    compile_rule: bool | None = None,
+    n_points: int = DEFAULT_N_POINTS,
+    memory_budget: int | None = None,
+    block_pairs: int | None = None,
+    const_rtol: float | None = None,
+    const_atol: float = 0.0,
+    progress: bool = False,
+    overlap: bool | None = None,
+    threads: int | None = None,
+) -> lmn_core.LMNResult:
     """LMN "between ``layer`` and the output" of ``model`` on ``inputs``.
 
     The samples are ``X = body(inputs)``, the function is the head: see
@@ -182,13 +201,15 @@ def layer_lmn(model: keras.Model, inputs: Any, layer: str, **keywords: Any) -> l
         Model inputs ``(N, ...)``.
     layer : str
         Keras name of the layer.
-    **keywords
-        Any :class:`LayerOptions` field (``batch_size``, ``fold``, ``reduction``, ...) and
-        any keyword of :func:`lmn_core.lmn` (``n_points``, ``memory_budget``, ``progress``, ...).
+    batch_size, fold, reduction, output, compile_rule
+        How the model is cut and run: the fields of :class:`LayerOptions`, with their defaults.
+    n_points, memory_budget, block_pairs, const_rtol, const_atol, progress, overlap, threads
+        Passed to :func:`lmn_core.lmn`, with its defaults (``const_rtol`` ``None``: the
+        head's own tolerance, half precision's included).
 
     Returns
     -------
     lmn_core.LMNResult
     """
-    options, lmn_kwargs = LayerOptions.taken_from(keywords)
+    options, lmn_kwargs = LayerOptions.split_call(locals())
     return LayerLMN(model, layer, options)(inputs, **lmn_kwargs)

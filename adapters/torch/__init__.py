@@ -23,12 +23,14 @@ from __future__ import annotations
 from typing import Any
 
 try:
+    import torch
     from torch import nn
 except ImportError as error:  # pragma: no cover - depends on the environment
     raise ImportError("adapters.torch needs PyTorch: pip install 'lmn[torch]'") from error
 
 import lmn_core
 from adapters.options import REDUCTIONS
+from adapters.torch.cut import CUT_STRATEGIES
 from adapters.torch.function import (
     DEFAULT_BATCH_SIZE,
     OutputChoice,
@@ -41,6 +43,7 @@ from adapters.torch.graph import BoundInputs
 from adapters.torch.layer import LayerLMN, LayerOptions, LayerProbe, LayerRegions, layer_regions
 from adapters.torch.monitor import LMNMonitor, lmn_key, read_monitor_csv
 from adapters.torch.split import cut_points, split
+from lmn_core.measure import DEFAULT_N_POINTS
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -65,7 +68,30 @@ __all__ = [
 ]
 
 
-def layer_lmn(model: nn.Module, inputs: Any, layer: str, **keywords: Any) -> lmn_core.LMNResult:
+def layer_lmn(
+    model: nn.Module,
+    inputs: Any,
+    layer: str,
+    *,
+    output: OutputChoice = None,
+    input: str | None = None,
+    fixed_inputs: dict[str, Any] | None = None,
+    device: str | torch.device | None = None,
+    batch_size: int | None = None,
+    fold: bool = True,
+    reduction: str = "auto",
+    widen_output: bool = True,
+    compile_rule: bool | None = None,
+    cut_by: tuple[str, ...] = CUT_STRATEGIES,
+    n_points: int = DEFAULT_N_POINTS,
+    memory_budget: int | None = None,
+    block_pairs: int | None = None,
+    const_rtol: float | None = None,
+    const_atol: float = 0.0,
+    progress: bool = False,
+    overlap: bool | None = None,
+    threads: int | None = None,
+) -> lmn_core.LMNResult:
     """LMN "between ``layer`` and the output" of ``model`` on ``inputs``.
 
     The samples are ``X = body(inputs)``, the function is the head: see :func:`split`
@@ -81,15 +107,15 @@ def layer_lmn(model: nn.Module, inputs: Any, layer: str, **keywords: Any) -> lmn
         The samples' inputs ``(N, ...)``.
     layer : str
         Layer name as ``model.named_modules()`` gives it.
-    **keywords
-        Any :class:`LayerOptions` field (``output``, ``input``, ``fixed_inputs``,
-        ``device``, ``batch_size``, ``fold``, ``reduction``, ``widen_output``,
-        ``compile_rule``), and any keyword of :func:`lmn_core.lmn` (``n_points``,
-        ``memory_budget``, ``progress``, ...).
+    output, input, fixed_inputs, device, batch_size, fold, reduction, widen_output, compile_rule, cut_by
+        How the model is cut and run: the fields of :class:`LayerOptions`, with their defaults.
+    n_points, memory_budget, block_pairs, const_rtol, const_atol, progress, overlap, threads
+        Passed to :func:`lmn_core.lmn`, with its defaults (``const_rtol`` ``None``: the
+        head's own tolerance, half precision's included).
 
     Returns
     -------
     lmn_core.LMNResult
     """
-    options, lmn_kwargs = LayerOptions.taken_from(keywords)
+    options, lmn_kwargs = LayerOptions.split_call(locals())
     return LayerLMN(model, layer, options, example_inputs=inputs)(inputs, **lmn_kwargs)

@@ -27,7 +27,8 @@ def test_measuring_imports_no_framework() -> None:
 
 def test_framework_free_modules_import_no_framework() -> None:
     code = (
-        "import sys, adapters, reference_tasks, reference_tasks.training.recipe, "
+        "import sys, adapters, adapters.measures, adapters.schedule, adapters.layer, reference_tasks, "
+        "reference_tasks.training.recipe, "
         "reference_tasks.analysis, reference_tasks.runfolder, reference_tasks.tasks, reference_tasks.cli, "
         "reference_tasks.report.build, reference_tasks.sweep.execute\n"
         f"loaded = set({FRAMEWORKS!r}) & set(sys.modules)\n"

@@ -106,3 +106,16 @@ def test_the_monitor_measures_hook_points_on_its_schedule(model, tokens, tmp_pat
     assert (tmp_path / "lmn.csv").read_text().splitlines()[
         0
     ] == f"step,lmn_{HOOKS[0]},lmn_{HOOKS[1]},lmn_n_samples"
+
+
+def test_the_monitor_logs_a_measure_of_the_hook_points_activations(model, tokens):
+    monitor = LMNMonitor(model, tokens, HOOKS[0], measures=["effective_rank", "l2"], n_points=5)
+    monitor.step(0)
+    with torch.no_grad():
+        _, cache = model.run_with_cache(torch.as_tensor(tokens))
+    activations = cache[HOOKS[0]].numpy().reshape(len(tokens), -1)
+    assert monitor.last_measures[f"effective_rank_{HOOKS[0]}"] == pytest.approx(
+        lmn_core.effective_rank(activations), rel=1e-6
+    )
+    weights = {name: p.detach().numpy() for name, p in model.named_parameters()}
+    assert monitor.last_measures["l2"] == pytest.approx(lmn_core.l2(weights), rel=1e-9)
