@@ -136,3 +136,16 @@ def test_a_users_mini_batch_experiment_trains_on_cuda_as_on_the_cpu(tmp_path):
     for column in ("train_loss", "test_loss", "l2_norm", "lmn_linear", "lmn_hidden", "regions_linear"):
         assert cuda[column] == pytest.approx(cpu[column], rel=1e-5), column
     assert rows["cuda"][-1]["train_acc"] == pytest.approx(rows["cpu"][-1]["train_acc"], abs=0.1)
+
+
+def test_progress_measures_of_a_cuda_run_match_the_cpus(tmp_path):
+    config = TrainConfig(steps=40, lmn_samples=32, n_checkpoints=4, dtype="float64")
+    for device in ("cpu", "cuda"):
+        train(config, tmp_path / device, options=RunOptions(device=device, progress=False))
+    cpu, cuda = (read_metrics(tmp_path / device / METRICS_FILE) for device in ("cpu", "cuda"))
+    columns = ["weight_movement", "effective_rank_hidden1", "fourier_share", "restricted_loss"]
+    measured = [(a, b) for a, b in zip(cpu, cuda, strict=True) if a["weight_movement"] is not None]
+    assert len(measured) == 4
+    for on_cpu, on_cuda in measured:
+        for column in columns:
+            assert on_cuda[column] == pytest.approx(on_cpu[column], rel=1e-6), (on_cpu["step"], column)
