@@ -30,7 +30,7 @@ FITTED = ("lmn", "l2")
 REBOUND_ENDS = ("min", "max")
 # The prefix of the headline LMN's keys (``lmn_headline_<point>``, ...), at the run's ``headline_probe``.
 _LMN_KEY_PREFIX = "lmn_headline"
-# Their prefix in a ``summary.json`` written before ``headline_probe`` was (the reference
+# Their prefix in a ``summary.json`` written before ``headline_probe`` was recorded (the reference
 # MLP's headline column, whatever the run's headline probe): read, never written.
 _LEGACY_LMN_KEY_PREFIX = "lmn_hidden1"
 
