@@ -19,12 +19,12 @@ from reference_tasks.analysis.phases import (
 )
 from reference_tasks.analysis.regions import region_summary
 from reference_tasks.experiment import Criterion
+from reference_tasks.model.spec import HEADLINE_PROBE
 from reference_tasks.runfolder.folder import read_json, write_json
 from reference_tasks.runfolder.metrics import read_metrics
 from reference_tasks.runfolder.run_summary import LineFit, RunFacts, RunSummary
 from reference_tasks.runfolder.schema import (
     CONFIG_FILE,
-    HEADLINE_COLUMN,
     LEGACY_CONFIG_VALUES,
     METRICS_FILE,
     N_SAMPLES_COLUMN,
@@ -44,16 +44,18 @@ def build_summary(
     seed: int,
     steps: int,
     facts: RunFacts | None = None,
-    headline: str = HEADLINE_COLUMN,
+    headline_probe: str = HEADLINE_PROBE,
     criterion: Criterion = PAPER_CRITERION,
 ) -> RunSummary:
     """The run summary from its metrics rows (its fields: :class:`RunSummary`).
 
     The phase points are the first LMN checkpoint at or after initialization,
     memorization and generalization (by the task's ``criterion``), and the last, of the
-    ``headline`` LMN column; the fits and Pearson coefficients are taken over the
-    generalizing phase (:func:`generalizing_rows`); the rebound is :func:`rebound`'s.
+    LMN column of ``headline_probe`` (the reference MLP's ``hidden1`` unless given); the
+    fits and Pearson coefficients are taken over the generalizing phase
+    (:func:`generalizing_rows`); the rebound is :func:`rebound`'s.
     """
+    headline = lmn_column(headline_probe)
     phase = phases(rows, criterion)
     lmn_rows = measured(rows, headline)
     points = {
@@ -70,12 +72,12 @@ def build_summary(
         fit = linear_fit(test_loss, [row[column] for row in window])
         fits[name] = None if fit is None else LineFit(fit.slope, fit.intercept, fit.r2)
     turn = rebound(rows, headline, criterion)
-    regions = region_summary(rows, criterion)
     return RunSummary(
         task=task,
         framework=framework,
         seed=seed,
         steps=steps,
+        headline_probe=headline_probe,
         memorization_step=phase.memorization_step,
         generalization_step=phase.generalization_step,
         max_test_acc=max((row["test_acc"] for row in measured(rows, "test_acc")), default=None),
@@ -99,7 +101,7 @@ def build_summary(
             "min": None if turn is None else turn.min_step,
             "max": None if turn is None else turn.max_step,
         },
-        regions=regions or None,
+        regions=region_summary(rows, criterion) or None,
         facts=facts or RunFacts(),
     )
 
@@ -148,6 +150,6 @@ def _summary_of(run_dir: Path, framework: str | None, facts: RunFacts) -> RunSum
         seed=record["seed"],
         steps=record["steps"],
         facts=facts,
-        headline=lmn_column(record["headline_probe"]),
+        headline_probe=record["headline_probe"],
         criterion=Criterion(**record["criterion"]),
     )

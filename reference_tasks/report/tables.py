@@ -41,11 +41,12 @@ def group_runs(runs: Sequence[RunData]) -> dict[str, dict[str, list[RunData]]]:
 
 
 def summary_table(runs: Sequence[RunData]) -> dict[str, Any]:
-    """The aggregated row of one framework and task: seeds and each quantity's statistics."""
+    """The aggregated row of one framework and task: seeds, headline probe and each quantity's statistics."""
     return {
         "framework": runs[0].framework,
         "task": runs[0].task,
         "seeds": [run.seed for run in runs],
+        "headline_probe": runs[0].summary.headline_probe,
         "n_runs": len(runs),
         "quantities": {
             quantity.key: aggregate_values(quantity.read(run.summary) for run in runs)
@@ -95,6 +96,8 @@ def report_summary_markdown(tables: Sequence[dict[str, Any]], checks: Sequence[d
         seeds = ", ".join(str(seed) for seed in table["seeds"])
         lines += [
             f"## {task_title(table['task'])}, {table['framework']} (seeds {seeds})",
+            "",
+            f"The LMN is that at the headline probe, `{table['headline_probe']}`.",
             "",
             "| quantity | mean ± std | n |",
             "| --- | --- | --- |",
@@ -213,12 +216,13 @@ def region_section(
                 "claims": claims,
             }
         )
-    lines += ["", "Per seed, at the headline probe (the MLP's hidden1), generalizing phase (seed: r):", ""]
+    lines += ["", "Per seed, at the headline probe, generalizing phase (seed: r):", ""]
     for entry in entries:
         spans = entry["claims"].get(entry["headline_probe"], {}).get("generalizing", {})
         for quantity in ("pieces_mean", "region_perplexity"):
             if quantity in spans:
-                what = f"{task_title(entry['task'])}, {entry['framework']}, {REGION_QUANTITY_NAMES[quantity]}"
+                where = f"{task_title(entry['task'])}, {entry['framework']}, {entry['headline_probe']}"
+                what = f"{where}, {REGION_QUANTITY_NAMES[quantity]}"
                 lines.append(f"- {what}: {_per_seed(spans[quantity])}")
     lines += ["", "Mean over seeds at initialization → memorization → generalization → the last step:", ""]
     lines += ["| task | framework | probe | LMN | mean pieces | occupied regions | region perplexity |"]

@@ -5,7 +5,8 @@ headline probe's LMN at the phase points, the lines of LMN and of the L2 norm ag
 loss, the rebound, the linear regions of a piecewise-linear run) and the run's facts that
 ``metrics.csv`` does not hold (:class:`RunFacts`: sizes, timings). Every key of
 ``summary.json`` is spelled in this module and nowhere else: readers use the fields. A
-``summary.json`` written before a key existed reads with that entry ``None``.
+``summary.json`` written before a key existed reads with that entry ``None``; one written
+before the headline LMN's keys were ``lmn_headline_*`` reads from its ``lmn_hidden1_*`` keys.
 
 Which summary is the truth: ``metrics.csv`` is. ``summary.json`` is the summary computed
 from it when the run ended (its presence marks a run finished), and every reader takes
@@ -21,14 +22,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from reference_tasks.runfolder.schema import HEADLINE_COLUMN
-
 #: Where the headline probe's LMN is read off a run: the first checkpoint at or after each.
 PHASE_POINTS = ("init", "memorization", "generalization", "end")
 #: The quantities fitted against test loss over the generalizing phase.
 FITTED = ("lmn", "l2")
 #: The two ends of a rebound: its trough, then its peak.
 REBOUND_ENDS = ("min", "max")
+# The prefix of the headline LMN's keys (``lmn_headline_<point>``, ...), at the run's ``headline_probe``.
+_LMN_KEY_PREFIX = "lmn_headline"
+# Their prefix in a ``summary.json`` written before ``headline_probe`` was recorded (the reference
+# MLP's headline column, whatever the run's headline probe): read, never written.
+_LEGACY_LMN_KEY_PREFIX = "lmn_hidden1"
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,9 @@ class RunSummary:
     ----------
     task, framework, seed, steps
         Which run.
+    headline_probe
+        The probe whose LMN the phase points, fits and rebound read (``None``: a summary
+        written before it was recorded).
     memorization_step, generalization_step
         The first step with 100% train, resp. test, accuracy (``None``: never).
     max_test_acc, final_train_acc, final_test_acc
@@ -95,6 +102,7 @@ class RunSummary:
     framework: str
     seed: int
     steps: int
+    headline_probe: str | None = None
     memorization_step: int | None = None
     generalization_step: int | None = None
     max_test_acc: float | None = None
@@ -156,13 +164,13 @@ class RunSummary:
         facts = {f.name: record[f.name] for f in dataclasses.fields(RunFacts) if f.name in record}
         return cls(
             **{name: record.get(name) for name in _PLAIN_FIELDS},
-            lmn={point: record.get(_lmn_key(point)) for point in PHASE_POINTS},
-            lmn_steps=_points(record.get(_lmn_key("steps")), PHASE_POINTS),
+            lmn={point: _read_lmn(record, point) for point in PHASE_POINTS},
+            lmn_steps=_points(_read_lmn(record, "steps"), PHASE_POINTS),
             pearson={name: record.get(_pearson_key(name)) for name in FITTED},
             pearson_n_points=record.get("pearson_n_points"),
             fits={name: None if fit is None else LineFit(**fit) for name, fit in fits.items()},
-            rebound={end: record.get(_lmn_key(f"rebound_{end}")) for end in REBOUND_ENDS},
-            rebound_steps=_points(record.get(_lmn_key("rebound_steps")), REBOUND_ENDS),
+            rebound={end: _read_lmn(record, f"rebound_{end}") for end in REBOUND_ENDS},
+            rebound_steps=_points(_read_lmn(record, "rebound_steps"), REBOUND_ENDS),
             regions=record.get(REGIONS_KEY),
             facts=RunFacts(**facts),
         )
@@ -181,6 +189,7 @@ _PLAIN_FIELDS = (
     "framework",
     "seed",
     "steps",
+    "headline_probe",
     "memorization_step",
     "generalization_step",
     "max_test_acc",
@@ -190,14 +199,19 @@ _PLAIN_FIELDS = (
     "train_acc_min_after_memorization",
     "unstable_step",
 )
-_CSV_PLAIN = ("memorization_step", "generalization_step", "max_test_acc")
+_CSV_PLAIN = ("memorization_step", "generalization_step", "max_test_acc", "headline_probe")
 
 
 def _lmn_key(name: str) -> str:
-    """The key of the headline LMN at a phase point (named after the reference MLP's headline
-    column, ``lmn_hidden1_...``, whatever the run's headline probe: the keys of every sweep's
-    ``summary.csv``)."""
-    return f"{HEADLINE_COLUMN}_{name}"
+    """The key of the headline LMN's ``name`` (a phase point, ``steps``, ``rebound_min``, ...)."""
+    return f"{_LMN_KEY_PREFIX}_{name}"
+
+
+def _read_lmn(record: Mapping[str, Any], name: str) -> Any:
+    """The headline LMN's ``name`` in a ``summary.json`` record, under its legacy key if it has
+    only that (``None`` under neither)."""
+    key = _lmn_key(name)
+    return record[key] if key in record else record.get(f"{_LEGACY_LMN_KEY_PREFIX}_{name}")
 
 
 def _pearson_key(name: str) -> str:

@@ -140,4 +140,5 @@ def test_the_report_draws_the_regions_and_tables_them(tmp_path):
         "| -1.00 [-1.00, -1.00], p = 0.25 |" in text
     )
     assert "| embedding | generalizing |" not in text  # 1 or 2 side checkpoints in that phase
+    assert "- 5-bit XOR, torch, hidden1, mean pieces: 0: +1.000, 1: +1.000, 2: +1.000" in text
     assert "| 5-bit XOR | torch | hidden1 | 11.0 → 13.0 → 17.0 → 21.0 |" in text

@@ -290,7 +290,8 @@ def test_connectivity_checks(report):
 def test_summary_markdown(report):
     _, result, _, _ = report
     text = result.summary_md.read_text()
-    assert "## addition mod 31, torch (seeds 0, 1)" in text
+    headline = "The LMN is that at the headline probe, `hidden1`."
+    assert f"## addition mod 31, torch (seeds 0, 1)\n\n{headline}" in text
     assert "| memorization step (train acc at the criterion) | 35 ± 7 | 2 |" in text
     assert "| generalization step (test acc at the criterion) | – | 0 |" in text
     assert "| LMN rebound: maximum | 9.50 | 1 |" in text

@@ -42,7 +42,10 @@ def test_a_short_run_measures_the_lmn_at_the_recipes_probes(runs, name):
     assert [row["step"] for row in rows][-1] == 30
     headline = [row[f"lmn_{task.model.headline_probe}"] for row in rows if row["step"] in (0, 30)]
     assert len(headline) == 2 and all(value > 1.0 for value in headline)
-    assert (run / "summary.json").exists()
+    summary = json.loads((run / "summary.json").read_text())
+    # linear1 for parity, attn for the transformer
+    assert summary["headline_probe"] == task.model.headline_probe
+    assert summary["lmn_headline_init"] == headline[0] and summary["lmn_headline_steps"]["init"] == 0
 
 
 def test_the_probes_after_the_last_nonlinearity_read_one(runs):
