@@ -22,7 +22,7 @@ import numpy as np
 import lmn_core
 from adapters.schedule import N_SAMPLES_KEY, lmn_key
 from lmn_core.measure_registry import select_measures
-from lmn_core.progress import PROBE_NEEDS, Measure, MeasureError, compute_measure
+from lmn_core.progress import PROBE_NEEDS, Measure, MeasureError, compute_measure, measure_columns
 
 #: What a monitor supplies a measure: the parameters now and when it began, the samples, the
 #: model's outputs on them, and at each probe what the probe gives (where its head gives it).
@@ -51,17 +51,6 @@ def selected_measures(names: Sequence[str] | None) -> list[Measure]:
         ``task:`` inputs).
     """
     return [] if names is None else select_measures(names, MONITOR_SUPPLIES)
-
-
-def measure_columns(measures: Sequence[Measure], layers: Sequence[str]) -> list[str]:
-    """The columns of ``measures``: ``name_<layer>`` per layer for a per-probe measure, else ``name``."""
-    return [
-        column
-        for measure in measures
-        for column in (
-            [measure.column(layer) for layer in layers] if measure.per_probe else [measure.column()]
-        )
-    ]
 
 
 def snapshot(weights: Mapping[str, Any]) -> dict[str, np.ndarray]:

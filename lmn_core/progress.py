@@ -150,6 +150,19 @@ class Measure:
         return sorted(self.needs - frozenset(supplied))
 
 
+def measure_columns(measures: Iterable[Measure], probes: Iterable[str]) -> list[str]:
+    """The columns of ``measures`` in order: ``name_<probe>`` for each of ``probes`` for a
+    per-probe measure, ``name`` for the others (:meth:`Measure.column`)."""
+    probes = list(probes)
+    return [
+        column
+        for measure in measures
+        for column in (
+            [measure.column(probe) for probe in probes] if measure.per_probe else [measure.column()]
+        )
+    ]
+
+
 def progress_measure(
     needs: Iterable[str], *, name: str | None = None, description: str | None = None
 ) -> Callable[[Callable[[MeasureInputs], Any]], Measure]:

@@ -91,7 +91,7 @@ def metric_columns(
 ) -> tuple[str, ...]:
     """The columns of ``metrics.csv`` for a model with ``probes``: with the region columns for a
     piecewise-linear model (the reference MLP's probes by default), then the ``measures``'
-    columns (:func:`measure_columns`)."""
+    columns (``lmn_core.progress.measure_columns``)."""
     lmn = tuple(lmn_column(probe) for probe in probes)
     region = tuple(region_column(quantity, probe) for probe in probes for quantity in REGION_QUANTITIES)
     base = (*BASE_COLUMNS, *lmn, N_SAMPLES_COLUMN, *(region if regions else ()))
