@@ -21,6 +21,9 @@ the float64 warning: :mod:`adapters.keras.precision`.
 
 from __future__ import annotations
 
+import warnings
+from typing import Any
+
 try:
     import keras
 except ImportError as error:  # pragma: no cover - depends on the environment
@@ -31,7 +34,7 @@ if int(keras.__version__.split(".")[0]) < 3:  # pragma: no cover - depends on th
 
 from adapters.keras.callback import LMNCallback
 from adapters.keras.function import KerasFunction
-from adapters.keras.graph import select_output
+from adapters.keras.graph import narrow_output
 from adapters.keras.layer import LayerLMN, LayerOptions, LayerProbe, LayerRegions, layer_lmn, layer_regions
 from adapters.keras.split import cut_points, split
 from adapters.schedule import lmn_key
@@ -47,6 +50,22 @@ __all__ = [
     "layer_lmn",
     "layer_regions",
     "lmn_key",
-    "select_output",
+    "narrow_output",
     "split",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``select_output``, the old name of :func:`narrow_output`, for one release, with a warning.
+
+    It was renamed because ``adapters.torch.select_output`` picks a tensor from outputs, while
+    this narrows a head model to one output: one public name, one contract.
+    """
+    if name != "select_output":
+        raise AttributeError(f"module 'adapters.keras' has no attribute {name!r}")
+    warnings.warn(
+        "adapters.keras.select_output is renamed adapters.keras.narrow_output",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return narrow_output

@@ -266,7 +266,7 @@ def _split(model: keras.Model, layer: str) -> tuple[keras.Model, keras.Model]:
     return _split_functional(model, model.layers[names.index(layer)])
 
 
-def select_output(head: keras.Model, output: Any, output_names: list[str] | None = None) -> keras.Model:
+def narrow_output(head: keras.Model, output: Any, output_names: list[str] | None = None) -> keras.Model:
     """The head narrowed to the one output tensor that ``output`` picks.
 
     ``output`` is an index into the head's outputs, a key of its dict output or the name

@@ -19,7 +19,7 @@ import lmn_core
 from adapters import layer as shared
 from adapters.keras.activations import head_pre_activations
 from adapters.keras.function import KerasFunction
-from adapters.keras.graph import candidates, select_output, split_at
+from adapters.keras.graph import candidates, narrow_output, split_at
 from adapters.keras.precision import warn_if_float64_off_tensorflow
 from adapters.keras.regions import piecewise_linear_head
 from adapters.options import Options
@@ -41,7 +41,7 @@ class LayerOptions(Options):
         Where ``lmn_core`` measures (see :class:`KerasFunction`).
     output : int, str or callable, optional
         For a model with several outputs, the one to measure (see
-        :func:`adapters.keras.graph.select_output`).
+        :func:`adapters.keras.narrow_output`).
     compile_rule : bool, optional
         On the device path, run the core's r² rule compiled (see :class:`KerasFunction`:
         ``jax.jit`` unless false, ``torch.compile`` only when true).
@@ -81,7 +81,7 @@ class KerasBackend:
         body, head = cut
         body_name, head_name = (f"the {part} of the cut at layer {layer!r}" for part in ("body", "head"))
         names = None if options.output is None else list(model.output_names)
-        head = select_output(head, options.output, names)
+        head = narrow_output(head, options.output, names)
         return KerasFunction(body, batch_size=options.batch_size, name=body_name), KerasFunction(
             head,
             batch_size=options.batch_size,

@@ -75,3 +75,13 @@ def test_the_lmn_through_the_nested_cut_equals_the_lmn_of_a_hand_built_head():
     # the samples come from eager layer calls here and a compiled predict there: float32 rounding
     np.testing.assert_allclose(result.connectivity, expected.connectivity, rtol=0, atol=1e-5)
     assert result.lmn == pytest.approx(expected.lmn, rel=1e-5)
+
+
+def test_the_old_name_of_narrow_output_warns_and_still_works():
+    import adapters.keras
+
+    with pytest.warns(DeprecationWarning, match=r"select_output is renamed adapters\.keras\.narrow_output"):
+        old = adapters.keras.select_output
+    assert old is adapters.keras.narrow_output
+    with pytest.raises(AttributeError, match="has no attribute 'select_outputs'"):
+        adapters.keras.select_outputs  # noqa: B018
