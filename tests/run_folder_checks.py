@@ -9,7 +9,7 @@ from typing import Any
 from reference_tasks.model.spec import is_piecewise_linear
 from reference_tasks.runfolder import METRIC_COLUMNS, read_metrics
 from reference_tasks.runfolder.run_summary import RunSummary
-from reference_tasks.runfolder.schema import metric_columns
+from reference_tasks.runfolder.schema import metric_columns, split_header
 from reference_tasks.runfolder.weights import load_snapshot, snapshot_steps
 from reference_tasks.training.recipe import TrainConfig, eval_steps, lmn_checkpoints, probes_at
 
@@ -30,7 +30,9 @@ def check_run_folder(config: TrainConfig, result: Any, framework: str, weights_f
         ["config.json", "metrics.csv", weights_file, "summary.json", "snapshots"]
     )
     columns = metric_columns(is_piecewise_linear(config.activation))
-    assert (folder / "metrics.csv").read_text().splitlines()[0] == ",".join(columns)
+    header = (folder / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert header[: len(columns)] == list(columns)  # then the progress measures' columns
+    assert split_header(header)[2] == tuple(header[len(columns) :])
     rows = read_metrics(folder / "metrics.csv")
     assert [row["step"] for row in rows] == eval_steps(config).tolist()
     checkpoints = set(lmn_checkpoints(config).tolist())

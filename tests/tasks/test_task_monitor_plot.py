@@ -48,13 +48,9 @@ def test_a_run_folder_is_drawn_beside_its_losses_on_a_log_axis(tmp_path) -> None
     figure = monitor_figure(RUN, log_steps=True)
     table = read_monitor_csv(RUN / "metrics.csv")
     drawn = lines(figure)
-    assert set(drawn) == {
-        (0, "embedding"),
-        (0, "hidden1"),
-        (0, "hidden2"),
-        (1, "train_loss"),
-        (1, "test_loss"),
-    }
+    losses = {"train_loss", "test_loss", "restricted_loss", "excluded_loss"}  # Nanda et al.'s are losses too
+    assert {column for column in table if "loss" in column} == losses
+    assert set(drawn) == {(0, "embedding"), (0, "hidden1"), (0, "hidden2"), *((1, loss) for loss in losses)}
     for (panel, label), (x, y) in drawn.items():
         column = table[f"lmn_{label}" if panel == 0 else label]
         measured = np.isfinite(column)
