@@ -38,8 +38,6 @@ from reference_tasks.tasks import train_test_split
 from reference_tasks.training.engine import Engine
 from reference_tasks.training.recipe import TrainConfig, probes_at
 
-#: Measures whose values a run records under its own columns already.
-RECORDED_ELSEWHERE = {"l2": "l2_norm (every evaluated step)", "pieces_mean": "pieces_mean_<probe>"}
 RUN_NEEDS = frozenset({"weights", "samples", "labels", "outputs"})
 
 
@@ -97,12 +95,13 @@ def plan_measures(config: TrainConfig, engine: Engine, regions: bool) -> Measure
     if config.measures == () or not config.probes:
         return MeasurePlan((), config.probes or ())
     chosen = select_measures(config.measures, supplied_needs(config, engine))
-    kept = tuple(
-        measure
-        for measure in chosen
-        if measure.name != "l2" and not (measure.name == "pieces_mean" and regions)
-    )
-    return MeasurePlan(kept, config.probes)
+    return MeasurePlan(tuple(m for m in chosen if not _recorded_elsewhere(m, regions)), config.probes)
+
+
+def _recorded_elsewhere(measure: Measure, regions: bool) -> bool:
+    """Whether a run records the measure under a column of its own already: ``l2`` as
+    ``l2_norm`` (every evaluated step), ``pieces_mean`` as the region column ``pieces_mean_<probe>``."""
+    return measure.name == "l2" or (measure.name == "pieces_mean" and regions)
 
 
 def _checkpoint_inputs(
