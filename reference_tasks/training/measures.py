@@ -43,10 +43,14 @@ RUN_NEEDS = frozenset({"weights", "samples", "labels", "outputs"})
 
 @dataclass(frozen=True)
 class MeasurePlan:
-    """The measures of a run and the probes its per-probe measures are written at."""
+    """The measures of a run and, for each per-probe measure, the probes that supply its needs."""
 
     measures: tuple[Measure, ...]
-    probes: tuple[str, ...]
+    probes: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+
+    def probes_of(self, measure: Measure) -> tuple[str, ...]:
+        """The probes ``measure`` is written at (none for a whole-network measure)."""
+        return self.probes.get(measure.name, ()) if measure.per_probe else ()
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -55,7 +59,9 @@ class MeasurePlan:
             column
             for measure in self.measures
             for column in (
-                [measure.column(p) for p in self.probes] if measure.per_probe else [measure.column()]
+                [measure.column(p) for p in self.probes_of(measure)]
+                if measure.per_probe
+                else [measure.column()]
             )
         )
 
@@ -72,20 +78,21 @@ def _task_inputs(config: TrainConfig, engine: Engine, weights: Mapping, final: M
     return dict(provider(MeasureContext(samples, options, weights, final, mask)))
 
 
-def supplied_needs(config: TrainConfig, engine: Engine) -> frozenset[str]:
-    """What ``engine``'s run 0 can supply the measures (``lmn_core.progress.NEEDS`` and ``task:<key>``)."""
+def supplied_needs(config: TrainConfig, engine: Engine) -> tuple[frozenset[str], dict[str, frozenset[str]]]:
+    """What ``engine``'s run 0 can supply the measures (``lmn_core.progress.NEEDS`` and
+    ``task:<key>``): the needs met at every checkpoint, and those each probe adds."""
     needs = set(RUN_NEEDS)
     if 0 in probes_at(config):
         needs.add("initial_weights")
-    for probe in config.probes:
-        needs |= engine.probe_inputs(0, probe).supplies()
     weights = engine.weights(0)
     needs |= {f"task:{key}" for key in _task_inputs(config, engine, weights, weights)}
-    return frozenset(needs)
+    at_probes = {probe: engine.probe_inputs(0, probe).supplies() for probe in config.probes}
+    return frozenset(needs), at_probes
 
 
 def plan_measures(config: TrainConfig, engine: Engine, regions: bool) -> MeasurePlan:
-    """The measures a run of ``config`` writes (``config.measures``, ``None``: all it can supply).
+    """The measures a run of ``config`` writes (``config.measures``, ``None``: all it can supply);
+    a per-probe measure is written at the probes whose head supplies its needs.
 
     Raises
     ------
@@ -93,9 +100,16 @@ def plan_measures(config: TrainConfig, engine: Engine, regions: bool) -> Measure
         Naming a measure that is unknown, cannot be loaded, or needs what the run cannot supply.
     """
     if config.measures == () or not config.probes:
-        return MeasurePlan((), config.probes or ())
-    chosen = select_measures(config.measures, supplied_needs(config, engine))
-    return MeasurePlan(tuple(m for m in chosen if not _recorded_elsewhere(m, regions)), config.probes)
+        return MeasurePlan(())
+    needs, at_probes = supplied_needs(config, engine)
+    chosen = select_measures(config.measures, needs.union(*at_probes.values()))
+    kept = tuple(m for m in chosen if not _recorded_elsewhere(m, regions))
+    probes = {
+        m.name: tuple(p for p, given in at_probes.items() if not m.missing(needs | given))
+        for m in kept
+        if m.per_probe
+    }
+    return MeasurePlan(kept, probes)
 
 
 def _recorded_elsewhere(measure: Measure, regions: bool) -> bool:
@@ -140,9 +154,8 @@ def measure_checkpoint(
             pre_activations=part.pre_activations,
             pwl_head=part.pwl_head,
         )
-        supplied = at_probe.supplies()
         for measure in per_probe:
-            if not measure.missing(supplied):
+            if probe in plan.probes_of(measure):
                 row[measure.column(probe)] = compute_measure(measure, at_probe)
     return row
 

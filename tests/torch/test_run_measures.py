@@ -60,6 +60,10 @@ def test_every_applicable_measure_has_a_column_after_the_schema(measured):
         assert expected in measures
     assert {"restricted_loss", "excluded_loss"} <= set(measures)
     assert "fourier_gap" not in measures  # needs a parity task
+    # a per-probe measure only where the head after the probe supplies its needs: the head
+    # after hidden2 is one affine layer (no activation), the SiLU heads are not piecewise linear
+    assert "local_complexity_hidden2" not in measures and "local_complexity_embedding" in measures
+    assert "pieces_mean_hidden2" in measures and "pieces_mean_hidden1" not in measures
 
 
 def test_measures_fill_the_checkpoint_rows_only(measured):
