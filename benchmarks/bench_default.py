@@ -1,21 +1,23 @@
-"""The default ``layer_lmn`` in fresh processes against the folded floor, with torch's threads and with one.
+"""The default ``layer_lmn`` in fresh processes against the folded floor and the forced settings.
 
 The reference MLP of addition mod 31 (``Linear(64,100)-SiLU-Linear(100,100)-SiLU-
 Linear(100,31)`` after the pair embedding, PyTorch's initial weights of seed 0), measured
-at ``hidden1`` on ``--samples`` of its pairs (all ``N = 961`` by default) with every
-setting left to the library. Each fresh process (``--processes``, alternating the
-variants) runs one variant: one warm-up call, then ``--calls`` timed calls and the floor:
+at ``hidden1`` on ``--samples`` of its pairs (all ``N = 961`` by default). Each fresh
+process (``--processes`` a variant, the variants in turn) runs one variant: one warm-up
+call, then ``--calls`` timed calls and the floor:
 
-- **before**: the default as it was, torch's own intra-op threads kept for the measurement
-  (:func:`adapters.torch.threads.lane_threads` replaced by a context that does nothing);
-- **after**: the default as installed (the head on one torch thread, in the lanes the core
-  chooses);
+- **default**: every setting left to the library (the head on one torch thread; the core
+  times one lane and lanes on its first blocks and keeps the faster, ``lmn_core.pipeline``);
+- **torch-threads**: the same with torch's own intra-op threads kept for the measurement
+  (:func:`adapters.torch.threads.lane_threads` replaced by a context that does nothing), so
+  one lane: the way a head whose matrix products share out well over torch's threads wants;
+- **threads=2**, **threads=1**: the core's ``threads`` forced, as a user would;
 - **floor**: the folded head alone on the rows the core evaluates, in its blocks, in one
   thread of the caller (the quickest of ``--calls`` runs with torch's own threads and as
   many with one torch thread).
 
 It prints each process's median call over its floor, and the median and worst over the
-processes, for both variants. ``--large N`` adds a large head (``Linear(64,512)-SiLU-
+processes, for every variant. ``--large N`` adds a large head (``Linear(64,512)-SiLU-
 Linear(512,512)-SiLU-Linear(512,512)`` at its first SiLU, on ``N`` samples), whose matrix
 products torch's own threads share out well, to check that lanes do not slow it. Timings on a
 shared machine are noisy: run it idle, ``python benchmarks/bench_default.py --large 120``.
@@ -39,7 +41,8 @@ from torch import nn
 import lmn_core
 from lmn_core.measure import DEFAULT_MEMORY_BUDGET, DEFAULT_N_POINTS, pairs_per_block
 
-VARIANTS = ("before", "after")
+VARIANTS = ("default", "torch-threads", "threads=2", "threads=1")
+FORCED = {"threads=2": {"threads": 2}, "threads=1": {"threads": 1}}
 
 
 def reference_case(samples: int) -> tuple[nn.Module, np.ndarray, str]:
@@ -96,15 +99,16 @@ def child(case: str, variant: str, calls: int, samples: int) -> None:
     from adapters import torch as torch_adapter
     from adapters.torch import layer as torch_layer
 
-    if variant == "before":
+    if variant == "torch-threads":
         torch_layer.lane_threads = lambda head, lmn_kwargs: contextlib.nullcontext()
+    forced = FORCED.get(variant, {})
     model, inputs, probe = CASES[case](samples)
     measure = torch_adapter.LayerLMN(model, probe, example_inputs=inputs)
-    measure(inputs)
+    measure(inputs, **forced)
     seconds = []
     for _ in range(calls):
         start = time.perf_counter()
-        measure(inputs)
+        measure(inputs, **forced)
         seconds.append(time.perf_counter() - start)
     samples = measure.samples(inputs)
     floors = []
@@ -132,22 +136,22 @@ def run_child(case: str, variant: str, calls: int, samples: int) -> dict:
 
 
 def table(case: str, processes: int, calls: int, samples: int) -> None:
-    """Each variant in ``processes`` fresh processes, alternating: median call / floor per process."""
+    """Each variant in ``processes`` fresh processes, in turn: median call / floor per process."""
     ratios: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
     for index in range(processes):
-        for variant in VARIANTS if index % 2 == 0 else reversed(VARIANTS):
+        for variant in VARIANTS[index % len(VARIANTS) :] + VARIANTS[: index % len(VARIANTS)]:
             run = run_child(case, variant, calls, samples)
             ratio = statistics.median(run["seconds"]) / run["floor"]
             ratios[variant].append(ratio)
             print(
-                f"{case:9} process {index:2} {variant:6} calls {[round(s, 3) for s in run['seconds']]} s, "
+                f"{case:9} process {index:2} {variant:13} calls {[round(s, 3) for s in run['seconds']]} s, "
                 f"floor {run['floor']:.3f} s, median/floor {ratio:.2f}",
                 flush=True,
             )
     for variant in VARIANTS:
         values = ratios[variant]
         print(
-            f"{case:9} {variant:6} over the floor: median {statistics.median(values):.2f}, "
+            f"{case:9} {variant:13} over the floor: median {statistics.median(values):.2f}, "
             f"worst {max(values):.2f}"
         )
 

@@ -188,8 +188,10 @@ def connectivity_matrix(
         (building, calling ``f``, reducing); ``f`` must be safe to call from several
         threads. The default (None) is one, or, when ``f`` says it allows concurrent calls
         (``f.concurrent_calls`` is True, as the PyTorch adapter says with one torch
-        thread) and ``overlap`` is None, one per CPU that the first blocks left idle, on
-        this process and on the machine. The blocks, hence ``L``, are the same either way.
+        thread), ``overlap`` is None and the process may use several CPUs, one lane or
+        several (one per CPU the first blocks left idle, at least two), whichever evaluates
+        the pairs faster when both are timed on the first blocks. The blocks, hence ``L``,
+        are the same either way.
 
     Returns
     -------

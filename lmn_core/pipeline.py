@@ -16,12 +16,15 @@ that release the GIL. They run in one of three ways, with the same result:
 Overlap and lanes only pay when CPUs are idle. When ``f``'s own threads keep every CPU
 busy (OpenBLAS, for one, spins its threads between calls), more threads compete with
 them, and on the 2-CPU development machine that cost more than running the kernels
-inline (``benchmarks/bench_core.py --compare-modes``). By default the first blocks (at
-least 200 ms of ``f``) run inline while the CPU use of ``f`` and, on Linux, of the
-whole machine (``/proc/stat``) is measured. The rest run in one lane per CPU left idle
-when ``f`` allows concurrent calls (several workers of a sweep on one machine each see
-the CPUs that the others take), else overlapped if at least half a CPU was left idle,
-else inline. The blocks are the same in every mode, so ``f`` sees the same batches.
+inline (``benchmarks/bench_core.py --compare-modes``). By default the first blocks run
+inline while the CPU use of ``f`` and, on Linux, of the whole machine (``/proc/stat``) is
+measured. When ``f`` allows concurrent calls and the process may run on several CPUs,
+both ways are timed: a short stretch inline, then as long a stretch in lanes (one per
+CPU left idle, at least two), and the rest runs in lanes only if they evaluated pairs
+faster; so several workers of a sweep on one machine, which take each other's CPUs, keep
+one lane each. Otherwise (at least 200 ms of ``f`` inline), the rest runs overlapped if at
+least half a CPU was left idle, else inline. The blocks are the same in every mode, so
+``f`` sees the same batches and ``L`` is the same bit for bit.
 
 A function that runs on its own device (:class:`lmn_core.DevicePlan`) is measured there
 instead (:mod:`lmn_core.device`); this module then only explains a non-finite pair.
@@ -41,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from lmn_core import kernels
+from lmn_core.cpu_use import available_cpus, idle_cpus, lanes_for, machine_busy_seconds
 from lmn_core.protocol import ReductionTask
 from lmn_core.validation import call_function, checked_outputs, pairs_named, raise_non_finite
 
@@ -50,60 +54,12 @@ logger = logging.getLogger(__name__)
 # block that may include its warm-up, before deciding whether to overlap.
 PROBE_MIN_BLOCKS = 2
 PROBE_SECONDS = 0.2
+# For a function that allows concurrent calls, each way (inline, lanes) is timed this long;
+# lanes are kept when they evaluate pairs at least this much faster.
+LANES_PROBE_SECONDS = 0.05
+LANES_MIN_GAIN = 1.1
 # The kernels move to a worker thread when f left at least this many CPUs idle.
 OVERLAP_MIN_IDLE = 0.5
-
-
-def available_cpus() -> int:
-    """The number of CPUs this process may run on."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-def machine_busy_seconds() -> float | None:
-    """CPU-seconds all processes of the machine have been busy since boot (Linux), else ``None``."""
-    try:
-        with open("/proc/stat") as handle:
-            fields = handle.readline().split()
-        ticks = [int(value) for value in fields[1:9]]  # user nice system idle iowait irq softirq steal
-        return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, AttributeError):
-        return None
-
-
-def idle_cpus(
-    cpu_seconds: float,
-    wall_seconds: float,
-    n_cpus: int,
-    machine: tuple[float, int] | None = None,
-) -> float:
-    """How many CPUs were left idle while a process was busy for ``cpu_seconds``.
-
-    Parameters
-    ----------
-    cpu_seconds : float
-        CPU time of the whole process (all threads) while ``f`` ran.
-    wall_seconds : float
-        Wall time over the same calls.
-    n_cpus : int
-        CPUs the process may run on.
-    machine : (float, int), optional
-        CPU-seconds the whole machine was busy over the same time, and its CPUs: other
-        processes (the other workers of a sweep, say) may have taken what this one left.
-    """
-    if wall_seconds <= 0.0:
-        return 0.0
-    idle = n_cpus - cpu_seconds / wall_seconds
-    if machine is not None:
-        busy_seconds, machine_cpus = machine
-        idle = min(idle, machine_cpus - busy_seconds / wall_seconds)
-    return max(idle, 0.0)
-
-
-def lanes_for(idle: float, n_cpus: int) -> int:
-    """Threads to evaluate ``f`` in: one, and one more per CPU left idle (three quarters of one counts)."""
-    return max(1, min(n_cpus, 1 + int(idle + 0.25)))
 
 
 def allows_concurrent_calls(f: Callable[[np.ndarray], Any]) -> bool:
@@ -233,30 +189,60 @@ class ConnectivityStream:
             return self.connectivity
         block = self._new_block(self.block_pairs)
         if overlap is None:
-            idle = self._probe_inline(f, block, on_pairs_done)
-            lanes = lanes_for(idle, available_cpus()) if threads is None and allows_concurrent_calls(f) else 1
-            overlap = idle >= OVERLAP_MIN_IDLE
-            logger.debug("f left %.2f CPUs idle: %d lanes, overlap %s", idle, lanes, overlap)
-            if lanes > 1:
-                self._run_lanes(f, lanes, on_pairs_done)
+            may_run_lanes = threads is None and allows_concurrent_calls(f) and available_cpus() > 1
+            seconds = LANES_PROBE_SECONDS if may_run_lanes else PROBE_SECONDS
+            idle, inline_rate = self._probe_inline(f, block, on_pairs_done, seconds)
+            if may_run_lanes and self._lanes_win(f, idle, inline_rate, on_pairs_done):
                 return self.connectivity
+            overlap = idle >= OVERLAP_MIN_IDLE
+            logger.debug("f left %.2f CPUs idle: 1 lane, overlap %s", idle, overlap)
         if overlap:
             self._run_overlapped(f, [block, self._new_block(self.block_pairs)], on_pairs_done)
         else:
             self._run_inline(f, block, on_pairs_done)
         return self.connectivity
 
+    def _lanes_win(
+        self,
+        f: Callable[[np.ndarray], Any],
+        idle: float,
+        inline_rate: float,
+        on_pairs_done: Callable[[int], None],
+    ) -> bool:
+        """Time lanes as long as the inline stretch was timed; if they evaluate pairs
+        :data:`LANES_MIN_GAIN` times faster, run the rest in them and return True."""
+        lanes = max(2, lanes_for(idle, available_cpus()))
+        pairs, seconds = self._run_lanes(f, lanes, on_pairs_done, seconds=LANES_PROBE_SECONDS)
+        lanes_rate = pairs / seconds if seconds > 0.0 else 0.0
+        won = lanes_rate >= LANES_MIN_GAIN * inline_rate
+        logger.debug(
+            "f left %.2f CPUs idle; pairs/s inline %.0f, in %d lanes %.0f: %s",
+            idle,
+            inline_rate,
+            lanes,
+            lanes_rate,
+            "lanes" if won else "1 lane",
+        )
+        if won:
+            self._run_lanes(f, lanes, on_pairs_done)
+        return won
+
     def _probe_inline(
-        self, f: Callable[[np.ndarray], Any], block: _Block, on_pairs_done: Callable[[int], None]
-    ) -> float:
-        """Run the first blocks inline, timing ``f``; return how many CPUs it left idle."""
+        self,
+        f: Callable[[np.ndarray], Any],
+        block: _Block,
+        on_pairs_done: Callable[[int], None],
+        seconds: float,
+    ) -> tuple[float, float]:
+        """Run the first blocks inline, timing ``f`` for at least ``seconds``; return how many
+        CPUs it left idle, and the pairs a second of the timed blocks (built, evaluated, reduced)."""
         cpu_seconds = wall_seconds = 0.0
         machine_seconds: float | None = 0.0
-        timed_blocks = 0
-        warmed_up = False
-        while timed_blocks < PROBE_MIN_BLOCKS or wall_seconds < PROBE_SECONDS:
+        timed_blocks = timed_pairs = 0
+        cycle_start: float | None = None  # after the first block, which may include f's warm-up
+        while timed_blocks < PROBE_MIN_BLOCKS or wall_seconds < seconds:
             if not self._build(block).count:
-                return 0.0
+                return 0.0, 0.0
             wall_start, cpu_start, machine_start = (
                 time.perf_counter(),
                 time.process_time(),
@@ -264,7 +250,7 @@ class ConnectivityStream:
             )
             outputs = self._evaluate(f, block)
             machine_end = machine_busy_seconds()
-            if warmed_up:
+            if cycle_start is not None:
                 wall_seconds += time.perf_counter() - wall_start
                 cpu_seconds += time.process_time() - cpu_start
                 if machine_seconds is not None and machine_start is not None and machine_end is not None:
@@ -272,15 +258,26 @@ class ConnectivityStream:
                 else:
                     machine_seconds = None
                 timed_blocks += 1
-            warmed_up = True
-            on_pairs_done(self._reduce(block, outputs))
+            pairs = self._reduce(block, outputs)
+            on_pairs_done(pairs)
+            if cycle_start is None:
+                cycle_start = time.perf_counter()
+            else:
+                timed_pairs += pairs
         machine = None if machine_seconds is None else (machine_seconds, os.cpu_count() or 1)
-        return idle_cpus(cpu_seconds, wall_seconds, available_cpus(), machine)
+        rate = timed_pairs / (time.perf_counter() - cycle_start)
+        return idle_cpus(cpu_seconds, wall_seconds, available_cpus(), machine), rate
 
     def _run_lanes(
-        self, f: Callable[[np.ndarray], Any], n_lanes: int, on_pairs_done: Callable[[int], None]
-    ) -> None:
-        """Evaluate the remaining blocks in ``n_lanes`` threads; each builds, evaluates, reduces its own.
+        self,
+        f: Callable[[np.ndarray], Any],
+        n_lanes: int,
+        on_pairs_done: Callable[[int], None],
+        seconds: float | None = None,
+    ) -> tuple[int, float]:
+        """Evaluate the remaining blocks (those taken within ``seconds``, if given) in
+        ``n_lanes`` threads, each building, evaluating and reducing its own; return the pairs
+        evaluated and the wall time taken.
 
         The calling thread is one lane and reports every lane's progress. Blocks are taken
         in order under a lock, so they hold the same pairs as in the other modes. The
@@ -289,17 +286,23 @@ class ConnectivityStream:
         taking = threading.Lock()
         stop = threading.Event()
         done: queue.SimpleQueue[int] = queue.SimpleQueue()
+        start = time.perf_counter()
+        deadline = float("inf") if seconds is None else start + seconds
+        pairs = 0
 
         def report() -> None:
+            nonlocal pairs
             while not done.empty():
-                on_pairs_done(done.get())
+                count = done.get()
+                pairs += count
+                on_pairs_done(count)
 
         def lane(on_block: Callable[[], None]) -> None:
             block = self._new_block(self.block_pairs)
             try:
                 while not stop.is_set():
                     with taking:
-                        if not self._take(block):
+                        if time.perf_counter() >= deadline or not self._take(block):
                             return
                     self._interpolate(block)
                     done.put(self._reduce(block, self._evaluate(f, block)))
@@ -314,6 +317,7 @@ class ConnectivityStream:
             for other in others:
                 other.result()
         report()
+        return pairs, time.perf_counter() - start
 
     def _run_inline(
         self, f: Callable[[np.ndarray], Any], block: _Block, on_pairs_done: Callable[[int], None]

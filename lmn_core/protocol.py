@@ -15,8 +15,9 @@ reduces them, fills ``L`` and computes its spectrum there, and nothing crosses t
 but the eigenvalues (:mod:`lmn_core.device`).
 
 A callable may also say that it can be called from several threads at once
-(``concurrent_calls = True``, an attribute or property): the core then evaluates it on
-the host in lanes, one thread per idle CPU (:mod:`lmn_core.pipeline`).
+(``concurrent_calls = True``, an attribute or property): the core then times it in one
+lane and in several on the first blocks, and evaluates the rest in the faster way
+(:mod:`lmn_core.pipeline`).
 """
 
 from __future__ import annotations

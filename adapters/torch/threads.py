@@ -1,19 +1,18 @@
 """The head on one torch thread for a measurement on the CPU, so that the core may run it in lanes.
 
-``lmn_core`` runs a function in several lanes (threads that each evaluate a block of
-pairs) only when the function allows concurrent calls and its first blocks leave CPUs
-idle (docs/design.md, section 4.2). A :class:`adapters.torch.TorchFunction` allows them
-with one torch thread only. With torch's default of one intra-op thread per CPU, a small
-head keeps every CPU busy with threads that gain it little, the core sees nothing idle,
-and the measurement ran in one lane: up to twice the floor, and slower than either forced
-setting (lanes of one thread, or torch's threads in one lane). So a measurement on the
-CPU that leaves ``threads`` and ``overlap`` to the core runs the head on one torch thread,
-and the core gives it one lane per CPU it leaves idle. A large head loses nothing: its
-rows are shared out among lanes instead of among torch's threads
-(``python benchmarks/bench_default.py --large``). One thread also fixes the bits: torch's
-products on several threads differ from one thread's in the last bits of some rows, so the
-default ``L`` no longer follows the process's thread setting (lanes give one thread's ``L``
-bit for bit). The thread count is restored after the measurement.
+``lmn_core`` runs a function that allows concurrent calls in several lanes (threads that
+each evaluate a block of pairs) when, timed both ways on the first blocks, lanes evaluate
+the pairs faster than one lane (docs/design.md, section 4.2). A
+:class:`adapters.torch.TorchFunction` allows them with one torch thread only. So a
+measurement on the CPU that leaves ``threads`` and ``overlap`` to the core runs the head on
+one torch thread, restored after. With torch's default of one intra-op thread per CPU kept,
+a small head keeps every CPU busy with threads that gain it little, and the measurement ran
+in one lane at up to 2.4 times the floor; on one thread in the lanes the core chooses it
+takes 1.42 (``python benchmarks/bench_default.py --large 120``), and a large head, whose
+products torch's threads share out well, loses nothing either (1.14 against 1.19). One thread
+also fixes the bits: torch's products on several threads differ from one thread's in the
+last bits of some rows, so the default ``L`` is one thread's whatever the process's setting
+and whichever way the core chooses.
 """
 
 from __future__ import annotations

@@ -92,6 +92,39 @@ def test_a_function_that_allows_concurrent_calls_gets_lanes_on_idle_cpus(monkeyp
     assert len(set(unsaid.threads)) == 1 and len(set(refused.threads)) == 1
 
 
+class OneAtATime(ThreadLog):
+    """Says it allows concurrent calls, but its calls queue for one lock (as a function whose
+    work holds the GIL, or whose one device serves one call at a time): lanes gain nothing."""
+
+    def __init__(self, f, pause_seconds: float) -> None:
+        super().__init__(f, pause_seconds, concurrent_calls=True)
+        self.serial = threading.Lock()
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        with self.serial:
+            return super().__call__(x)
+
+
+def test_lanes_are_kept_only_when_timing_both_ways_finds_them_faster(monkeypatch, caplog) -> None:
+    monkeypatch.setattr(lmn_core.pipeline, "machine_busy_seconds", lambda: 0.0)  # a quiet machine
+    monkeypatch.setattr(lmn_core.pipeline, "available_cpus", lambda: 2)
+    X = np.random.default_rng(0).normal(size=(40, 3))  # 780 pairs: 195 blocks of 4
+    expected = lmn_core.connectivity_matrix(silu_mlp(3, 8, 2, seed=0), X, block_pairs=4, overlap=False)
+    overlapping = ThreadLog(silu_mlp(3, 8, 2, seed=0), pause_seconds=0.002, concurrent_calls=True)
+    queueing = OneAtATime(silu_mlp(3, 8, 2, seed=0), pause_seconds=0.002)
+    with caplog.at_level("DEBUG", logger="lmn_core.pipeline"):
+        for f in (overlapping, queueing):
+            np.testing.assert_array_equal(lmn_core.connectivity_matrix(f, X, block_pairs=4), expected)
+    choices = [
+        record.getMessage().rsplit(": ", 1)[1] for record in caplog.records if "pairs/s" in record.message
+    ]
+    assert choices == ["lanes", "1 lane"]
+    assert queueing.most_at_once == 1  # the lock let one call run at a time
+    # each timed stretch (50 ms) holds about 25 blocks of 2 ms: the last 100 blocks are the rest
+    assert set(queueing.threads[-100:]) == {queueing.threads[0]}  # the calling thread's, as f(X)
+    assert len(set(overlapping.threads[-100:])) == 2
+
+
 def test_no_lanes_when_overlap_or_one_thread_is_asked_for(monkeypatch) -> None:
     monkeypatch.setattr(lmn_core.pipeline, "machine_busy_seconds", lambda: 0.0)
     monkeypatch.setattr(lmn_core.pipeline, "available_cpus", lambda: 3)
