@@ -17,7 +17,8 @@ call, then ``--calls`` timed calls and the floor:
   many with one torch thread).
 
 It prints each process's median call over its floor, and the median and worst over the
-processes, for every variant. ``--large N`` adds a large head (``Linear(64,512)-SiLU-
+processes, for every variant (``--variants`` chooses), and the same over the head's time on
+one torch thread (the floor of one lane). ``--large N`` adds a large head (``Linear(64,512)-SiLU-
 Linear(512,512)-SiLU-Linear(512,512)`` at its first SiLU, on ``N`` samples), whose matrix
 products torch's own threads share out well, to check that lanes do not slow it. Timings on a
 shared machine are noisy: run it idle, ``python benchmarks/bench_default.py --large 120``.
@@ -111,12 +112,11 @@ def child(case: str, variant: str, calls: int, samples: int) -> None:
         measure(inputs, **forced)
         seconds.append(time.perf_counter() - start)
     samples = measure.samples(inputs)
-    floors = []
+    floors = {}
     for threads in (torch.get_num_threads(), 1):  # the quicker of torch's threads and one
         with measure.backend.measuring(model, measure.head, {"threads": 1}), torch_threads(threads):
-            floors += [floor_seconds(measure.head, samples) for _ in range(calls)]
-    floor = min(floors)
-    print(json.dumps({"seconds": seconds, "floor": floor, "torch_threads": torch.get_num_threads()}))
+            floors[threads] = min(floor_seconds(measure.head, samples) for _ in range(calls))
+    print(json.dumps({"seconds": seconds, "floor": min(floors.values()), "floor_one_thread": floors[1]}))
 
 
 def run_child(case: str, variant: str, calls: int, samples: int) -> dict:
@@ -135,24 +135,29 @@ def run_child(case: str, variant: str, calls: int, samples: int) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def table(case: str, processes: int, calls: int, samples: int) -> None:
-    """Each variant in ``processes`` fresh processes, in turn: median call / floor per process."""
-    ratios: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
+def table(case: str, processes: int, calls: int, samples: int, variants: tuple[str, ...]) -> None:
+    """Each variant in ``processes`` fresh processes, in turn: median call / floor per process
+    (and over the head's time on one torch thread, the floor of one lane)."""
+    ratios: dict[str, list[float]] = {variant: [] for variant in variants}
+    one_thread: dict[str, list[float]] = {variant: [] for variant in variants}
     for index in range(processes):
-        for variant in VARIANTS[index % len(VARIANTS) :] + VARIANTS[: index % len(VARIANTS)]:
+        for variant in variants[index % len(variants) :] + variants[: index % len(variants)]:
             run = run_child(case, variant, calls, samples)
-            ratio = statistics.median(run["seconds"]) / run["floor"]
-            ratios[variant].append(ratio)
+            call = statistics.median(run["seconds"])
+            ratios[variant].append(call / run["floor"])
+            one_thread[variant].append(call / run["floor_one_thread"])
             print(
                 f"{case:9} process {index:2} {variant:13} calls {[round(s, 3) for s in run['seconds']]} s, "
-                f"floor {run['floor']:.3f} s, median/floor {ratio:.2f}",
+                f"floor {run['floor']:.3f} s (one thread {run['floor_one_thread']:.3f} s), "
+                f"median/floor {ratios[variant][-1]:.2f}",
                 flush=True,
             )
-    for variant in VARIANTS:
-        values = ratios[variant]
+    for variant in variants:
+        values, against_one = ratios[variant], one_thread[variant]
         print(
             f"{case:9} {variant:13} over the floor: median {statistics.median(values):.2f}, "
-            f"worst {max(values):.2f}"
+            f"worst {max(values):.2f}; over one thread's: median {statistics.median(against_one):.2f}, "
+            f"worst {max(against_one):.2f}"
         )
 
 
@@ -163,16 +168,18 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=961, help="N (the reference task has 961)")
     parser.add_argument("--large", type=int, default=0, metavar="N", help="also the large head, on N samples")
     parser.add_argument("--no-reference", action="store_true", help="the large head only")
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     parser.add_argument("--child", nargs=2, metavar=("CASE", "VARIANT"), help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.child:
         child(*arguments.child, arguments.calls, arguments.samples)
         return
+    variants = tuple(arguments.variants)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} intra-op threads by default")
     if not arguments.no_reference:
-        table("reference", arguments.processes, arguments.calls, arguments.samples)
+        table("reference", arguments.processes, arguments.calls, arguments.samples, variants)
     if arguments.large:
-        table("large", arguments.processes, arguments.calls, arguments.large)
+        table("large", arguments.processes, arguments.calls, arguments.large, variants)
 
 
 if __name__ == "__main__":
