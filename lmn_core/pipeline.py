@@ -192,7 +192,8 @@ class ConnectivityStream:
             may_run_lanes = threads is None and allows_concurrent_calls(f) and available_cpus() > 1
             seconds = LANES_PROBE_SECONDS if may_run_lanes else PROBE_SECONDS
             idle, inline_rate = self._probe_inline(f, block, on_pairs_done, seconds)
-            if may_run_lanes and self._lanes_win(f, idle, inline_rate, on_pairs_done):
+            # a rate of 0: the inline stretch took every pair (a small N)
+            if may_run_lanes and inline_rate > 0.0 and self._lanes_win(f, idle, inline_rate, on_pairs_done):
                 return self.connectivity
             overlap = idle >= OVERLAP_MIN_IDLE
             logger.debug("f left %.2f CPUs idle: 1 lane, overlap %s", idle, overlap)

@@ -125,6 +125,27 @@ def test_lanes_are_kept_only_when_timing_both_ways_finds_them_faster(monkeypatch
     assert len(set(overlapping.threads[-100:])) == 2
 
 
+def test_pairs_the_inline_stretch_finishes_start_no_lanes(monkeypatch) -> None:
+    monkeypatch.setattr(lmn_core.pipeline, "available_cpus", lambda: 2)
+    started: list[int] = []
+    run_lanes = ConnectivityStream._run_lanes
+    monkeypatch.setattr(
+        ConnectivityStream,
+        "_run_lanes",
+        lambda self, f, n_lanes, *args, **kwargs: (
+            started.append(n_lanes) or run_lanes(self, f, n_lanes, *args, **kwargs)
+        ),
+    )
+    X = np.random.default_rng(0).normal(size=(6, 3))  # 15 pairs: 4 blocks of 4
+    f = ThreadLog(silu_mlp(3, 8, 2, seed=0), concurrent_calls=True)
+    np.testing.assert_array_equal(
+        lmn_core.connectivity_matrix(f, X, block_pairs=4),
+        lmn_core.connectivity_matrix(silu_mlp(3, 8, 2, seed=0), X, block_pairs=4, overlap=False),
+    )
+    assert len(f.threads) == 5 and set(f.threads) == {threading.get_ident()}  # f(X), then 4 blocks
+    assert started == []  # no lanes to time once every pair is done
+
+
 def test_no_lanes_when_overlap_or_one_thread_is_asked_for(monkeypatch) -> None:
     monkeypatch.setattr(lmn_core.pipeline, "machine_busy_seconds", lambda: 0.0)
     monkeypatch.setattr(lmn_core.pipeline, "available_cpus", lambda: 3)
