@@ -105,8 +105,8 @@ def test_a_legacy_summary_reads_back_into_the_same_fields(tmp_path):
 
 
 def test_a_committed_summary_reads_its_legacy_keys():
-    # a Keras run of the paper's, written before the rename
-    folder = Path(__file__).resolve().parents[2] / "results" / "keras" / "xor-seed1"
+    # a run of the GPU populations, written before the rename
+    folder = Path(__file__).resolve().parents[2] / "results" / "gpu" / "torch" / "xor-seed1"
     record = json.loads((folder / "summary.json").read_text())
     summary = RunSummary.from_json(record)
     assert summary.lmn["memorization"] == record["lmn_hidden1_memorization"] is not None

@@ -27,9 +27,9 @@ HEADER = [
     "lmn_n_samples",
     *REGION_COLUMNS,
     *(column.replace("linear", "hidden") for column in REGION_COLUMNS),
-    # every progress measure the run supplies (the regions' pieces_mean is a column above)
-    *("weight_movement", "effective_rank_linear", "effective_rank_hidden"),
-    *("local_complexity_linear", "local_complexity_hidden"),
+    # every progress measure the run supplies (the regions' pieces_mean is a column above);
+    # local complexity at "linear" only: the head after "hidden" is one affine layer
+    *("weight_movement", "effective_rank_linear", "effective_rank_hidden", "local_complexity_linear"),
 ]
 
 
