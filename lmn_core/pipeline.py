@@ -193,7 +193,11 @@ class ConnectivityStream:
             seconds = LANES_PROBE_SECONDS if may_run_lanes else PROBE_SECONDS
             idle, inline_rate = self._probe_inline(f, block, on_pairs_done, seconds)
             # a rate of 0: the inline stretch took every pair (a small N)
-            if may_run_lanes and inline_rate > 0.0 and self._lanes_win(f, idle, inline_rate, on_pairs_done):
+            lanes = (
+                self._time_lanes(f, idle, inline_rate, on_pairs_done) if may_run_lanes and inline_rate else 1
+            )
+            if lanes > 1:
+                self._run_lanes(f, lanes, on_pairs_done)
                 return self.connectivity
             overlap = idle >= OVERLAP_MIN_IDLE
             logger.debug("f left %.2f CPUs idle: 1 lane, overlap %s", idle, overlap)
@@ -203,15 +207,15 @@ class ConnectivityStream:
             self._run_inline(f, block, on_pairs_done)
         return self.connectivity
 
-    def _lanes_win(
+    def _time_lanes(
         self,
         f: Callable[[np.ndarray], Any],
         idle: float,
         inline_rate: float,
         on_pairs_done: Callable[[int], None],
-    ) -> bool:
-        """Time lanes as long as the inline stretch was timed; if they evaluate pairs
-        :data:`LANES_MIN_GAIN` times faster, run the rest in them and return True."""
+    ) -> int:
+        """Run lanes as long as the inline stretch was timed; return their number if they
+        evaluated pairs :data:`LANES_MIN_GAIN` times faster than it, else 1."""
         lanes = max(2, lanes_for(idle, available_cpus()))
         pairs, seconds = self._run_lanes(f, lanes, on_pairs_done, seconds=LANES_PROBE_SECONDS)
         lanes_rate = pairs / seconds if seconds > 0.0 else 0.0
@@ -224,9 +228,7 @@ class ConnectivityStream:
             lanes_rate,
             "lanes" if won else "1 lane",
         )
-        if won:
-            self._run_lanes(f, lanes, on_pairs_done)
-        return won
+        return lanes if won else 1
 
     def _probe_inline(
         self,
