@@ -41,6 +41,7 @@ from torch import nn
 
 import lmn_core
 from lmn_core.measure import DEFAULT_MEMORY_BUDGET, DEFAULT_N_POINTS, pairs_per_block
+from lmn_core.memory import aligned_empty
 
 VARIANTS = ("default", "torch-threads", "threads=2", "threads=1")
 FORCED = {"threads=2": {"threads": 2}, "threads=1": {"threads": 1}}
@@ -70,14 +71,15 @@ CASES = {"reference": reference_case, "large": large_case}
 
 
 def floor_seconds(head: lmn_core.Function, samples: np.ndarray) -> float:
-    """The head alone on the rows the core evaluates, in blocks of its size."""
+    """The head alone on the rows the core evaluates, in blocks of its size, aligned as its points."""
     n_pairs = len(samples) * (len(samples) - 1) // 2
     n_outputs = int(np.prod(head(samples[:1]).shape[1:]))
     block = min(
         n_pairs, pairs_per_block(samples[0].nbytes, n_outputs, DEFAULT_N_POINTS, DEFAULT_MEMORY_BUDGET)
     )
     interior = DEFAULT_N_POINTS - 2
-    rows = np.random.default_rng(1).normal(size=(block * interior, *samples.shape[1:])).astype(samples.dtype)
+    rows = aligned_empty((block * interior, *samples.shape[1:]), samples.dtype)  # as the core's points
+    rows[...] = np.random.default_rng(1).normal(size=rows.shape)
     start = time.perf_counter()
     head(samples)
     for first in range(0, n_pairs, block):

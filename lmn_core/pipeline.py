@@ -45,8 +45,9 @@ import numpy as np
 
 from lmn_core import kernels
 from lmn_core.cpu_use import available_cpus, idle_cpus, lanes_for, machine_busy_seconds
+from lmn_core.memory import aligned_empty
 from lmn_core.protocol import ReductionTask
-from lmn_core.validation import call_function, checked_outputs, pairs_named, raise_non_finite
+from lmn_core.validation import call_function, checked_outputs, pairs_named, raise_non_finite, row_stride
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ PROBE_MIN_BLOCKS = 2
 PROBE_SECONDS = 0.2
 # For a function that allows concurrent calls, each way (inline, lanes) is timed this long;
 # lanes are kept when they evaluate pairs at least this much faster.
-LANES_PROBE_SECONDS = 0.05
+LANES_PROBE_SECONDS = 0.02
 LANES_MIN_GAIN = 1.1
 # The kernels move to a worker thread when f left at least this many CPUs idle.
 OVERLAP_MIN_IDLE = 0.5
@@ -67,13 +68,23 @@ def allows_concurrent_calls(f: Callable[[np.ndarray], Any]) -> bool:
     return getattr(f, "concurrent_calls", False) is True
 
 
+def _flat_rows(rows: np.ndarray) -> tuple[np.ndarray, int]:
+    """``rows`` (checked outputs) as one flat run from the first value to the last, read in
+    place, and the elements from one row's start to the next's."""
+    stride = row_stride(rows)
+    if stride == rows.shape[1]:
+        return rows.reshape(-1), stride
+    length = (rows.shape[0] - 1) * stride + rows.shape[1]
+    return np.lib.stride_tricks.as_strided(rows, shape=(length,), strides=(rows.itemsize,)), stride
+
+
 class _Block:
     """Buffers of one block in flight: its pairs and their interpolated points."""
 
     def __init__(self, block_pairs: int, n_interior: int, n_features: int, dtype: np.dtype) -> None:
         self.pair_i = np.empty(block_pairs, dtype=np.int64)
         self.pair_j = np.empty(block_pairs, dtype=np.int64)
-        self.points = np.empty((block_pairs * n_interior, n_features), dtype=dtype)
+        self.points = aligned_empty((block_pairs * n_interior, n_features), dtype)
         self.values = np.empty(block_pairs)
         self.non_finite = np.empty(block_pairs, dtype=np.bool_)
         self.count = 0
@@ -140,7 +151,7 @@ class ConnectivityStream:
         values, non_finite = block.values[:count], block.non_finite[:count]
         kernels.reduce_to_connectivity(
             self.endpoint_outputs,
-            outputs.reshape(-1),
+            *_flat_rows(outputs),
             pair_i,
             pair_j,
             self.centered_lambdas,

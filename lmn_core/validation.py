@@ -75,7 +75,11 @@ def checked_n_points(n_points: Any) -> int:
 
 
 def checked_outputs(outputs: Any, n_rows: int, what: str) -> np.ndarray:
-    """Return ``f``'s outputs as a C-contiguous float array ``(n_rows, d2)``, or raise."""
+    """Return ``f``'s outputs as a float array ``(n_rows, d2)`` of contiguous rows, or raise.
+
+    Rows cut from wider ones (a view ``wide[:, :d2]``) are kept in place; other layouts
+    are copied (:func:`row_stride` says how far apart the rows are).
+    """
     try:
         array = np.asarray(outputs)
     except Exception as error:
@@ -90,7 +94,20 @@ def checked_outputs(outputs: Any, n_rows: int, what: str) -> np.ndarray:
         raise ValueError(f"f returned {got} for a batch of {n_rows} rows ({what})")
     if array.dtype not in (np.float32, np.float64):
         array = array.astype(np.float64)
-    return np.ascontiguousarray(array.reshape(n_rows, -1))
+    rows = array.reshape(n_rows, -1)
+    return rows if row_stride(rows) else np.ascontiguousarray(rows)
+
+
+def row_stride(rows: np.ndarray) -> int:
+    """Elements from one row's start to the next's in a 2-D array whose rows are each
+    contiguous and laid out in order (at least the row length); 0 for any other layout."""
+    n_rows, width = rows.shape
+    if rows.flags.c_contiguous or n_rows == 1:
+        return width
+    step, item = rows.strides
+    if item != rows.itemsize or step % item or step < width * item:
+        return 0
+    return step // item
 
 
 def pairs_named(pair_i: np.ndarray, pair_j: np.ndarray) -> str:

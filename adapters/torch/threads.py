@@ -8,8 +8,8 @@ measurement on the CPU that leaves ``threads`` and ``overlap`` to the core runs 
 one torch thread, restored after. With torch's default of one intra-op thread per CPU kept,
 a small head keeps every CPU busy with threads that gain it little, and the measurement ran
 in one lane at up to 2.4 times the floor; on one thread in the lanes the core chooses it
-takes 1.42 (``python benchmarks/bench_default.py --large 120``), and a large head, whose
-products torch's threads share out well, loses nothing either (1.14 against 1.19). One thread
+takes 1.39 (``python benchmarks/bench_default.py --large 120``), and a large head, whose
+products torch's threads share out well, loses nothing either (1.11 against 1.22). One thread
 also fixes the bits: torch's products on several threads differ from one thread's in the
 last bits of some rows, so the default ``L`` is one thread's whatever the process's setting
 and whichever way the core chooses.

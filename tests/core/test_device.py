@@ -116,8 +116,8 @@ def test_the_array_api_rule_agrees_with_the_numba_kernel(case) -> None:
     interior = np.ascontiguousarray(curves[:, 1:-1].transpose(1, 0, 2))  # λ first
     kernel_values, kernel_flags = np.empty(n_pairs), np.empty(n_pairs, dtype=bool)
     kernels.reduce_to_connectivity(
-        endpoints, interior.reshape(-1), pair_i, pair_j, task.centered_lambdas, task.output_scales,
-        const_rtol, const_atol, kernel_values, kernel_flags,
+        endpoints, interior.reshape(-1), interior.shape[-1], pair_i, pair_j, task.centered_lambdas,
+        task.output_scales, const_rtol, const_atol, kernel_values, kernel_flags,
     )  # fmt: skip
     centered = task.centered_lambdas
     constants = RuleConstants(

@@ -120,7 +120,7 @@ def test_lanes_are_kept_only_when_timing_both_ways_finds_them_faster(monkeypatch
     ]
     assert choices == ["lanes", "1 lane"]
     assert queueing.most_at_once == 1  # the lock let one call run at a time
-    # each timed stretch (50 ms) holds about 25 blocks of 2 ms: the last 100 blocks are the rest
+    # each timed stretch (20 ms) holds about 10 blocks of 2 ms: the last 100 blocks are the rest
     assert set(queueing.threads[-100:]) == {queueing.threads[0]}  # the calling thread's, as f(X)
     assert len(set(overlapping.threads[-100:])) == 2
 

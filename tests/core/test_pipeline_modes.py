@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from oracle import oracle_connectivity
 
 import lmn_core
+from lmn_core import kernels
 from lmn_core.pipeline import OVERLAP_MIN_IDLE, PROBE_MIN_BLOCKS, available_cpus, idle_cpus
 
 WORKER_PREFIX = "lmn-kernels"
@@ -133,3 +134,58 @@ def test_no_worker_while_other_processes_keep_every_cpu_busy() -> None:
             spinner.kill()
             spinner.wait()
     assert not any(sleepy.worker_seen)
+
+
+class CutFromWider:
+    """``f`` whose outputs are the first columns of wider rows (a view, as a widened last layer
+    gives), with ``padding`` in the columns cut off."""
+
+    def __init__(self, f, extra: int, padding: float) -> None:
+        self.f, self.extra, self.padding = f, extra, padding
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        outputs = self.f(x)
+        wide = np.full((outputs.shape[0], outputs.shape[1] + self.extra), self.padding, outputs.dtype)
+        wide[:, : outputs.shape[1]] = outputs
+        return wide[:, : outputs.shape[1]]
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.integers(0, 2**16),
+    st.integers(2, 25),
+    st.integers(1, 40),
+    st.integers(1, 5),
+    st.integers(1, 17),
+    st.sampled_from([0.0, np.nan, 1e300]),
+)
+def test_rows_cut_from_wider_ones_give_the_matrix_of_their_copy(
+    seed: int, n_samples: int, block_pairs: int, n_outputs: int, extra: int, padding: float
+) -> None:
+    X = np.random.default_rng(seed).normal(size=(n_samples, 3)).astype(np.float32)
+    f = silu_mlp(3, 8, n_outputs, seed, scale=2.0)
+    own = lmn_core.connectivity_matrix(f, X, block_pairs=block_pairs, overlap=False)
+    cut = lmn_core.connectivity_matrix(CutFromWider(f, extra, padding), X, block_pairs=block_pairs, threads=2)
+    np.testing.assert_array_equal(cut, own)
+
+
+def test_a_non_finite_row_cut_from_a_wider_one_is_named() -> None:
+    X = np.random.default_rng(3).normal(size=(6, 3))
+    f = silu_mlp(3, 8, 4, seed=3)
+
+    def nan_on_sample_2_to_5(x: np.ndarray) -> np.ndarray:
+        outputs = f(x)
+        on_segment = np.isclose(x, X[2] + 0.5 * (X[5] - X[2])).all(axis=1)
+        outputs[on_segment, 1] = np.nan
+        return outputs
+
+    with pytest.raises(ValueError, match=r"between samples 2 and 5 at λ = 0\.5\b"):
+        lmn_core.connectivity_matrix(CutFromWider(nan_on_sample_2_to_5, 3, 0.0), X, block_pairs=4)
+
+
+@given(st.integers(1, 5000))
+def test_the_reductions_sums_are_zeros_placed_apart_modulo_4096(n: int) -> None:
+    sums = [kernels.placed_zeros(n, index) for index in range(6)]
+    assert all(s.shape == (n,) and s.dtype == np.float64 and not s.any() for s in sums)
+    assert [s.ctypes.data % 4096 for s in sums] == [index * kernels.SUMS_SPACING for index in range(6)]
+    assert kernels.SUMS_SPACING % 64 == 0 and 5 * kernels.SUMS_SPACING < 4096
