@@ -17,7 +17,9 @@ _JIT = {"cache": True, "nogil": True}
 
 # Pairs per tile: small enough that a tile's six float64 sums (16 x K values each) stay in cache.
 TILE_PAIRS = 16
-# Bytes from one of the six sums' start to the next's, modulo 4096 (a multiple of 64).
+# The period of 4K aliasing, and the bytes from one of the six sums' start to the next's
+# modulo it (a multiple of 64, so each starts on a cache line).
+ALIASING_PERIOD = 4096
 SUMS_SPACING = 640
 
 
@@ -154,17 +156,16 @@ def reduce_to_connectivity(
 
 @numba.njit(**_JIT)
 def placed_zeros(n: int, index: int) -> np.ndarray:
-    """``n`` float64 zeros in a fresh buffer, starting at ``index * SUMS_SPACING`` modulo 4096.
+    """``n`` float64 zeros in a fresh buffer, starting at ``index * SUMS_SPACING`` modulo
+    :data:`ALIASING_PERIOD`.
 
     The reduction's loop loads and stores six arrays side by side; two whose addresses
     nearly agree modulo 4096 make the CPU take a load for one of a pending store to the
-    other (4K aliasing), and where the allocator puts them differs between processes.
-    Placed apart and 64-byte aligned, a block's reduction took 41 to 43 µs in every
-    placement tried, against 51 µs where the allocator put them and 62 µs 16 bytes apart
-    (docs/design.md 4.2).
+    other (4K aliasing), and where the allocator puts them differs between processes
+    (measured in docs/design.md 4.2).
     """
-    buffer = np.zeros(n + 4096 // 8)
-    offset = ((index * SUMS_SPACING - buffer.ctypes.data) % 4096) // 8
+    buffer = np.zeros(n + ALIASING_PERIOD // 8)
+    offset = ((index * SUMS_SPACING - buffer.ctypes.data) % ALIASING_PERIOD) // 8
     return buffer[offset : offset + n]
 
 
