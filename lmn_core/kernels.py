@@ -119,39 +119,47 @@ def reduce_to_connectivity(
     sxx = 0.0
     for t in range(n_points):
         sxx += centered_lambdas[t] * centered_lambdas[t]
-    # six buffers of their own, not rows of one array: LLVM vectorizes the loop below only
+    tile_length = TILE_PAIRS * row_stride
+    # six buffers of their own, not rows of one array: LLVM vectorizes the loops below only
     # when it can tell that they do not overlap; placed apart modulo 4096 (docs/design.md
     # 4.2); zeros, so that the unused sums between rows start from a finite value
     sums = (
-        placed_zeros(TILE_PAIRS * row_stride, 0),
-        placed_zeros(TILE_PAIRS * row_stride, 1),
-        placed_zeros(TILE_PAIRS * row_stride, 2),
-        placed_zeros(TILE_PAIRS * row_stride, 3),
-        placed_zeros(TILE_PAIRS * row_stride, 4),
-        placed_zeros(TILE_PAIRS * row_stride, 5),
+        placed_zeros(tile_length, 0),
+        placed_zeros(tile_length, 1),
+        placed_zeros(tile_length, 2),
+        placed_zeros(tile_length, 3),
+        placed_zeros(tile_length, 4),
+        placed_zeros(tile_length, 5),
     )
-    origin, sum_d, sum_dd, sum_cd, low, high = sums
+    tile_scales = np.zeros(tile_length)
+    for q in range(TILE_PAIRS):
+        tile_scales[q * row_stride : q * row_stride + n_outputs] = output_scales
+    r_squared = np.empty(tile_length)
+    finite = np.empty(tile_length, dtype=np.bool_)
     for first in range(0, n_pairs, TILE_PAIRS):
         size = min(TILE_PAIRS, n_pairs - first)
-        _start_tile(endpoint_outputs, pair_i, pair_j, first, size, row_stride, centered_lambdas[-1], sums)
         # the tile's rows end to end, up to the last row's last value
         width = (size - 1) * row_stride + n_outputs
-        for t in range(n_points - 2):
-            c = centered_lambdas[t + 1]
+        _start_tile(
+            endpoint_outputs, pair_i, pair_j, first, size, row_stride, width, centered_lambdas[-1], sums
+        )
+        for t in range(0, n_points - 3, 2):  # two λ a pass: half the loads and stores of the sums
             offset = (t * n_pairs + first) * row_stride
-            run = interior_outputs[offset : offset + width]
-            for e in range(width):
-                d = np.float64(run[e]) - origin[e]
-                sum_d[e] += d
-                sum_dd[e] += d * d
-                sum_cd[e] += c * d
-                low[e] = min(low[e], d)
-                high[e] = max(high[e], d)
-        for q in range(size):
-            connectivity_out[first + q], finite = _pair_r_squared(
-                sums, q * row_stride, n_outputs, n_points, sxx, output_scales, const_rtol, const_atol
+            next_offset = offset + n_pairs * row_stride
+            _add_two_rows(
+                interior_outputs[offset : offset + width],
+                interior_outputs[next_offset : next_offset + width],
+                centered_lambdas[t + 1],
+                centered_lambdas[t + 2],
+                sums,
             )
-            non_finite_out[first + q] = not finite
+        if (n_points - 2) % 2:
+            offset = ((n_points - 3) * n_pairs + first) * row_stride
+            _add_row(interior_outputs[offset : offset + width], centered_lambdas[n_points - 2], sums)
+        _tile_r_squared(sums, tile_scales, width, n_points, sxx, const_rtol, const_atol, r_squared, finite)
+        for q in range(size):
+            connectivity_out[first + q], all_finite = _pair_mean(r_squared, finite, q * row_stride, n_outputs)
+            non_finite_out[first + q] = not all_finite
 
 
 @numba.njit(**_JIT)
@@ -169,7 +177,7 @@ def placed_zeros(n: int, index: int) -> np.ndarray:
     return buffer[offset : offset + n]
 
 
-@numba.njit(**_JIT)
+@numba.njit(**_JIT, inline="always")
 def _start_tile(
     endpoint_outputs: np.ndarray,
     pair_i: np.ndarray,
@@ -177,49 +185,91 @@ def _start_tile(
     first: int,
     size: int,
     row_stride: int,
+    width: int,
     c_end: float,
     sums: tuple[np.ndarray, ...],
 ) -> None:
     """Start a tile's sums from its segments' endpoints (shifted by each start value), pair
-    ``q``'s at ``q * row_stride``."""
+    ``q``'s at ``q * row_stride``: the endpoints copied in, then the sums from them in one
+    vectorized pass."""
     origin, sum_d, sum_dd, sum_cd, low, high = sums
     n_outputs = endpoint_outputs.shape[1]
     for q in range(size):
         start = endpoint_outputs[pair_i[first + q]]
         end = endpoint_outputs[pair_j[first + q]]
+        base = q * row_stride
         for k in range(n_outputs):
-            e = q * row_stride + k
-            d = end[k] - start[k]
-            origin[e] = start[k]
-            sum_d[e] = d
-            sum_dd[e] = d * d
-            sum_cd[e] = c_end * d
-            low[e] = min(d, 0.0)
-            high[e] = max(d, 0.0)
+            origin[base + k] = start[k]
+            sum_d[base + k] = end[k] - start[k]
+    for e in range(width):
+        d = sum_d[e]
+        sum_dd[e] = d * d
+        sum_cd[e] = c_end * d
+        low[e] = min(d, 0.0)
+        high[e] = max(d, 0.0)
+
+
+@numba.njit(**_JIT, inline="always")
+def _add_row(run: np.ndarray, c: float, sums: tuple[np.ndarray, ...]) -> None:
+    """Add one ``λ``'s outputs ``run`` (the tile's rows end to end) to the sums."""
+    origin, sum_d, sum_dd, sum_cd, low, high = sums
+    for e in range(run.shape[0]):
+        d = np.float64(run[e]) - origin[e]
+        sum_d[e] += d
+        sum_dd[e] += d * d
+        sum_cd[e] += c * d
+        low[e] = min(low[e], d)
+        high[e] = max(high[e], d)
+
+
+@numba.njit(**_JIT, inline="always")
+def _add_two_rows(
+    run: np.ndarray, next_run: np.ndarray, c: float, next_c: float, sums: tuple[np.ndarray, ...]
+) -> None:
+    """:func:`_add_row` for two ``λ`` in turn, in one pass: the same sums in the same order."""
+    origin, sum_d, sum_dd, sum_cd, low, high = sums
+    for e in range(run.shape[0]):
+        d = np.float64(run[e]) - origin[e]
+        next_d = np.float64(next_run[e]) - origin[e]
+        sum_d[e] = (sum_d[e] + d) + next_d
+        sum_dd[e] = (sum_dd[e] + d * d) + next_d * next_d
+        sum_cd[e] = (sum_cd[e] + c * d) + next_c * next_d
+        low[e] = min(min(low[e], d), next_d)
+        high[e] = max(max(high[e], d), next_d)
+
+
+# numpy's error model: a division by zero gives inf or NaN rather than a branch that raises,
+# so that the loop vectorizes (a NaN r² is reported as non-finite by _pair_mean)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _tile_r_squared(
+    sums: tuple[np.ndarray, ...],
+    tile_scales: np.ndarray,
+    width: int,
+    n_points: int,
+    sxx: float,
+    const_rtol: float,
+    const_atol: float,
+    r_squared: np.ndarray,
+    finite: np.ndarray,
+) -> None:
+    """Each of a tile's dimensions' r² (1 when its spread is within the constant tolerance)
+    and whether its sums are finite; ``tile_scales`` holds ``output_scales`` at each pair's
+    dimensions."""
+    origin, sum_d, sum_dd, sum_cd, low, high = sums
+    for e in range(width):
+        syy = sum_dd[e] - sum_d[e] * sum_d[e] / n_points
+        finite[e] = np.isfinite(syy) and np.isfinite(sum_cd[e])
+        scale = max(tile_scales[e], abs(origin[e]) + max(-low[e], high[e]))
+        fitted = min(sum_cd[e] * sum_cd[e] / (sxx * syy), 1.0)
+        r_squared[e] = 1.0 if high[e] - low[e] <= const_rtol * scale + const_atol else fitted
 
 
 @numba.njit(**_JIT)
-def _pair_r_squared(
-    sums: tuple[np.ndarray, ...],
-    base: int,
-    n_outputs: int,
-    n_points: int,
-    sxx: float,
-    output_scales: np.ndarray,
-    const_rtol: float,
-    const_atol: float,
-) -> tuple[float, bool]:
-    """One pair's ``mean_k r²`` from its sums, and whether every sum was finite."""
-    origin, sum_d, sum_dd, sum_cd, low, high = sums
+def _pair_mean(r_squared: np.ndarray, finite: np.ndarray, base: int, n_outputs: int) -> tuple[float, bool]:
+    """One pair's ``mean_k r²`` (summed in order of ``k``), and whether it and every sum were finite."""
     total = 0.0
-    finite = True
-    for k in range(n_outputs):
-        e = base + k
-        syy = sum_dd[e] - sum_d[e] * sum_d[e] / n_points
-        finite = finite and np.isfinite(syy) and np.isfinite(sum_cd[e])
-        scale = max(output_scales[k], abs(origin[e]) + max(-low[e], high[e]))
-        if high[e] - low[e] <= const_rtol * scale + const_atol:
-            total += 1.0
-        else:
-            total += min(sum_cd[e] * sum_cd[e] / (sxx * syy), 1.0)
-    return total / n_outputs, finite
+    all_finite = True
+    for e in range(base, base + n_outputs):
+        total += r_squared[e]
+        all_finite = all_finite and finite[e]
+    return total / n_outputs, all_finite and np.isfinite(total)

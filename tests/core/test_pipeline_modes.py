@@ -191,3 +191,54 @@ def test_the_reductions_sums_are_zeros_placed_apart_modulo_4096(n: int) -> None:
     assert period == 4096
     assert [s.ctypes.data % period for s in sums] == [index * kernels.SUMS_SPACING for index in range(6)]
     assert kernels.SUMS_SPACING % 64 == 0 and period > 5 * kernels.SUMS_SPACING
+
+
+def sequential_pair_values(endpoints, interior, pair_i, pair_j, centered, output_scales, rtol, atol):
+    """The kernel's documented sums, one λ after another from the endpoint's, and each pair's
+    mean of r² in order of the outputs: what its tiles and passes must give bit for bit."""
+    start, end = endpoints[pair_i], endpoints[pair_j]
+    n_points = centered.shape[0]
+    d = end - start
+    sum_d, sum_dd, sum_cd = d.copy(), d * d, centered[-1] * d
+    low, high = np.minimum(d, 0.0), np.maximum(d, 0.0)
+    for t in range(n_points - 2):
+        d = interior[t].astype(np.float64) - start
+        sum_d, sum_dd, sum_cd = sum_d + d, sum_dd + d * d, sum_cd + centered[t + 1] * d
+        low, high = np.minimum(low, d), np.maximum(high, d)
+    syy = sum_dd - sum_d * sum_d / n_points
+    sxx = 0.0
+    for c in centered:
+        sxx += c * c
+    scale = np.maximum(output_scales, np.abs(start) + np.maximum(-low, high))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fitted = np.minimum(sum_cd * sum_cd / (sxx * syy), 1.0)
+    r_squared = np.where(high - low <= rtol * scale + atol, 1.0, fitted)
+    total = np.zeros(pair_i.shape[0])
+    for k in range(r_squared.shape[1]):
+        total = total + r_squared[:, k]
+    return total / r_squared.shape[1]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**16), st.integers(3, 12), st.integers(1, 40), st.integers(1, 9), st.booleans())
+def test_the_reduction_sums_in_the_documented_order_bit_for_bit(
+    seed: int, n_points: int, n_pairs: int, n_outputs: int, constant_output: bool
+) -> None:
+    rng = np.random.default_rng(seed)
+    endpoints = rng.normal(size=(2 * n_pairs, n_outputs))
+    interior = rng.normal(size=(n_points - 2, n_pairs, n_outputs)).astype(np.float32)
+    if constant_output:
+        endpoints[:, 0] = 0.5
+        interior[:, :, 0] = 0.5
+    pair_i, pair_j = np.arange(n_pairs), np.arange(n_pairs, 2 * n_pairs)
+    lambdas = np.linspace(0.0, 1.0, n_points)
+    centered = lambdas - lambdas.mean()
+    output_scales = np.abs(endpoints).max(axis=0)
+    values, flags = np.empty(n_pairs), np.empty(n_pairs, dtype=bool)
+    kernels.reduce_to_connectivity(
+        endpoints, interior.reshape(-1), n_outputs, pair_i, pair_j, centered, output_scales, 1e-6, 0.0,
+        values, flags,
+    )  # fmt: skip
+    expected = sequential_pair_values(endpoints, interior, pair_i, pair_j, centered, output_scales, 1e-6, 0.0)
+    np.testing.assert_array_equal(values, expected)
+    assert not flags.any()
