@@ -105,9 +105,11 @@ class ModeLog(logging.Handler):
         self.mode = "-"
 
     def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage()
-        if "the kernels run" in message:
-            self.mode = "worker" if "worker" in message else "inline"
+        message = record.getMessage()  # lmn_core.pipeline's "... 1 lane, overlap True/False"
+        if "overlap True" in message:
+            self.mode = "worker"
+        elif "overlap False" in message:
+            self.mode = "inline"
 
 
 def timed(run: Callable[[], object]) -> float:

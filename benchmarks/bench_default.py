@@ -4,7 +4,7 @@ The reference MLP of addition mod 31 (``Linear(64,100)-SiLU-Linear(100,100)-SiLU
 Linear(100,31)`` after the pair embedding, PyTorch's initial weights of seed 0), measured
 at ``hidden1`` on ``--samples`` of its pairs (all ``N = 961`` by default). Each fresh
 process (``--processes`` a variant, the variants in turn) runs one variant: one warm-up
-call, then ``--calls`` timed calls and the floor:
+call, then ``--calls`` rounds of a timed call and the floor right after it:
 
 - **default**: every setting left to the library (the head on one torch thread; the core
   times one lane and lanes on its first blocks and keeps the faster, ``lmn_core.pipeline``);
@@ -13,14 +13,16 @@ call, then ``--calls`` timed calls and the floor:
   one lane: the way a head whose matrix products share out well over torch's threads wants;
 - **threads=2**, **threads=1**: the core's ``threads`` forced, as a user would;
 - **floor**: the folded head alone on the rows the core evaluates, in its blocks, in one
-  thread of the caller (the quickest of ``--calls`` runs with torch's own threads and as
-  many with one torch thread).
+  thread of the caller (the quicker of a run with torch's own threads and one with one
+  torch thread).
 
-It prints each process's median call over its floor, and the median and worst over the
-processes, for every variant (``--variants`` chooses), and the same over the head's time on
-one torch thread (the floor of one lane). ``--large N`` adds a large head (``Linear(64,512)-SiLU-
-Linear(512,512)-SiLU-Linear(512,512)`` at its first SiLU, on ``N`` samples), whose matrix
-products torch's own threads share out well, to check that lanes do not slow it. Timings on a
+The machine's slow spells last seconds (calls of one process drift between 0.57 and 0.77 s),
+so each call is divided by the floor timed beside it. It prints each process's median of
+those ratios, and their median and worst over the processes, for every variant
+(``--variants`` chooses), and the same over the head's time on one torch thread (the floor
+of one lane). ``--large N`` adds a large head (``Linear(64,512)-SiLU-Linear(512,512)-SiLU-
+Linear(512,512)`` at its first SiLU, on ``N`` samples), whose matrix products torch's own
+threads share out well, to check that lanes do not slow it. Timings on a
 shared machine are noisy: run it idle, ``python benchmarks/bench_default.py --large 120``.
 """
 
@@ -98,7 +100,9 @@ def torch_threads(threads: int):
 
 
 def child(case: str, variant: str, calls: int, samples: int) -> None:
-    """In this fresh process: a warm-up call, then ``calls`` timed calls and the floor."""
+    """In this fresh process: a warm-up call, then ``calls`` rounds of a timed call and the
+    floor right after it (the VM's slow spells last seconds, so each call is paired with the
+    floor timed beside it)."""
     from adapters import torch as torch_adapter
     from adapters.torch import layer as torch_layer
 
@@ -108,20 +112,21 @@ def child(case: str, variant: str, calls: int, samples: int) -> None:
     model, inputs, probe = CASES[case](samples)
     measure = torch_adapter.LayerLMN(model, probe, example_inputs=inputs)
     measure(inputs, **forced)
-    seconds = []
+    rows = measure.samples(inputs)
+    rounds = []
     for _ in range(calls):
         start = time.perf_counter()
         measure(inputs, **forced)
-        seconds.append(time.perf_counter() - start)
-    samples = measure.samples(inputs)
-    floors = {}
-    for threads in (torch.get_num_threads(), 1):  # the quicker of torch's threads and one
-        with measure.backend.measuring(model, measure.head, {"threads": 1}), torch_threads(threads):
-            floors[threads] = min(floor_seconds(measure.head, samples) for _ in range(calls))
-    print(json.dumps({"seconds": seconds, "floor": min(floors.values()), "floor_one_thread": floors[1]}))
+        seconds = time.perf_counter() - start
+        floors = {}
+        for threads in (torch.get_num_threads(), 1):  # the quicker of torch's threads and one
+            with measure.backend.measuring(model, measure.head, {"threads": 1}), torch_threads(threads):
+                floors[threads] = floor_seconds(measure.head, rows)
+        rounds.append({"seconds": seconds, "floor": min(floors.values()), "floor_one_thread": floors[1]})
+    print(json.dumps(rounds))
 
 
-def run_child(case: str, variant: str, calls: int, samples: int) -> dict:
+def run_child(case: str, variant: str, calls: int, samples: int) -> list[dict]:
     command = [
         sys.executable,
         __file__,
@@ -138,20 +143,23 @@ def run_child(case: str, variant: str, calls: int, samples: int) -> dict:
 
 
 def table(case: str, processes: int, calls: int, samples: int, variants: tuple[str, ...]) -> None:
-    """Each variant in ``processes`` fresh processes, in turn: median call / floor per process
-    (and over the head's time on one torch thread, the floor of one lane)."""
+    """Each variant in ``processes`` fresh processes, in turn: per process, the median over its
+    rounds of a call over the floor timed beside it (and over the head's time on one torch
+    thread, the floor of one lane)."""
     ratios: dict[str, list[float]] = {variant: [] for variant in variants}
     one_thread: dict[str, list[float]] = {variant: [] for variant in variants}
     for index in range(processes):
         for variant in variants[index % len(variants) :] + variants[: index % len(variants)]:
-            run = run_child(case, variant, calls, samples)
-            call = statistics.median(run["seconds"])
-            ratios[variant].append(call / run["floor"])
-            one_thread[variant].append(call / run["floor_one_thread"])
+            rounds = run_child(case, variant, calls, samples)
+            ratios[variant].append(statistics.median(r["seconds"] / r["floor"] for r in rounds))
+            one_thread[variant].append(
+                statistics.median(r["seconds"] / r["floor_one_thread"] for r in rounds)
+            )
+            seconds = {key: [round(r[key], 3) for r in rounds] for key in rounds[0]}
             print(
-                f"{case:9} process {index:2} {variant:13} calls {[round(s, 3) for s in run['seconds']]} s, "
-                f"floor {run['floor']:.3f} s (one thread {run['floor_one_thread']:.3f} s), "
-                f"median/floor {ratios[variant][-1]:.2f}",
+                f"{case:9} process {index:2} {variant:13} calls {seconds['seconds']} s, "
+                f"floors {seconds['floor']} s (one thread {seconds['floor_one_thread']} s), "
+                f"median call/floor {ratios[variant][-1]:.2f}",
                 flush=True,
             )
     for variant in variants:

@@ -122,15 +122,18 @@ def raise_non_finite(
     non_finite: np.ndarray,
     interior_lambdas: np.ndarray,
 ) -> None:
-    """Name the first pair and λ where ``f`` returned NaN or infinity (or overflowed r²)."""
+    """Name the first pair and λ where ``f`` returned NaN or infinity (or r² overflowed, or
+    was 0/0 because the squares of tiny outputs underflowed)."""
     pair = int(np.argmax(non_finite))
     rows = outputs[pair :: pair_i.shape[0]]  # the block's rows are ordered by λ, then pair
     where = f"the segment between samples {pair_i[pair]} and {pair_j[pair]}"
     finite_rows = np.isfinite(rows).all(axis=1)
     if finite_rows.all():
+        largest = float(np.abs(rows).max())
+        problem = "too large to square" if largest >= 1.0 else "too small: their squares underflow"
         raise ValueError(
-            f"f's outputs on {where} are too large to square in float64 "
-            f"(largest magnitude {np.abs(rows).max():.3g}); rescale f's outputs"
+            f"f's outputs on {where} are {problem} in float64 "
+            f"(largest magnitude {largest:.3g}); rescale f's outputs"
         )
     lam = interior_lambdas[int(np.argmin(finite_rows))]
     raise ValueError(f"f returned a non-finite value on {where} at λ = {lam:.6g}")

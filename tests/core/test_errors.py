@@ -109,6 +109,14 @@ def test_overflowing_outputs_are_an_error_not_a_nan() -> None:
         lmn_core.lmn(lambda x: 1e200 * x**2, np.array([[0.0], [1.0]]))
 
 
+def test_outputs_whose_squares_underflow_are_an_error_not_a_nan() -> None:
+    # variations of 1e-200 along each segment: outside the constant tolerance, but their
+    # squares and r²'s products round to zero, so r² is 0/0
+    X = np.random.default_rng(0).normal(size=(5, 3))
+    with pytest.raises(ValueError, match=r"between samples 0 and 1 are too small: their squares underflow"):
+        lmn_core.lmn(lambda x: 1e-200 * x[:, :2], X)
+
+
 def test_a_nan_result_never_escapes_for_bad_budgets() -> None:
     with pytest.raises(ValueError, match="memory_budget"):
         lmn_core.lmn(identity, np.eye(3), memory_budget=0)
