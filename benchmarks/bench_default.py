@@ -112,7 +112,7 @@ def child(case: str, variant: str, calls: int, samples: int) -> None:
     model, inputs, probe = CASES[case](samples)
     measure = torch_adapter.LayerLMN(model, probe, example_inputs=inputs)
     measure(inputs, **forced)
-    rows = measure.samples(inputs)
+    folded_samples = measure.samples(inputs)
     rounds = []
     for _ in range(calls):
         start = time.perf_counter()
@@ -121,7 +121,7 @@ def child(case: str, variant: str, calls: int, samples: int) -> None:
         floors = {}
         for threads in (torch.get_num_threads(), 1):  # the quicker of torch's threads and one
             with measure.backend.measuring(model, measure.head, {"threads": 1}), torch_threads(threads):
-                floors[threads] = floor_seconds(measure.head, rows)
+                floors[threads] = floor_seconds(measure.head, folded_samples)
         rounds.append({"seconds": seconds, "floor": min(floors.values()), "floor_one_thread": floors[1]})
     print(json.dumps(rounds))
 

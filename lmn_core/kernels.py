@@ -240,7 +240,7 @@ def _add_two_rows(
 
 # numpy's error model: a division by zero gives inf or NaN rather than a branch that raises,
 # so that the loop vectorizes (a NaN r² is reported as non-finite by _pair_mean)
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@numba.njit(**_JIT, error_model="numpy")
 def _tile_r_squared(
     sums: tuple[np.ndarray, ...],
     tile_scales: np.ndarray,
