@@ -20,10 +20,12 @@ The machine's slow spells last seconds (calls of one process drift between 0.57 
 so each call is divided by the floor timed beside it. It prints each process's median of
 those ratios, and their median and worst over the processes, for every variant
 (``--variants`` chooses), and the same over the head's time on one torch thread (the floor
-of one lane). ``--large N`` adds a large head (``Linear(64,512)-SiLU-Linear(512,512)-SiLU-
-Linear(512,512)`` at its first SiLU, on ``N`` samples), whose matrix products torch's own
-threads share out well, to check that lanes do not slow it. Timings on a
-shared machine are noisy: run it idle, ``python benchmarks/bench_default.py --large 120``.
+of one lane); and the worst of the steady processes, those whose floor was within 5% of the
+run's median floor (in a slow spell the floor slows too, by 10 to 45%). ``--large N`` adds
+a large head (``Linear(64,512)-SiLU-Linear(512,512)-SiLU-Linear(512,512)`` at its first
+SiLU, on ``N`` samples), whose matrix products torch's own threads share out well, to check
+that lanes do not slow it. Timings on a shared machine are noisy: run it idle,
+``python benchmarks/bench_default.py --large 120``.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ from lmn_core.memory import aligned_empty
 
 VARIANTS = ("default", "torch-threads", "threads=2", "threads=1")
 FORCED = {"threads=2": {"threads": 2}, "threads=1": {"threads": 1}}
+# A process whose median floor is above this times the run's median floor ran in a slow spell.
+STEADY_FLOOR = 1.05
 
 
 def reference_case(samples: int) -> tuple[nn.Module, np.ndarray, str]:
@@ -148,6 +152,7 @@ def table(case: str, processes: int, calls: int, samples: int, variants: tuple[s
     thread, the floor of one lane)."""
     ratios: dict[str, list[float]] = {variant: [] for variant in variants}
     one_thread: dict[str, list[float]] = {variant: [] for variant in variants}
+    floors: dict[str, list[float]] = {variant: [] for variant in variants}
     for index in range(processes):
         for variant in variants[index % len(variants) :] + variants[: index % len(variants)]:
             rounds = run_child(case, variant, calls, samples)
@@ -155,6 +160,7 @@ def table(case: str, processes: int, calls: int, samples: int, variants: tuple[s
             one_thread[variant].append(
                 statistics.median(r["seconds"] / r["floor_one_thread"] for r in rounds)
             )
+            floors[variant].append(statistics.median(r["floor"] for r in rounds))
             seconds = {key: [round(r[key], 3) for r in rounds] for key in rounds[0]}
             print(
                 f"{case:9} process {index:2} {variant:13} calls {seconds['seconds']} s, "
@@ -162,12 +168,31 @@ def table(case: str, processes: int, calls: int, samples: int, variants: tuple[s
                 f"median call/floor {ratios[variant][-1]:.2f}",
                 flush=True,
             )
-    for variant in variants:
-        values, against_one = ratios[variant], one_thread[variant]
+    summary(case, ratios, one_thread, floors)
+
+
+def summary(
+    case: str,
+    ratios: dict[str, list[float]],
+    one_thread: dict[str, list[float]],
+    floors: dict[str, list[float]],
+) -> None:
+    """Each variant's median and worst process, over every process and over the steady ones:
+    those whose floor was within :data:`STEADY_FLOOR` of the run's median floor (a process
+    in one of the machine's slow spells has a slower floor too)."""
+    run_floor = statistics.median(floor for values in floors.values() for floor in values)
+    for variant, values in ratios.items():
+        against_one = one_thread[variant]
+        steady = [
+            ratio
+            for ratio, floor in zip(values, floors[variant], strict=True)
+            if floor <= STEADY_FLOOR * run_floor
+        ]
         print(
             f"{case:9} {variant:13} over the floor: median {statistics.median(values):.2f}, "
             f"worst {max(values):.2f}; over one thread's: median {statistics.median(against_one):.2f}, "
-            f"worst {max(against_one):.2f}"
+            f"worst {max(against_one):.2f}; steady processes {len(steady)} of {len(values)}"
+            + (f", worst {max(steady):.2f}" if steady else "")
         )
 
 

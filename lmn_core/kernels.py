@@ -95,10 +95,11 @@ def reduce_to_connectivity(
     output_scales: np.ndarray,
     const_rtol: float,
     const_atol: float,
-    connectivity_out: np.ndarray,
+    connectivity: np.ndarray,
     non_finite_out: np.ndarray,
-) -> None:
-    """Reduce each pair's outputs along its segment to ``L_ij = mean_k r²``.
+) -> bool:
+    """Reduce each pair's outputs along its segment to ``L_ij = mean_k r²``, written to
+    ``connectivity[i, j]`` and ``connectivity[j, i]``; return whether any pair's is not finite.
 
     ``endpoint_outputs`` is ``f(X)`` ``(N, K)`` float64; ``interior_outputs`` is flat, its
     ``(T - 2) * n_pairs`` rows ordered by ``λ`` first as :func:`build_interior_points` lays
@@ -111,7 +112,8 @@ def reduce_to_connectivity(
     ``const_rtol * scale + const_atol`` counts as linear (r² = 1); ``scale`` is the
     larger of ``output_scales[k]`` and the segment's largest magnitude (bounded above by
     ``|start| + largest excursion``). ``non_finite_out[p]`` is set when a sum of pair
-    ``p`` is not finite (a NaN or infinite output, or an overflow).
+    ``p`` is not finite (a NaN or infinite output, or an overflow); its ``L_ij`` is written
+    all the same.
     """
     n_points = centered_lambdas.shape[0]
     n_outputs = endpoint_outputs.shape[1]
@@ -158,8 +160,11 @@ def reduce_to_connectivity(
             _add_row(interior_outputs[offset : offset + width], centered_lambdas[n_points - 2], sums)
         _tile_r_squared(sums, tile_scales, width, n_points, sxx, const_rtol, const_atol, r_squared, finite)
         for q in range(size):
-            connectivity_out[first + q], all_finite = _pair_mean(r_squared, finite, q * row_stride, n_outputs)
-            non_finite_out[first + q] = not all_finite
+            p = first + q
+            non_finite_out[p] = not _store_pair_mean(
+                r_squared, finite, q * row_stride, n_outputs, connectivity, pair_i[p], pair_j[p]
+            )
+    return non_finite_out.any()
 
 
 @numba.njit(**_JIT)
@@ -239,7 +244,7 @@ def _add_two_rows(
 
 
 # numpy's error model: a division by zero gives inf or NaN rather than a branch that raises,
-# so that the loop vectorizes (a NaN r² is reported as non-finite by _pair_mean)
+# so that the loop vectorizes (a NaN r² is reported as non-finite by _store_pair_mean)
 @numba.njit(**_JIT, error_model="numpy")
 def _tile_r_squared(
     sums: tuple[np.ndarray, ...],
@@ -265,11 +270,21 @@ def _tile_r_squared(
 
 
 @numba.njit(**_JIT)
-def _pair_mean(r_squared: np.ndarray, finite: np.ndarray, base: int, n_outputs: int) -> tuple[float, bool]:
-    """One pair's ``mean_k r²`` (summed in order of ``k``), and whether it and every sum were finite."""
+def _store_pair_mean(
+    r_squared: np.ndarray,
+    finite: np.ndarray,
+    base: int,
+    n_outputs: int,
+    connectivity: np.ndarray,
+    i: int,
+    j: int,
+) -> bool:
+    """Write one pair's ``mean_k r²`` (summed in order of ``k``) at ``L_ij`` and ``L_ji``; return
+    whether it and every sum were finite."""
     total = 0.0
     all_finite = True
     for e in range(base, base + n_outputs):
         total += r_squared[e]
         all_finite = all_finite and finite[e]
-    return total / n_outputs, all_finite and np.isfinite(total)
+    connectivity[i, j] = connectivity[j, i] = total / n_outputs
+    return all_finite and np.isfinite(total)

@@ -85,7 +85,6 @@ class _Block:
         self.pair_i = np.empty(block_pairs, dtype=np.int64)
         self.pair_j = np.empty(block_pairs, dtype=np.int64)
         self.points = aligned_empty((block_pairs * n_interior, n_features), dtype)
-        self.values = np.empty(block_pairs)
         self.non_finite = np.empty(block_pairs, dtype=np.bool_)
         self.count = 0
 
@@ -148,8 +147,8 @@ class ConnectivityStream:
         """Reduce ``block``'s outputs into the matrix; return its pair count."""
         count = block.count
         pair_i, pair_j = block.pair_i[:count], block.pair_j[:count]
-        values, non_finite = block.values[:count], block.non_finite[:count]
-        kernels.reduce_to_connectivity(
+        non_finite = block.non_finite[:count]
+        if kernels.reduce_to_connectivity(
             self.endpoint_outputs,
             *_flat_rows(outputs),
             pair_i,
@@ -158,13 +157,10 @@ class ConnectivityStream:
             self.output_scales,
             self.const_rtol,
             self.const_atol,
-            values,
+            self.connectivity,
             non_finite,
-        )
-        if non_finite.any():
+        ):
             raise_non_finite(outputs, pair_i, pair_j, non_finite, self.interior_lambdas)
-        self.connectivity[pair_i, pair_j] = values
-        self.connectivity[pair_j, pair_i] = values
         return count
 
     def _evaluate(self, f: Callable[[np.ndarray], Any], block: _Block) -> np.ndarray:

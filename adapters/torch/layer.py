@@ -29,7 +29,6 @@ from adapters.torch.function import (
     OutputChoice,
     OutputSelector,
     TorchFunction,
-    eval_mode,
     floating_dtype,
     half_precision_rtol,
     module_device,
@@ -141,7 +140,7 @@ class TorchBackend:
     def measuring(self, model: nn.Module, head: TorchFunction, lmn_kwargs: dict[str, Any]) -> Iterator[None]:
         """The head in eval mode and a widened last layer padded, once rather than at every block;
         on one torch thread when the core chooses the lanes (:mod:`adapters.torch.threads`)."""
-        with eval_mode(head.module), padded_once(head.module), lane_threads(head, lmn_kwargs):
+        with head.evaluating(), padded_once(head.module), lane_threads(head, lmn_kwargs):
             yield
 
     def piecewise_linear_head(self, head: TorchFunction) -> lmn_core.PiecewiseLinearHead:

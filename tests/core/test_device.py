@@ -114,11 +114,13 @@ def test_the_array_api_rule_agrees_with_the_numba_kernel(case) -> None:
     pair_i, pair_j = np.arange(n_pairs), np.arange(n_pairs, 2 * n_pairs)
     task = ReductionTask(np.zeros((2 * n_pairs, 1)), endpoints, n_points, const_rtol, const_atol)
     interior = np.ascontiguousarray(curves[:, 1:-1].transpose(1, 0, 2))  # λ first
-    kernel_values, kernel_flags = np.empty(n_pairs), np.empty(n_pairs, dtype=bool)
-    kernels.reduce_to_connectivity(
+    matrix, kernel_flags = np.zeros((2 * n_pairs, 2 * n_pairs)), np.empty(n_pairs, dtype=bool)
+    any_flagged = kernels.reduce_to_connectivity(
         endpoints, interior.reshape(-1), interior.shape[-1], pair_i, pair_j, task.centered_lambdas,
-        task.output_scales, const_rtol, const_atol, kernel_values, kernel_flags,
+        task.output_scales, const_rtol, const_atol, matrix, kernel_flags,
     )  # fmt: skip
+    kernel_values = matrix[pair_i, pair_j]
+    assert any_flagged == kernel_flags.any()
     centered = task.centered_lambdas
     constants = RuleConstants(
         centered[1:-1], task.output_scales, np.float64(0.0), np.float64(1.0), float(centered[-1]),

@@ -234,11 +234,12 @@ def test_the_reduction_sums_in_the_documented_order_bit_for_bit(
     lambdas = np.linspace(0.0, 1.0, n_points)
     centered = lambdas - lambdas.mean()
     output_scales = np.abs(endpoints).max(axis=0)
-    values, flags = np.empty(n_pairs), np.empty(n_pairs, dtype=bool)
-    kernels.reduce_to_connectivity(
+    matrix, flags = np.zeros((2 * n_pairs, 2 * n_pairs)), np.empty(n_pairs, dtype=bool)
+    flagged = kernels.reduce_to_connectivity(
         endpoints, interior.reshape(-1), n_outputs, pair_i, pair_j, centered, output_scales, 1e-6, 0.0,
-        values, flags,
+        matrix, flags,
     )  # fmt: skip
     expected = sequential_pair_values(endpoints, interior, pair_i, pair_j, centered, output_scales, 1e-6, 0.0)
-    np.testing.assert_array_equal(values, expected)
-    assert not flags.any()
+    np.testing.assert_array_equal(matrix[pair_i, pair_j], expected)
+    np.testing.assert_array_equal(matrix[pair_j, pair_i], expected)
+    assert not flagged and not flags.any()

@@ -71,20 +71,39 @@ class Noisy(nn.Module):
         return self.linear(self.drop(self.norm(x)))
 
 
-def test_restores_every_mode_and_touches_no_parameter_buffer_or_gradient():
+def noisy_in_mixed_modes() -> tuple[Noisy, dict[str, bool], np.ndarray]:
+    """A model in training but for its last layer, each submodule's mode, and inputs."""
     torch.manual_seed(5)
     model = Noisy()
     model.train()
     model.linear.eval()
     modes = {name: m.training for name, m in model.named_modules()}
+    return model, modes, np.random.default_rng(0).standard_normal((32, 4)).astype(np.float32)
+
+
+def test_restores_every_mode_and_touches_no_parameter_buffer_or_gradient():
+    model, modes, x = noisy_in_mixed_modes()
     state = {name: value.clone() for name, value in model.state_dict().items()}
     f = TorchFunction(model)
-    x = np.random.default_rng(0).standard_normal((32, 4)).astype(np.float32)
     first, second = f(x), f(x)
     np.testing.assert_array_equal(first, second)  # eval mode: no dropout, running statistics
     assert {name: m.training for name, m in model.named_modules()} == modes
     assert all(torch.equal(state[name], value) for name, value in model.state_dict().items())
     assert all(p.grad is None for p in model.parameters())
+
+
+def test_a_measurement_long_eval_mode_gives_the_calls_outputs_and_restores_every_mode():
+    model, modes, x = noisy_in_mixed_modes()
+    f = TorchFunction(model)
+    alone = f(x)
+    with f.evaluating():
+        assert not any(m.training for m in model.modules())
+        with f.evaluating():  # nested, as a monitor's measurement inside a user's
+            np.testing.assert_array_equal(f(x), alone)
+        np.testing.assert_array_equal(f(x), alone)
+    assert {name: m.training for name, m in model.named_modules()} == modes
+    np.testing.assert_array_equal(f(x), alone)  # each call switches modes again
+    assert {name: m.training for name, m in model.named_modules()} == modes
 
 
 def test_mode_is_restored_when_the_module_fails():
