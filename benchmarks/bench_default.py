@@ -76,16 +76,23 @@ def large_case(samples: int) -> tuple[nn.Module, np.ndarray, str]:
 CASES = {"reference": reference_case, "large": large_case}
 
 
-def floor_seconds(head: lmn_core.Function, samples: np.ndarray) -> float:
-    """The head alone on the rows the core evaluates, in blocks of its size, aligned as its points."""
+def block_rows(head: lmn_core.Function, samples: np.ndarray, seed: int) -> tuple[np.ndarray, int]:
+    """Random rows of one block of the core's size, aligned as its points, and its pairs."""
     n_pairs = len(samples) * (len(samples) - 1) // 2
     n_outputs = int(np.prod(head(samples[:1]).shape[1:]))
     block = min(
         n_pairs, pairs_per_block(samples[0].nbytes, n_outputs, DEFAULT_N_POINTS, DEFAULT_MEMORY_BUDGET)
     )
+    rows = aligned_empty((block * (DEFAULT_N_POINTS - 2), *samples.shape[1:]), samples.dtype)
+    rows[...] = np.random.default_rng(seed).normal(size=rows.shape)
+    return rows, block
+
+
+def floor_seconds(head: lmn_core.Function, samples: np.ndarray) -> float:
+    """The head alone on the rows the core evaluates, in blocks of its size, aligned as its points."""
+    n_pairs = len(samples) * (len(samples) - 1) // 2
+    rows, block = block_rows(head, samples, seed=1)
     interior = DEFAULT_N_POINTS - 2
-    rows = aligned_empty((block * interior, *samples.shape[1:]), samples.dtype)  # as the core's points
-    rows[...] = np.random.default_rng(1).normal(size=rows.shape)
     start = time.perf_counter()
     head(samples)
     for first in range(0, n_pairs, block):

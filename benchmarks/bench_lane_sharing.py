@@ -24,13 +24,10 @@ import sys
 import threading
 import time
 
-import numpy as np
 import torch
-from bench_default import reference_case
+from bench_default import block_rows, reference_case
 
 from adapters import torch as torch_adapter
-from lmn_core.measure import DEFAULT_MEMORY_BUDGET, DEFAULT_N_POINTS, pairs_per_block
-from lmn_core.memory import aligned_empty
 
 WAYS = ("a alone", "b two threads", "c two processes")
 
@@ -41,13 +38,10 @@ def child(threads: int, calls: int) -> None:
     model, inputs, probe = reference_case(961)
     measure = torch_adapter.LayerLMN(model, probe, example_inputs=inputs)
     samples = measure.samples(inputs)
-    n_outputs = int(np.prod(measure.head(samples[:1]).shape[1:]))
-    block = pairs_per_block(samples[0].nbytes, n_outputs, DEFAULT_N_POINTS, DEFAULT_MEMORY_BUDGET)
     microseconds: list[float] = [0.0] * threads
 
     def calling(index: int) -> None:
-        rows = aligned_empty((block * (DEFAULT_N_POINTS - 2), samples.shape[1]), samples.dtype)
-        rows[...] = np.random.default_rng(index).normal(size=rows.shape)
+        rows, _ = block_rows(measure.head, samples, seed=index)
         measure.head(rows)
         start = time.perf_counter()
         for _ in range(calls):
